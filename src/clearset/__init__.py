@@ -1,0 +1,44 @@
+"""clearset: make image-classification datasets, and the models trained on them, measurably better.
+
+Pipeline: ingest -> embed -> audit -> curate / distill -> train -> evaluate -> bench -> report.
+Every stage is a Python function and a ``clearset`` command that do the same thing::
+
+    import clearset
+    ws = clearset.ingest("builtin:digits", "ws")
+    clearset.embed(ws, backbone="efficientnet_lite0", image_size=64)
+    clearset.report(ws)
+
+Names load on first use, so ``import clearset`` stays fast (torch is imported only when needed).
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_API = {
+    "ingest": ("clearset.data.ingest", "ingest"),
+    "embed": ("clearset.features", "embed"),
+    "EmbedResult": ("clearset.features", "EmbedResult"),
+    "report": ("clearset.reporting", "build_report"),
+    "demo": ("clearset.pipeline", "run_demo"),
+    "linear_probe": ("clearset.evaluate.probe", "linear_probe"),
+    "open_source": ("clearset.data.sources", "open_source"),
+    "Workspace": ("clearset.workspace", "Workspace"),
+    "ClearsetError": ("clearset.errors", "ClearsetError"),
+}
+
+
+def __getattr__(name):
+    if name in _API:
+        module, attr = _API[name]
+        value = getattr(import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'clearset' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_API))
+
+
+__all__ = sorted(_API) + ["__version__"]

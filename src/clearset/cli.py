@@ -1,0 +1,167 @@
+"""The ``clearset`` command. Each command parses options and calls the Python API; nothing else."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import ClearsetError
+from .progress import setup_logging
+
+app = typer.Typer(
+    name="clearset",
+    help="Find what is wrong with an image-classification dataset, make it smaller or cleaner, and measure "
+         "models honestly.\n\nPipeline: ingest -> embed -> audit -> curate/distill -> train -> evaluate -> "
+         "bench -> report. Start with `clearset demo`, or `clearset ingest SOURCE -o WS`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _options(quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors; no bars."),
+             verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")):
+    setup_logging(quiet=quiet, verbose=verbose)
+
+
+def command(fn):
+    """Register ``fn`` as a command whose user errors print one red line and exit 2 (no traceback)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ClearsetError as e:
+            typer.secho(f"error: {e}", fg="red", err=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            typer.secho("interrupted: finished chunks are saved; run the same command again to resume",
+                        fg="yellow", err=True)
+            raise typer.Exit(130) from None
+
+    return app.command(fn.__name__.rstrip("_"))(wrapper)
+
+
+def _split_list(value: Optional[str]) -> Optional[list[str]]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@command
+def ingest(
+    source: str = typer.Argument(..., help="A folder of class subfolders, a .csv/.parquet with path,label "
+                                 "columns, an .npz (x_train/y_train...), .tar shards (WebDataset), "
+                                 "builtin:digits, builtin:fractals?classes=10&per_class=100&size=64, or "
+                                 "download:cifar10|cifar100|mnist|fashion-mnist."),
+    workspace: Path = typer.Option(..., "--workspace", "-o", "-w", help="Workspace folder to write into."),
+    split: Optional[str] = typer.Option(None, help="Splits to take, e.g. 'train' or 'train,test'; for a "
+                                        "source without splits, the name of its one split (default train)."),
+    labels: Optional[List[str]] = typer.Option(None, help="Replace labels: FILE (.npy/.txt/.csv/.parquet, one "
+                                               "per image in source order) or SPLIT=FILE. Repeatable."),
+    classes: Optional[str] = typer.Option(None, help="Class names in label order, comma-separated."),
+    on_error: str = typer.Option("skip", help="Unreadable images: 'skip' (listed in ingest_errors.parquet) "
+                                 "or 'fail'."),
+    force: bool = typer.Option(False, help="Redo even if this ingest already completed."),
+):
+    """Read a dataset once: validate and hash every image, write manifest.parquet and classes.json."""
+    from .data.ingest import ingest as run
+
+    ws = run(source, workspace, split=_split_list(split), labels=labels, classes=_split_list(classes),
+             on_error=on_error, force=force)
+    m = ws.manifest()
+    typer.echo(f"{ws.manifest_path}: {len(m)} images, {len(ws.classes())} classes")
+
+
+@command
+def embed(
+    workspace: Path = typer.Argument(..., help="An ingested workspace."),
+    backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0|1|2 (ImageNet weights, offline) "
+                                 "or any timm model name (random weights)."),
+    image_size: Optional[int] = typer.Option(None, help="Model input side in pixels (default: the backbone's "
+                                             "native size; 128 suits 32-px images)."),
+    batch_size: int = typer.Option(128, help="Images per forward pass."),
+    precision: str = typer.Option("auto", help="auto (bf16 where the hardware has it natively), fp32, bf16."),
+    dtype: str = typer.Option("float32", help="Storage dtype: float32 or float16."),
+    threads: Optional[int] = typer.Option(None, help="Decoding threads."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)."),
+    force: bool = typer.Option(False, help="Recompute even if cached."),
+):
+    """Extract features (and ImageNet logits) for every image; resumes after interruption."""
+    from .features import embed as run
+
+    r = run(workspace, backbone=backbone, image_size=image_size, batch_size=batch_size, precision=precision,
+            dtype=dtype, threads=threads, device=device, force=force)
+    typer.echo(f"{r.features}: {r.shape[0]} x {r.shape[1]} ({r.precision}"
+               f"{', cached' if r.cached else f', {r.images_per_s:.0f} img/s'})")
+
+
+@command
+def probe(
+    workspace: Path = typer.Argument(..., help="A workspace with features."),
+    backbone: str = typer.Option("efficientnet_lite0", help="Which features."),
+    image_size: int = typer.Option(..., help="Which features (the size they were embedded at)."),
+    train_split: str = typer.Option("train"),
+    test_split: str = typer.Option("test"),
+):
+    """Linear-probe accuracy of stored features: logistic regression, train split -> test split."""
+    from .evaluate.probe import linear_probe
+
+    r = linear_probe(workspace, backbone=backbone, image_size=image_size, train_split=train_split,
+                     test_split=test_split)
+    typer.echo(f"linear-probe accuracy {r.accuracy:.4f} ({r.train_images} train -> {r.test_images} test)")
+
+
+@command
+def report(workspace: Path = typer.Argument(..., help="A workspace.")):
+    """Write WS/report/index.html: dataset card and every section the workspace has results for."""
+    from .reporting import build_report
+
+    typer.echo(str(build_report(workspace)))
+
+
+@command
+def demo(workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "-w",
+                                        help="Where the demo writes."),
+         force: bool = typer.Option(False, help="Redo every step.")):
+    """Run the pipeline on the bundled digits (offline) and print the report path and headline numbers."""
+    from .pipeline import run_demo
+
+    result = run_demo(workspace, force=force)
+    typer.echo(result.summary())
+
+
+@command
+def list_(what: str = typer.Argument(..., help="sources | backbones | sections")):
+    """List the registered names of an extension point."""
+    if what == "sources":
+        from .data.sources import SOURCES, load_all
+
+        load_all()
+        for name, cls in SOURCES.items():
+            typer.echo(f"{name:12s} {(sys.modules[cls.__module__].__doc__ or '').strip().splitlines()[0]}")
+    elif what == "backbones":
+        from .models.backbones import list_backbones
+
+        for name in list_backbones():
+            typer.echo(f"{name:20s} ImageNet weights (offline)")
+        typer.echo("<timm name>          any timm model, random weights")
+    elif what == "sections":
+        from .reporting.sections import SECTIONS
+
+        for name, _ in SECTIONS.items():
+            typer.echo(name)
+    else:
+        raise ClearsetError(f"cannot list {what!r}: choose sources, backbones or sections")
+
+
+def main() -> None:
+    setup_logging()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data model shared by every stage: manifest, image store, sources."""

@@ -1,0 +1,223 @@
+"""``clearset ingest``: read a source once, validate and hash every image, write the manifest.
+
+Outputs (atomic, the sidecar last): ``manifest.parquet``, ``classes.json``, ``source.json`` (how to
+re-open the pixels) and, when images were skipped, ``ingest_errors.parquet``. Work is staged in chunks
+under ``WS/.staging/`` so an interrupted ingest resumes; a re-run with the same inputs is a cache hit.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..engines.local import ordered_map
+from ..errors import ClearsetError, ImageError, LabelError, ParameterError, SourceError
+from ..progress import bar
+from ..workspace import Workspace, fingerprint_path, write_json, write_table
+from .images import decode, pixel_sha256
+from .labels import LabelOverride
+from .sources import Record, Source, open_source
+
+log = logging.getLogger("clearset")
+CHUNK = 8192  # records per staged part
+TASK = 128  # records per thread task (amortises scheduling over tiny images)
+MANIFEST_SCHEMA = pa.schema([
+    ("index", pa.int64()), ("split", pa.string()), ("label", pa.int64()), ("source", pa.string()),
+    ("sha256", pa.string()), ("height", pa.int32()), ("width", pa.int32()),
+])
+
+
+def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | None = None,
+           labels: Sequence[str] | str | None = None, classes: Sequence[str] | None = None,
+           on_error: str = "skip", threads: int | None = None, force: bool = False) -> Workspace:
+    """Ingest ``source`` into ``workspace`` and return the Workspace.
+
+    Args:
+        source: a folder (class subfolders), .csv/.parquet (path,label), .npz (x_train/y_train...),
+            .tar shards, ``builtin:digits``, ``builtin:fractals?...`` or ``download:cifar10``.
+        workspace: the folder to write into (created if needed).
+        split: splits to take from a source that has them (``"train"``, ``["train", "test"]``); for a
+            source without splits, the name of the one split its images form (default ``train``).
+        labels: replacement label files, ``"FILE"`` (every image) or ``"SPLIT=FILE"`` (one split), in the
+            source's order; the replaced labels are kept in the ``original_label`` column.
+        classes: class names in label order.
+        on_error: ``"skip"`` records unreadable images in ingest_errors.parquet and goes on;
+            ``"fail"`` stops at the first one.
+        force: redo even if the same ingest already completed.
+    """
+    if on_error not in ("skip", "fail"):
+        raise ParameterError(f"--on-error must be skip or fail, not {on_error!r}")
+    if isinstance(labels, str):
+        labels = [labels]
+    overrides = [LabelOverride.parse(v) for v in labels or []]
+    src = open_source(source, split=split, classes=list(classes) if classes else None)
+    ws = Workspace(workspace)
+    created = not ws.root.exists()
+    _check_override_lengths(overrides, src.counts(), str(source))
+    step = ws.step(
+        "ingest",
+        params={"source": str(source), "split": src.split, "classes": src.user_classes, "on_error": on_error,
+                "labels": [[o.split, str(o.path)] for o in overrides]},
+        inputs={"source": src.fingerprint(), **{f"labels[{i}]": fingerprint_path(o.path)
+                                                for i, o in enumerate(overrides)}},
+        outputs=[ws.manifest_path, ws.classes_path, ws.source_path],
+        sidecar=ws.root / "manifest.meta.json",
+    )
+    if step.cached() and not force:
+        log.info("ingest: cached (%s); --force to redo", ws.manifest_path)
+        return ws
+    staging = ws.staging_dir / f"ingest-{step.key[:16]}"
+    try:
+        if on_error == "fail" and src.problems:
+            raise SourceError(f"{src.problems[0]['source']}: {src.problems[0]['error']}")
+        rows = _staged_rows(src, staging, on_error, threads)
+        manifest, errors = _finalise(rows, src, overrides, str(source))
+    except ClearsetError:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_if_empty(ws.staging_dir, ws.root if created else None)
+        raise
+    write_json(ws.classes_path, src.classes)
+    write_json(ws.source_path, src.store_spec())
+    write_table(ws.manifest_path, manifest)
+    if len(errors):
+        write_table(ws.errors_path, errors)
+        log.warning("ingest: %d image(s) skipped, listed in %s", len(errors), ws.errors_path)
+    elif ws.errors_path.exists():
+        ws.errors_path.unlink()
+    counts = manifest["split"].value_counts(sort=False).to_dict()
+    step.finish(images=len(manifest), skipped=len(errors), splits=counts, classes=len(src.classes))
+    shutil.rmtree(staging, ignore_errors=True)
+    _remove_if_empty(None, ws.staging_dir)
+    log.info("ingest: %d images (%s), %d classes -> %s", len(manifest),
+             ", ".join(f"{k} {v}" for k, v in counts.items()), len(src.classes), ws.manifest_path)
+    return ws
+
+
+# ------------------------------------------------------------------------------------------- stages
+def _staged_rows(src: Source, staging: Path, on_error: str, threads: int | None) -> pd.DataFrame:
+    """Decode and hash every record, CHUNK at a time; completed chunks survive a crash."""
+    staging.mkdir(parents=True, exist_ok=True)
+    done = 0
+    while (staging / f"part-{done:06d}.parquet").exists():
+        done += 1
+    if done:
+        log.info("ingest: resuming after %d staged chunk(s)", done)
+    counts = src.counts()
+    progress = bar(total=sum(counts.values()) if counts else None, desc="ingest")
+    records = enumerate(src.records())
+    part = 0
+    for chunk in _batched(records, CHUNK):
+        if part >= done:
+            tasks = list(_batched(iter(chunk), TASK))
+            rows = [r for batch in ordered_map(_inspect_batch, tasks, threads=threads) for r in batch]
+            if on_error == "fail":
+                bad = next((r for r in rows if r["error"] is not None), None)
+                if bad is not None:
+                    raise ImageError(bad["error"])
+            write_table(staging / f"part-{part:06d}.parquet", pd.DataFrame(rows, columns=_ROW_COLUMNS))
+        part += 1
+        progress.update(len(chunk))
+    progress.close()
+    parts = [pq.read_table(staging / f"part-{i:06d}.parquet") for i in range(part)]
+    if not parts:
+        return pd.DataFrame(columns=_ROW_COLUMNS)
+    return pa.concat_tables(parts).to_pandas()
+
+
+_ROW_COLUMNS = ["position", "split", "label", "source", "sha256", "height", "width", "error"]
+
+
+def _inspect_batch(batch: list[tuple[int, Record]]) -> list[dict]:
+    out = []
+    for position, rec in batch:
+        row = {"position": position, "split": rec.split, "label": rec.label, "source": rec.locator,
+               "sha256": None, "height": None, "width": None, "error": None}
+        try:
+            payload = rec.payload() if callable(rec.payload) else rec.payload
+            rgb = decode(payload, what=_where(rec))
+            row.update(sha256=pixel_sha256(rgb), height=rgb.shape[0], width=rgb.shape[1])
+        except ImageError as e:
+            row["error"] = str(e)
+        out.append(row)
+    return out
+
+
+def _where(rec: Record) -> str:
+    return str(rec.payload) if isinstance(rec.payload, Path) else rec.locator
+
+
+def _finalise(rows: pd.DataFrame, src: Source, overrides: list[LabelOverride], source: str):
+    if len(rows) == 0:
+        raise SourceError(f"{source}: no images found")
+    rows = rows.sort_values("position", kind="stable").reset_index(drop=True)
+    counts = rows["split"].value_counts(sort=False).to_dict()
+    _check_override_lengths(overrides, counts, source)
+    rows["original_label"] = rows["label"]
+    for o in overrides:
+        target = rows.index if o.split is None else rows.index[rows["split"] == o.split]
+        rows.loc[target, "label"] = o.labels
+    good = rows[rows["error"].isna()].reset_index(drop=True)
+    problems = pd.DataFrame(src.problems, columns=["source", "error"])
+    errors = pd.concat([rows.loc[rows["error"].notna(), ["source", "error"]], problems], ignore_index=True)
+    if len(good) == 0:
+        raise SourceError(f"{source}: none of the {len(rows)} images could be read; first error: "
+                          f"{errors['error'].iloc[0]}")
+    n_classes = len(src.classes)
+    bad = good["label"] >= n_classes
+    if bad.any():
+        row = good[bad].iloc[0]
+        raise LabelError(f"{row['source']}: label {row['label']} is out of range for the {n_classes} classes "
+                         f"({', '.join(src.classes[:10])}); fix the labels or pass --classes")
+    manifest = pd.DataFrame({
+        "index": np.arange(len(good), dtype=np.int64),
+        "split": good["split"].astype(str),
+        "label": good["label"].astype(np.int64),
+        "source": good["source"].astype(str),
+        "sha256": good["sha256"].astype(str),
+        "height": good["height"].astype(np.int32),
+        "width": good["width"].astype(np.int32),
+    })
+    if overrides:
+        manifest["original_label"] = good["original_label"].astype(np.int64).to_numpy()
+    return manifest, errors
+
+
+def _check_override_lengths(overrides: list[LabelOverride], counts: dict[str, int] | None, source: str):
+    if not counts:
+        return
+    total = sum(counts.values())
+    for o in overrides:
+        if o.split is not None and o.split not in counts:
+            raise LabelError(f"--labels {o.split}={o.path}: {source} has no split {o.split!r} "
+                             f"(it has {', '.join(counts)})")
+        want = total if o.split is None else counts[o.split]
+        if len(o.labels) != want:
+            per_split = ", ".join(f"{k} {v}" for k, v in counts.items())
+            hint = f"; to relabel one split use --labels SPLIT={o.path}" if o.split is None and len(counts) > 1 else ""
+            raise LabelError(f"{o.path}: {len(o.labels)} labels but {source} has {want} images "
+                             f"({per_split}){hint}")
+
+
+def _batched(it: Iterator, n: int) -> Iterator[list]:
+    while True:
+        chunk = []
+        for item in it:
+            chunk.append(item)
+            if len(chunk) == n:
+                break
+        if not chunk:
+            return
+        yield chunk
+
+
+def _remove_if_empty(*dirs: Path | None) -> None:
+    for d in dirs:
+        if d is not None and d.exists() and not any(d.iterdir()):
+            d.rmdir()

@@ -1,0 +1,146 @@
+"""What a source is: a deterministic stream of records, the class names, and how to re-open pixels.
+
+Each source file registers one name with ``@SOURCES.register``; ``open_source`` turns a spec string
+(a path, or ``name:target``) into a Source. Ingest does the rest (decoding, hashing, validation).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ...errors import SourceError
+from ...registry import Registry
+
+SOURCES: Registry[type["Source"]] = Registry("source")
+# Folder names read as splits in an ImageFolder tree, mapped to the split name we store.
+SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+              "test": "test", "testing": "test"}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image before decoding. ``payload`` is bytes, a path or an array; ``label`` is -1 if none."""
+
+    split: str
+    label: int
+    locator: str
+    payload: Any
+
+
+class Source:
+    """Base class. Subclasses set ``name``, implement ``records``, ``fingerprint`` and ``store_spec``.
+
+    ``problems`` collects structural issues found while listing (e.g. an empty class folder) as
+    ``{"source": where, "error": what}`` rows; ingest records or raises them per ``--on-error``.
+    """
+
+    name = "?"
+
+    def __init__(self, target: str, *, split: list[str] | None = None, classes: list[str] | None = None,
+                 **options: Any):
+        if options:
+            raise SourceError(f"{self.name}: unknown option(s) {', '.join(sorted(options))}")
+        self.target = target
+        self.split = split
+        self.user_classes = classes
+        self.problems: list[dict[str, str]] = []
+        self.classes: list[str] | None = None  # known after __init__ or after records() is exhausted
+
+    def records(self) -> Iterator[Record]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def counts(self) -> dict[str, int] | None:
+        """Images per split when known before reading them (None for streams): lets ingest check a
+        --labels file's length before decoding anything."""
+        return None
+
+    def fingerprint(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def store_spec(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # shared helpers -----------------------------------------------------------------------------------
+    def select_splits(self, available: list[str]) -> list[str]:
+        """The splits to ingest out of those the source has (in the source's order)."""
+        if not self.split:
+            return available
+        unknown = [s for s in self.split if s not in available]
+        if unknown:
+            raise SourceError(f"{self.target}: no split {', '.join(map(repr, unknown))}; "
+                              f"it has {', '.join(available)}")
+        return [s for s in available if s in self.split]
+
+    def single_split(self) -> str:
+        """For sources without splits: the name given by --split (one), else 'train'."""
+        if not self.split:
+            return "train"
+        if len(self.split) > 1:
+            raise SourceError(f"{self.target} has no splits of its own; --split names the one split "
+                              f"its images belong to, so give one name, not {','.join(self.split)}")
+        return self.split[0]
+
+    def resolve_classes(self, found: list[str] | None, n_from_labels: int = 0) -> list[str]:
+        """Class names: --classes if given (checked against what the source shows), else ``found``,
+        else '0'..'C-1' from the largest label."""
+        if self.user_classes:
+            if found is not None and len(found) != len(self.user_classes):
+                raise SourceError(f"--classes names {len(self.user_classes)} classes but {self.target} has "
+                                  f"{len(found)} ({', '.join(found[:10])}{'...' if len(found) > 10 else ''})")
+            if len(set(self.user_classes)) != len(self.user_classes):
+                raise SourceError("--classes lists a name twice")
+            return list(self.user_classes)
+        if found is not None:
+            return [str(c) for c in found]
+        return [str(i) for i in range(n_from_labels)]
+
+
+def open_source(spec: str | os.PathLike, *, split: list[str] | str | None = None,
+                classes: list[str] | None = None) -> Source:
+    """Turn a spec into a Source.
+
+    Specs: a folder (ImageFolder layout, or tar shards inside), a ``.csv``/``.parquet`` manifest, an
+    ``.npz`` of arrays, a ``.tar`` shard, or ``name:target`` for any registered source, e.g.
+    ``builtin:digits``, ``builtin:fractals?classes=10``, ``download:cifar10``, ``webdataset:shards/``.
+    """
+    from . import load_all
+
+    load_all()
+    if isinstance(split, str):
+        split = [s.strip() for s in split.split(",") if s.strip()]
+    spec = str(spec)
+    name, sep, target = spec.partition(":")
+    if sep and name in SOURCES and not Path(spec).exists():
+        return SOURCES.get(name)(target, split=split, classes=classes)
+    return SOURCES.get(detect_kind(Path(spec)))(spec, split=split, classes=classes)
+
+
+def detect_kind(path: Path) -> str:
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder (or unknown source; known: "
+                          f"{', '.join(n + ':' for n in SOURCES.names())})")
+    suffix = "".join(path.suffixes[-2:]).lower() if path.is_file() else ""
+    if path.is_dir():
+        has_tars = any(p.suffix == ".tar" for p in path.iterdir())
+        return "webdataset" if has_tars else "imagefolder"
+    if suffix.endswith(".npz"):
+        return "npz"
+    if suffix.endswith((".csv", ".parquet", ".tsv")):
+        return "table"
+    if suffix.endswith((".tar", ".tar.gz", ".tgz")):
+        return "webdataset"
+    raise SourceError(f"{path}: unknown source format; give a folder, .csv, .parquet, .npz or .tar")
+
+
+def listing_fingerprint(root: Path, files: list[Path]) -> str:
+    """Fingerprint of a set of files from their relative paths, sizes and mtimes (not their bytes)."""
+    from ...workspace import hash_json
+
+    rows = []
+    for f in files:
+        st = f.stat()
+        rows.append((str(f.relative_to(root)), st.st_size, st.st_mtime_ns))
+    return hash_json([str(root.resolve()), rows])

@@ -1,0 +1,123 @@
+"""ImageStore: uint8 RGB pixels by manifest index, whatever the source.
+
+A workspace's ``source.json`` holds a store spec (``{"kind": ..., ...}``) and the manifest's ``source``
+column holds one locator per image. Stages never open files themselves: they ask the store.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from ..engines.local import ordered_map
+from ..errors import WorkspaceError
+from ..registry import Registry
+from .images import decode
+
+STORES: Registry[type["ImageStore"]] = Registry("image store")
+
+
+class ImageStore:
+    """Random access to decoded images. Subclasses implement ``read(locator)``."""
+
+    def __init__(self, spec: dict, locators: list[str]):
+        self.spec = spec
+        self.locators = locators
+
+    def __len__(self) -> int:
+        return len(self.locators)
+
+    def read(self, locator: str) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load(self, index: int) -> np.ndarray:
+        """The RGB uint8 (H, W, 3) image at manifest ``index``."""
+        return self.read(self.locators[int(index)])
+
+    def iter_images(self, indices: Iterable[int], *, threads: int | None = None,
+                    transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """Decode (and optionally transform) images on worker threads, yielding them in order."""
+        def work(i: int) -> np.ndarray:
+            img = self.load(i)
+            return transform(img) if transform is not None else img
+
+        return ordered_map(work, indices, threads=threads)
+
+
+def open_store(spec: dict, locators: list[str]) -> ImageStore:
+    from .sources import load_all
+
+    load_all()  # source modules register the store kinds they need
+    return STORES.get(spec["kind"])(spec, locators)
+
+
+def split_locator(locator: str) -> tuple[str, int]:
+    key, _, pos = locator.rpartition(":")
+    return key, int(pos)
+
+
+@STORES.register("npz")
+class NpzStore(ImageStore):
+    """Arrays in an .npz; locator ``<array name>:<row>`` (e.g. ``x_train:123``)."""
+
+    def __init__(self, spec, locators):
+        super().__init__(spec, locators)
+        self._arrays: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def array(self, key: str) -> np.ndarray:
+        with self._lock:
+            if key not in self._arrays:
+                path = Path(self.spec["path"])
+                if not path.exists():
+                    raise WorkspaceError(f"{path}: the .npz this workspace was ingested from is gone")
+                with np.load(path, allow_pickle=False) as z:
+                    self._arrays[key] = z[key]
+            return self._arrays[key]
+
+    def read(self, locator):
+        key, pos = split_locator(locator)
+        return decode(self.array(key)[pos], what=f"{self.spec['path']}[{locator}]")
+
+
+@STORES.register("files")
+class FileStore(ImageStore):
+    """Image files; locator = path relative to ``root`` (or absolute)."""
+
+    def read(self, locator):
+        path = Path(self.spec["root"]) / locator
+        return decode(path, what=str(path))
+
+
+@STORES.register("tar")
+class TarStore(ImageStore):
+    """Members of uncompressed tar shards; locator ``<shard>:<member>@<offset>+<size>`` (byte range)."""
+
+    def __init__(self, spec, locators):
+        super().__init__(spec, locators)
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _fd(self, shard: str) -> int:
+        with self._lock:
+            if shard not in self._fds:
+                self._fds[shard] = os.open(Path(self.spec["root"]) / shard, os.O_RDONLY)
+            return self._fds[shard]
+
+    def read(self, locator):
+        where, _, span = locator.rpartition("@")
+        shard, _, member = where.partition(":")
+        offset, size = (int(v) for v in span.split("+"))
+        data = os.pread(self._fd(shard), size, offset)  # pread: safe from many threads at once
+        return decode(data, what=f"{shard}:{member}")
+
+    def __del__(self):
+        for fd in getattr(self, "_fds", {}).values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass

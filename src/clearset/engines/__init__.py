@@ -1,0 +1,1 @@
+"""Engines run a function over chunks of work. ``local`` is threads on this machine."""

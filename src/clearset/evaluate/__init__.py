@@ -1,0 +1,1 @@
+"""Evaluation: metrics over predictions and probes over stored features."""

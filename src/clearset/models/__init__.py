@@ -1,0 +1,1 @@
+"""Models: feature-extraction backbones (timm + offline ImageNet weights)."""

@@ -1,0 +1,89 @@
+"""Pictures for the report: image grids (PIL) and charts (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..workspace import atomic_path
+
+
+def thumbnail(rgb: np.ndarray, side: int) -> Image.Image:
+    """Fit into side x side; tiny images are enlarged with nearest-neighbour so pixels stay visible."""
+    im = Image.fromarray(rgb)
+    h, w = rgb.shape[:2]
+    scale = side / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    im = im.resize(new, Image.NEAREST if scale >= 1 else Image.LANCZOS)
+    canvas = Image.new("RGB", (side, side), (245, 245, 245))
+    canvas.paste(im, ((side - new[0]) // 2, (side - new[1]) // 2))
+    return canvas
+
+
+def image_row(images: Sequence[np.ndarray], path: Path, side: int = 72, gap: int = 4) -> Path:
+    """Save images side by side as one PNG."""
+    n = max(1, len(images))
+    strip = Image.new("RGB", (n * side + (n - 1) * gap, side), (255, 255, 255))
+    for k, rgb in enumerate(images):
+        strip.paste(thumbnail(rgb, side), (k * (side + gap), 0))
+    save_png(strip, path)
+    return path
+
+
+def save_png(im: Image.Image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG", optimize=True)
+
+
+def _figure(width: float = 5.0, height: float = 3.0):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def save_figure(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def size_histogram(heights: np.ndarray, widths: np.ndarray, path: Path) -> Path:
+    fig, ax = _figure()
+    lo = int(min(heights.min(), widths.min()))
+    hi = int(max(heights.max(), widths.max()))
+    bins = np.arange(lo, hi + 2) - 0.5 if hi - lo < 40 else 40
+    ax.hist([heights, widths], bins=bins, label=["height", "width"], color=["#3b6ea5", "#e0a030"])
+    ax.set_xlabel("pixels")
+    ax.set_ylabel("images")
+    ax.legend(frameon=False)
+    return save_figure(fig, path)
+
+
+def class_bars(names: Sequence[str], counts_by_split: dict[str, np.ndarray], path: Path) -> Path:
+    fig, ax = _figure(max(5.0, 0.3 * len(names) + 2), 3.2)
+    bottom = np.zeros(len(names))
+    colours = ["#3b6ea5", "#e0a030", "#5a9e5a", "#b0506a"]
+    for k, (split, counts) in enumerate(counts_by_split.items()):
+        ax.bar(range(len(names)), counts, bottom=bottom, label=split, color=colours[k % len(colours)])
+        bottom += counts
+    if len(names) <= 60:
+        rotate = len(names) > 5
+        ax.set_xticks(range(len(names)), names, rotation=45 if rotate else 0, ha="right" if rotate else "center",
+                      fontsize=8)
+    else:
+        ax.set_xlabel(f"{len(names)} classes")
+    ax.set_ylabel("images")
+    ax.legend(frameon=False, ncol=len(counts_by_split), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    return save_figure(fig, path)

@@ -1,0 +1,131 @@
+"""Report sections. Adding one = a function here (``@section(...)``) + ``templates/sections/<name>.html.j2``.
+
+A section function takes the ReportContext and returns the template's variables, or None when the
+workspace has nothing for it (the section is then left out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..registry import Registry
+from ..workspace import Workspace
+from . import plots
+
+
+@dataclass
+class ReportContext:
+    ws: Workspace
+    out_dir: Path
+
+    def asset(self, name: str) -> Path:
+        path = self.out_dir / "assets" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.out_dir).as_posix()
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    title: str
+    order: int
+    build: Callable[[ReportContext], dict[str, Any] | None]
+
+
+SECTIONS: Registry[Section] = Registry("report section")
+
+
+def section(name: str, title: str, order: int):
+    def decorator(fn):
+        SECTIONS.register(name)(Section(name, title, order, fn))
+        return fn
+
+    return decorator
+
+
+SAMPLES_PER_CLASS = 10
+MAX_CLASSES_SHOWN = 100
+
+
+@section("dataset", "Dataset card", order=10)
+def dataset_card(ctx: ReportContext) -> dict[str, Any]:
+    ws = ctx.ws
+    m = ws.manifest()
+    classes = ws.classes()
+    splits = list(dict.fromkeys(m["split"]))
+    table = pd.crosstab(m["label"], m["split"]).reindex(index=range(-1, len(classes)), columns=splits,
+                        fill_value=0)
+    unlabelled = int(table.loc[-1].sum())
+    table = table.drop(index=-1)
+    rows = [{"label": i, "name": classes[i], "counts": [int(table.loc[i, s]) for s in splits],
+             "total": int(table.loc[i].sum())} for i in range(len(classes))]
+    counts = table.sum(axis=0).to_dict()
+    balance = [r["total"] for r in rows if r["total"] > 0]
+    bars = plots.class_bars(classes, {s: table[s].to_numpy() for s in splits}, ctx.asset("class_counts.png"))
+    sizes = m.groupby(["height", "width"]).size().sort_values(ascending=False)
+    hist = None
+    if len(sizes) > 1:  # one size needs a sentence, not a chart
+        hist = plots.size_histogram(m["height"].to_numpy(), m["width"].to_numpy(), ctx.asset("image_sizes.png"))
+    grid = _sample_grid(ctx, m, classes)
+    errors = pd.read_parquet(ws.errors_path) if ws.errors_path.exists() else None
+    return {
+        "n_images": len(m),
+        "n_classes": len(classes),
+        "splits": splits,
+        "split_counts": {s: int(counts.get(s, 0)) for s in splits},
+        "unlabelled": unlabelled,
+        "rows": rows,
+        "imbalance": (max(balance) / min(balance)) if balance else None,
+        "common_sizes": [(int(h), int(w), int(c)) for (h, w), c in sizes.head(5).items()],
+        "n_sizes": len(sizes),
+        "duplicate_hashes": int(m["sha256"].duplicated().sum()),
+        "class_counts_png": ctx.rel(bars),
+        "sizes_png": ctx.rel(hist) if hist else None,
+        "grid": grid,
+        "errors": errors.head(50).to_dict("records") if errors is not None else [],
+        "n_errors": 0 if errors is None else len(errors),
+        "relabelled": int((m["label"] != m["original_label"]).sum()) if "original_label" in m else None,
+    }
+
+
+def _sample_grid(ctx: ReportContext, m: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+    """A row of random images per class (seeded), from the first split."""
+    rng = np.random.default_rng(0)
+    store = ctx.ws.store()
+    first = m[m["split"] == m["split"].iloc[0]]
+    out = []
+    for label, name in enumerate(classes[:MAX_CLASSES_SHOWN]):
+        members = first.index[first["label"] == label].to_numpy()
+        if len(members) == 0:
+            continue
+        pick = np.sort(rng.choice(members, size=min(SAMPLES_PER_CLASS, len(members)), replace=False))
+        images = list(store.iter_images(pick.tolist()))
+        png = plots.image_row(images, ctx.asset(f"samples/class_{label:04d}.png"))
+        out.append({"label": label, "name": name, "png": ctx.rel(png), "indices": pick.tolist()})
+    return out
+
+
+@section("embeddings", "Embeddings", order=20)
+def embeddings(ctx: ReportContext) -> dict[str, Any] | None:
+    from ..evaluate.probe import saved_probes
+
+    sets = ctx.ws.feature_sets()
+    if not sets:
+        return None
+    probes = {p["features"]: p for p in saved_probes(ctx.ws)}
+    rows = []
+    for meta in sets:
+        name = f"{meta['params']['backbone']}@{meta['params']['image_size']}.npy"
+        rows.append({"file": name, "backbone": meta["params"]["backbone"], "size": meta["params"]["image_size"],
+                     "dim": meta.get("feature_dim"), "precision": meta["params"]["precision"],
+                     "rate": meta.get("images_per_s"), "seconds": meta.get("seconds"),
+                     "probe": probes.get(name, {}).get("accuracy")})
+    return {"rows": rows}

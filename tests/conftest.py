@@ -1,0 +1,60 @@
+"""Shared test helpers: tiny images written in the test, the shared-data location, browser lookup."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CLEARSET_SHARED_DATA", REPO.parent / "shared" / "data"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def rgb(seed: int, h: int = 12, w: int = 10) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def write_image(path: Path, array: np.ndarray, fmt: str | None = None, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(array)
+    if mode:
+        im = im.convert(mode)
+    im.save(path, format=fmt)
+    return path
+
+
+def encoded(array: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def make_imagefolder(root: Path, classes=("cat", "dog"), per_class: int = 3, ext: str = "png") -> Path:
+    for c, name in enumerate(classes):
+        for j in range(per_class):
+            write_image(root / name / f"{j}.{ext}", rgb(100 * c + j))
+    return root
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data; skipped when absent, except under CI where its absence is a failure."""
+    if not (SHARED_DATA / "cifar10.npz").exists():
+        if IN_CI:
+            pytest.fail(f"CI=true but the shared data is missing at {SHARED_DATA}")
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None

@@ -1,0 +1,173 @@
+"""Ingest: every bad input of the foundation issue, cache hits and resume after a crash."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import clearset.data.ingest as ingest_mod
+from clearset.errors import ImageError, LabelError, ParameterError, SourceError
+from clearset.data.ingest import ingest
+from conftest import encoded, make_imagefolder, rgb, write_image
+
+
+def _listing(path):
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*")) if path.exists() else []
+
+
+def test_corrupt_and_truncated_images_are_skipped_and_recorded(tmp_path):
+    root = make_imagefolder(tmp_path / "d")
+    (root / "cat" / "bad.png").write_bytes(b"garbage")
+    data = encoded(rgb(9, 64, 64), "JPEG")
+    (root / "dog" / "cut.jpg").write_bytes(data[: len(data) // 3])
+    ws = ingest(str(root), tmp_path / "ws")
+    assert len(ws.manifest()) == 6
+    errors = pd.read_parquet(ws.errors_path)
+    assert sorted(errors["source"]) == ["cat/bad.png", "dog/cut.jpg"]
+    assert errors["error"].str.contains("bad.png: not a readable image").sum() == 1
+    assert errors["error"].str.contains("cut.jpg: truncated or damaged image data").sum() == 1
+
+
+def test_on_error_fail_stops_and_writes_nothing(tmp_path):
+    root = make_imagefolder(tmp_path / "d")
+    (root / "cat" / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(ImageError, match="bad.png: not a readable image"):
+        ingest(str(root), tmp_path / "ws", on_error="fail")
+    assert not (tmp_path / "ws").exists()
+
+
+def test_odd_modes_are_normalised(tmp_path):
+    root = tmp_path / "d"
+    write_image(root / "a" / "gray.png", rgb(1)[:, :, 0])
+    write_image(root / "a" / "rgba.png", np.dstack([rgb(2), np.full((12, 10), 128, np.uint8)]))
+    write_image(root / "a" / "pal.png", rgb(3), mode="P")
+    Image.fromarray(np.full((12, 10), 40000, np.uint16)).save(root / "a" / "deep.png")
+    ws = ingest(str(root), tmp_path / "ws")
+    m = ws.manifest()
+    assert len(m) == 4 and (m["height"] == 12).all() and (m["width"] == 10).all()
+    store = ws.store()
+    for i in range(4):
+        img = store.load(i)
+        assert img.shape == (12, 10, 3) and img.dtype == np.uint8
+
+
+def test_label_out_of_range(tmp_path):
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((3, 4, 4, 3), np.uint8), y_train=np.array([0, 1, 5]),
+             class_names=np.array(["a", "b"]))
+    with pytest.raises(LabelError, match="label 5 is out of range for 2 classes"):
+        ingest(str(tmp_path / "d.npz"), tmp_path / "ws")
+    write_image(tmp_path / "x.png", rgb(0))
+    pd.DataFrame({"path": ["x.png"], "label": [3]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(LabelError, match="row 2: label 3 is out of range"):
+        ingest(str(tmp_path / "m.csv"), tmp_path / "ws", classes=["a", "b"])
+    assert not (tmp_path / "ws").exists()
+
+
+def test_label_file_of_wrong_length_fails_before_decoding(tmp_path):
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((4, 4, 4, 3), np.uint8), y_train=np.arange(4) % 2,
+             x_test=np.zeros((2, 4, 4, 3), np.uint8), y_test=np.array([0, 1]))
+    np.save(tmp_path / "l.npy", np.array([1, 0, 1, 0]))
+    with pytest.raises(LabelError, match=r"4 labels but .* has 6 images \(train 4, test 2\); to relabel one "
+                                         r"split use --labels SPLIT="):
+        ingest(str(tmp_path / "d.npz"), tmp_path / "ws", labels=[str(tmp_path / "l.npy")])
+    assert not (tmp_path / "ws").exists()
+    ws = ingest(str(tmp_path / "d.npz"), tmp_path / "ws", labels=[f"train={tmp_path / 'l.npy'}"])
+    m = ws.manifest()
+    assert m["label"].tolist() == [1, 0, 1, 0, 0, 1]
+    assert m["original_label"].tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_label_file_formats_and_values(tmp_path):
+    make_imagefolder(tmp_path / "d", per_class=2)
+    pd.DataFrame({"index": [3, 2, 1, 0], "label": [0, 0, 1, 1]}).to_csv(tmp_path / "l.csv", index=False)
+    ws = ingest(str(tmp_path / "d"), tmp_path / "ws", labels=[str(tmp_path / "l.csv")])
+    assert ws.manifest()["label"].tolist() == [1, 1, 0, 0]
+    (tmp_path / "l.txt").write_text("0\n1\n7\n0\n")
+    with pytest.raises(LabelError, match="label 7 is out of range for the 2 classes"):
+        ingest(str(tmp_path / "d"), tmp_path / "ws2", labels=[str(tmp_path / "l.txt")])
+    np.save(tmp_path / "f.npy", np.array([0.5, 1, 0, 1]))
+    with pytest.raises(LabelError, match="must be integers"):
+        ingest(str(tmp_path / "d"), tmp_path / "ws3", labels=[str(tmp_path / "f.npy")])
+    with pytest.raises(LabelError, match="labels file not found"):
+        ingest(str(tmp_path / "d"), tmp_path / "ws4", labels=[str(tmp_path / "missing.npy")])
+
+
+def test_empty_class_folder(tmp_path):
+    root = make_imagefolder(tmp_path / "d")
+    (root / "eel").mkdir()
+    ws = ingest(str(root), tmp_path / "ws")
+    assert ws.classes() == ["cat", "dog", "eel"]
+    errors = pd.read_parquet(ws.errors_path)
+    assert errors["error"].tolist() == ["empty class folder (no image files)"]
+    with pytest.raises(SourceError, match="eel: empty class folder"):
+        ingest(str(root), tmp_path / "ws2", on_error="fail")
+
+
+def test_no_images_at_all(tmp_path):
+    (tmp_path / "d" / "cat").mkdir(parents=True)
+    (tmp_path / "d" / "cat" / "readme.txt").write_text("no pictures")
+    with pytest.raises(SourceError, match="no images found"):
+        ingest(str(tmp_path / "d"), tmp_path / "ws")
+    (tmp_path / "e").mkdir()
+    with pytest.raises(SourceError, match="no class folders"):
+        ingest(str(tmp_path / "e"), tmp_path / "ws")
+    assert not (tmp_path / "ws").exists()
+
+
+def test_missing_paths(tmp_path):
+    with pytest.raises(SourceError, match="no such file or folder"):
+        ingest(str(tmp_path / "absent"), tmp_path / "ws")
+    write_image(tmp_path / "here.png", rgb(0))
+    pd.DataFrame({"path": ["here.png", "gone.png"], "label": [0, 0]}).to_csv(tmp_path / "m.csv", index=False)
+    ws = ingest(str(tmp_path / "m.csv"), tmp_path / "ws")
+    assert len(ws.manifest()) == 1
+    assert "file not found" in pd.read_parquet(ws.errors_path)["error"].iloc[0]
+    pd.DataFrame({"file": ["here.png"], "label": [0]}).to_csv(tmp_path / "n.csv", index=False)
+    with pytest.raises(SourceError, match="no 'path' column"):
+        ingest(str(tmp_path / "n.csv"), tmp_path / "ws5")
+
+
+def test_bad_on_error_value(tmp_path):
+    with pytest.raises(ParameterError):
+        ingest("builtin:digits", tmp_path / "ws", on_error="ignore")
+
+
+def test_rerun_is_a_cache_hit_and_force_redoes(tmp_path, caplog):
+    root = make_imagefolder(tmp_path / "d")
+    ws = ingest(str(root), tmp_path / "ws")
+    stamp = ws.manifest_path.stat().st_mtime_ns
+    caplog.set_level("INFO", logger="clearset")
+    ingest(str(root), tmp_path / "ws")
+    assert ws.manifest_path.stat().st_mtime_ns == stamp
+    assert "cached" in caplog.text
+    ingest(str(root), tmp_path / "ws", force=True)
+    assert ws.manifest_path.stat().st_mtime_ns != stamp
+    write_image(root / "cat" / "new.png", rgb(77))  # a changed source is not a cache hit
+    assert len(ingest(str(root), tmp_path / "ws").manifest()) == 7
+
+
+def test_interrupted_ingest_resumes_from_staged_chunks(tmp_path, monkeypatch):
+    x = np.random.default_rng(0).integers(0, 256, (50, 4, 4, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(50) % 3)
+    monkeypatch.setattr(ingest_mod, "CHUNK", 16)
+    calls = {"n": 0}
+    real = ingest_mod._inspect_batch
+
+    def crash_on_third_chunk(batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(batch)
+
+    monkeypatch.setattr(ingest_mod, "_inspect_batch", crash_on_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(str(tmp_path / "d.npz"), tmp_path / "ws")
+    assert not (tmp_path / "ws" / "manifest.parquet").exists()
+    staged = list((tmp_path / "ws" / ".staging").rglob("part-*.parquet"))
+    assert len(staged) == 2
+    calls["n"] = -100  # no more crashes
+    ws = ingest(str(tmp_path / "d.npz"), tmp_path / "ws")
+    assert calls["n"] == -100 + 2  # only the two missing chunks were decoded
+    m = ws.manifest()
+    assert m["index"].tolist() == list(range(50)) and m["label"].tolist() == (np.arange(50) % 3).tolist()
+    assert not (tmp_path / "ws" / ".staging").exists()
