@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/embed.py
+	$(PY) bench/embed_cifar10.py
 
 clean:
 	rm -rf demo-workspace .pytest_cache

@@ -84,13 +84,20 @@ def main() -> None:
         np.savez(subset, x=x, y=np.load(SHARED / "cifar10.npz")["y_test"][: args.n])
     ws = clearset.ingest(str(subset), CACHE / f"ws_{args.n}")
 
+    labels = np.load(subset)["y"]
     results = {}
     for workers in (0, 2):
         r = run(BASELINE, subset, args.size, args.backbone, workers, CACHE / f"baseline_{workers}.npy")
+        r["probe_accuracy"] = probe(np.load(CACHE / f"baseline_{workers}.npy"), labels)
         results[f"baseline (DataLoader, num_workers={workers}, fp32)"] = r
         print(f"baseline num_workers={workers}: {r['images_per_s']:.1f} img/s", flush=True)
+    reference = np.load(CACHE / "baseline_0.npy")
     for precision in ("fp32", "auto"):
         r = run(CLEARSET, ws.root, args.size, args.backbone, precision)
+        feats = np.load(r["features"])  # read now: the next run rewrites the same backbone@size file
+        cos = (feats * reference).sum(1) / (np.linalg.norm(feats, axis=1) * np.linalg.norm(reference, axis=1))
+        r.update(min_cosine_to_baseline=float(cos.min()), mean_cosine_to_baseline=float(cos.mean()),
+                 probe_accuracy=probe(feats, labels))
         results[f"clearset embed (precision={precision} -> {r['precision']})"] = r
         print(f"clearset precision={precision} ({r['precision']}): {r['images_per_s']:.1f} img/s", flush=True)
 
@@ -98,17 +105,12 @@ def main() -> None:
     base = results[base_key]["images_per_s"]
     ours_fp32 = next(v for k, v in results.items() if "precision=fp32" in k)
     ours_auto = next(v for k, v in results.items() if "precision=auto" in k)
-    reference = np.load(CACHE / f"baseline_{0}.npy")
-    agreement = {}
-    for label, r in (("fp32", ours_fp32), ("auto", ours_auto)):
-        feats = np.load(r["features"])
-        cos = (feats * reference).sum(1) / (np.linalg.norm(feats, axis=1) * np.linalg.norm(reference, axis=1))
-        agreement[label] = {"min_cosine_to_baseline": float(cos.min()), "mean_cosine_to_baseline": float(cos.mean())}
     summary = {
         "bench": "embed", "images": args.n, "image_size": args.size, "backbone": args.backbone,
         "baseline": base_key, "baseline_images_per_s": base,
         "ratio_fp32": ours_fp32["images_per_s"] / base, "ratio_default": ours_auto["images_per_s"] / base,
-        "default_precision": ours_auto["precision"], "feature_agreement": agreement, "runs": results,
+        "default_precision": ours_auto["precision"], "runs": results,
+        "probe": "logistic regression, first half of the images -> second half",
         "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "torch": __import__("torch").__version__},
         "date": time.strftime("%Y-%m-%d"),
@@ -119,9 +121,18 @@ def main() -> None:
     print(f"clearset fp32:   {ours_fp32['images_per_s']:.1f} img/s  ratio {summary['ratio_fp32']:.2f}x")
     print(f"clearset {ours_auto['precision']}:   {ours_auto['images_per_s']:.1f} img/s  ratio "
           f"{summary['ratio_default']:.2f}x")
-    print(f"feature cosine to baseline: fp32 min {agreement['fp32']['min_cosine_to_baseline']:.6f}, "
-          f"{ours_auto['precision']} min {agreement['auto']['min_cosine_to_baseline']:.4f}")
+    for name, r in results.items():
+        extra = (f", cosine to baseline min {r['min_cosine_to_baseline']:.5f} mean {r['mean_cosine_to_baseline']:.5f}"
+                 if "min_cosine_to_baseline" in r else "")
+        print(f"  {name}: linear probe {r['probe_accuracy']:.4f}{extra}")
     print(f"-> {args.out}")
+
+
+def probe(features: np.ndarray, labels: np.ndarray) -> float:
+    from clearset.evaluate.probe import probe_accuracy
+
+    half = len(labels) // 2
+    return probe_accuracy(features[:half], labels[:half], features[half:], labels[half:])
 
 
 def _cpu() -> str:
