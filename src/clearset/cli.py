@@ -100,6 +100,33 @@ def embed(
 
 
 @command
+def audit(
+    workspace: Path = typer.Argument(..., help="An ingested (and embedded) workspace."),
+    checks: Optional[str] = typer.Option(None, help="Comma-separated checks (default: all): label_issues, "
+                                         "duplicates, outliers, multilabel, class_pairs, properties."),
+    features: Optional[str] = typer.Option(None, help="Embedding to use, backbone@size (default: the newest)."),
+    pred_probs: Optional[Path] = typer.Option(None, help="Out-of-fold probabilities (N, C) .npy to use "
+                                              "instead of computing them."),
+    threshold: Optional[float] = typer.Option(None, help="Near-duplicate cosine similarity threshold."),
+    export: Optional[Path] = typer.Option(None, help="Also write a new manifest with suggested relabels and "
+                                          "drops as columns (use it later with --labels)."),
+    force: bool = typer.Option(False, help="Recompute cached checks."),
+):
+    """Find label errors, duplicates and train/test leakage, outliers, multi-label images, confused
+    classes and dataset properties. Results: WS/audit/*.parquet and WS/audit/summary.json."""
+    from .audit import export_clean_manifest, run_audit
+
+    summary = run_audit(workspace, checks=_split_list(checks), features=features, pred_probs=pred_probs,
+                        threshold=threshold, force=force)
+    for name, s in summary["checks"].items():
+        figures = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        typer.echo(f"{name:13s} " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in list(figures.items())[:6]))
+    if export:
+        typer.echo(f"exported {export_clean_manifest(workspace, export)}")
+
+
+@command
 def probe(
     workspace: Path = typer.Argument(..., help="A workspace with features."),
     backbone: str = typer.Option("efficientnet_lite0", help="Which features."),
@@ -135,7 +162,7 @@ def demo(workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "
 
 
 @command
-def list_(what: str = typer.Argument(..., help="sources | backbones | sections")):
+def list_(what: str = typer.Argument(..., help="sources | backbones | checks | sections")):
     """List the registered names of an extension point."""
     if what == "sources":
         from .data.sources import SOURCES, load_all
@@ -149,13 +176,18 @@ def list_(what: str = typer.Argument(..., help="sources | backbones | sections")
         for name in list_backbones():
             typer.echo(f"{name:20s} ImageNet weights (offline)")
         typer.echo("<timm name>          any timm model, random weights")
+    elif what == "checks":
+        from .audit import CHECKS
+
+        for name, check in CHECKS.items():
+            typer.echo(f"{name:13s} {check.description}")
     elif what == "sections":
         from .reporting.sections import SECTIONS
 
         for name, _ in SECTIONS.items():
             typer.echo(name)
     else:
-        raise ClearsetError(f"cannot list {what!r}: choose sources, backbones or sections")
+        raise ClearsetError(f"cannot list {what!r}: choose sources, backbones, checks or sections")
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 A labels file holds one integer per image of the source (or of one split), in the source's order:
 ``.npy`` (1-D), ``.txt`` (one per line), or ``.csv``/``.parquet`` with a ``label`` column (and optionally
-``index`` giving the order; a clearset export also works: its ``suggested_label`` is not used unless
-it is the only label column). -1 means unlabelled.
+``index`` giving the order). A manifest exported by ``clearset audit --export`` works too: its
+``clean_label`` column is used. -1 means unlabelled.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def _labels_from_table(path: Path) -> np.ndarray:
         path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
     if path.suffix.lower() != ".parquet" and all(_is_number(c) for c in df.columns):
         df = pd.read_csv(path, header=None, sep="\t" if path.suffix.lower() == ".tsv" else ",")  # no header row
-    col = "label" if "label" in df.columns else ("suggested_label" if "suggested_label" in df.columns else None)
+    # a clearset audit export carries clean_label (its suggestion) beside label (the given one)
+    col = next((c for c in ("clean_label", "label", "suggested_label") if c in df.columns), None)
     if col is None:
         numeric = [c for c in df.columns if c != "index"]
         if len(numeric) != 1:

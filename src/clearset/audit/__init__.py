@@ -1,0 +1,178 @@
+"""``clearset audit``: what is wrong with a dataset.
+
+Checks (each a registered pure function over arrays, see base.py): label_issues, duplicates, outliers,
+multilabel, class_pairs, properties. ``run_audit`` loads the workspace, runs the checks in dependency
+order, writes ``WS/audit/<check>.parquet`` with a sidecar each and ``WS/audit/summary.json``.
+
+The algorithms are importable on their own::
+
+    from clearset.audit import find_label_issues, find_duplicates, outlier_scores
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError, WorkspaceError
+from ..workspace import Workspace, fingerprint_path, read_json, write_json, write_table
+from . import duplicates, label_issues, multilabel, neighborhoods, outliers, properties  # noqa: F401  (registers)
+from .base import CHECKS, AuditData, CheckResult
+from .duplicates import find_duplicates, near_duplicate_pairs
+from .label_issues import find_label_issues, out_of_fold_probs
+from .multilabel import multilabel_candidates
+from .neighborhoods import class_pairs
+from .outliers import outlier_scores
+from .properties import intrinsic_dimension, label_sharpness
+
+log = logging.getLogger("clearset")
+ORDER = ["label_issues", "duplicates", "outliers", "multilabel", "class_pairs", "properties"]
+
+
+def audit_dir(ws: Workspace) -> Path:
+    return ws.root / "audit"
+
+
+def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None = None,
+              features: str | None = None, pred_probs: str | Path | None = None,
+              threshold: float | None = None, force: bool = False) -> dict:
+    """Run ``checks`` (default: all) on the workspace; returns the summary written to audit/summary.json.
+
+    Args:
+        features: which embedding, ``backbone@size`` (default: the most recent one).
+        pred_probs: an .npy of out-of-fold probabilities (N, C) to use instead of computing them.
+        threshold: near-duplicate cosine-similarity threshold (default: duplicates.DEFAULT_THRESHOLD).
+    """
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    m = ws.manifest()
+    names = list(checks) if checks else ORDER
+    for name in names:
+        CHECKS.get(name)  # unknown names fail here, before any work
+    names = [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
+    feat_path, feat_key = _choose_features(ws, features)
+    data = AuditData(
+        labels=m["label"].to_numpy(), n_classes=len(ws.classes()), class_names=ws.classes(),
+        splits=m["split"].to_numpy(), sha256=m["sha256"].to_numpy(),
+        features=np.load(feat_path, mmap_mode="r") if feat_path else None,
+        pred_probs=_load_pred_probs(pred_probs, len(m), len(ws.classes())),
+        image_loader=ws.store().iter_images)
+    inputs = {"manifest": ws.fingerprint(ws.manifest_path), "features": feat_key,
+              "pred_probs": fingerprint_path(pred_probs) if pred_probs else None}
+    out = audit_dir(ws)
+    probs_path = out / "pred_probs.npy"
+    summary = read_json(out / "summary.json") if (out / "summary.json").exists() else {}
+    summary.setdefault("checks", {})
+    for name in names:
+        options = {"threshold": threshold} if (name == "duplicates" and threshold is not None) else {}
+        step_inputs = dict(inputs)
+        if name in ("multilabel", "class_pairs") and pred_probs is None and probs_path.exists():
+            step_inputs["pred_probs"] = ws.fingerprint(probs_path)
+            if data.pred_probs is None:
+                data.pred_probs = np.load(probs_path)
+        table_path = out / f"{name}.parquet"
+        step = ws.step(f"audit.{name}", params=options, inputs=step_inputs, outputs=[table_path],
+                       sidecar=ws.sidecar_of(table_path))
+        if step.cached() and not force:
+            log.info("audit %s: cached", name)
+            summary["checks"][name] = read_json(step.sidecar)["summary"]
+            continue
+        t0 = time.perf_counter()
+        result: CheckResult = CHECKS.get(name).fn(data, **options)
+        seconds = time.perf_counter() - t0
+        table = result.table if result.table is not None else pd.DataFrame({"index": np.zeros(0, np.int64)})
+        write_table(table_path, table)
+        if name == "label_issues" and data.extras.get("pred_probs_computed"):
+            _save_probs(ws, probs_path, data.pred_probs, step.key)
+        result.summary["seconds"] = round(seconds, 2)
+        step.finish(summary=result.summary, rows=len(table))
+        summary["checks"][name] = result.summary
+        log.info("audit %s: %s (%.1f s)", name, _headline(name, result.summary), seconds)
+    summary["features"] = feat_path.name if feat_path else None
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _choose_features(ws: Workspace, features: str | None) -> tuple[Path | None, str | None]:
+    sets = ws.feature_sets()
+    if features:
+        backbone, _, size = features.rpartition("@")
+        if not backbone or not size.isdigit():
+            raise ParameterError(f"--features {features!r}: write it as backbone@size, e.g. efficientnet_lite0@128")
+        path = ws.features_path(backbone, int(size))
+        if not path.exists():
+            raise WorkspaceError(f"{path}: not embedded; run `clearset embed {ws.root} --backbone {backbone} "
+                                 f"--image-size {size}`")
+        return path, ws.fingerprint(path)
+    if not sets:
+        return None, None
+    p = sets[0]["params"]
+    path = ws.features_path(p["backbone"], p["image_size"])
+    return path, sets[0]["key"]
+
+
+def _load_pred_probs(path, n: int, c: int) -> np.ndarray | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise ParameterError(f"{p}: pred_probs file not found")
+    arr = np.load(p, allow_pickle=False)
+    if arr.shape != (n, c):
+        raise ParameterError(f"{p}: pred_probs must be ({n}, {c}) for this workspace, got {arr.shape}")
+    return arr.astype(np.float32)
+
+
+def _save_probs(ws: Workspace, path: Path, probs: np.ndarray, key: str) -> None:
+    from ..workspace import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, probs)
+    write_json(ws.sidecar_of(path), {"step": "audit.pred_probs", "key": key})
+
+
+def _headline(name: str, s: dict) -> str:
+    keys = {"label_issues": "label_issues", "duplicates": "pairs", "outliers": "outliers",
+            "multilabel": "multilabel_candidates"}
+    return f"{s.get(keys.get(name, ''), 'done')} found" if name in keys else "done"
+
+
+def export_clean_manifest(workspace: str | Path | Workspace, path: str | Path) -> Path:
+    """Write a new manifest with the audit's suggestions as columns (the data is never touched).
+
+    Columns added: ``suggested_label``, ``label_quality``, ``is_label_issue``, ``is_duplicate`` (the
+    later member of each duplicate pair), ``is_outlier``, ``clean_label`` (suggested label where the
+    audit flags the label, else the given one) and ``drop`` (duplicate copies and outliers).
+    ``--labels FILE`` on later commands reads ``clean_label``.
+    """
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    m = ws.manifest().copy()
+    out = audit_dir(ws)
+    if not (out / "label_issues.parquet").exists():
+        raise WorkspaceError(f"{ws.root}: no audit results; run `clearset audit {ws.root}` first")
+    li = pd.read_parquet(out / "label_issues.parquet").set_index("index")
+    m["suggested_label"] = li["suggested_label"].reindex(m["index"]).fillna(-1).astype(np.int64).to_numpy()
+    m["label_quality"] = li["label_quality"].reindex(m["index"]).to_numpy()
+    m["is_label_issue"] = li["is_label_issue"].reindex(m["index"]).fillna(False).astype(bool).to_numpy()
+    m["is_duplicate"] = False
+    if (out / "duplicates.parquet").exists():
+        d = pd.read_parquet(out / "duplicates.parquet")
+        m.loc[m["index"].isin(d["duplicate_index"]), "is_duplicate"] = True
+    m["is_outlier"] = False
+    if (out / "outliers.parquet").exists():
+        o = pd.read_parquet(out / "outliers.parquet")
+        m.loc[m["index"].isin(o.loc[o["is_outlier"], "index"]), "is_outlier"] = True
+    m["clean_label"] = np.where(m["is_label_issue"], m["suggested_label"], m["label"])
+    m["drop"] = m["is_duplicate"] | m["is_outlier"]
+    write_table(Path(path), m)
+    return Path(path)
+
+
+__all__ = ["AuditData", "CHECKS", "class_pairs", "export_clean_manifest", "find_duplicates",
+           "find_label_issues", "intrinsic_dimension", "label_sharpness", "multilabel_candidates",
+           "near_duplicate_pairs", "out_of_fold_probs", "outlier_scores", "run_audit"]

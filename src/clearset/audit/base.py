@@ -1,0 +1,108 @@
+"""What every audit check shares: the registry, the validated inputs, the result shape.
+
+A check is a registered function ``(data: AuditData, **options) -> CheckResult``. It reads arrays only
+(no files); ``run_audit`` in __init__.py does the workspace I/O. The algorithms themselves are public
+functions over plain arrays in each check's module (e.g. ``near_duplicate_pairs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError, WorkspaceError
+from ..registry import Registry
+
+
+@dataclass
+class CheckResult:
+    table: pd.DataFrame | None  # keyed by `index` (None for checks with only dataset-level figures)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    fn: Callable[..., CheckResult]
+    needs: tuple[str, ...]  # AuditData fields that must be present
+    description: str
+
+
+CHECKS: Registry[Check] = Registry("audit check")
+
+
+def register_check(name: str, *, needs: Iterable[str] = (), description: str = ""):
+    def decorator(fn):
+        CHECKS.register(name)(Check(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0]))
+        return fn
+
+    return decorator
+
+
+@dataclass
+class AuditData:
+    """The arrays checks read, all of length N and aligned with the manifest's ``index``."""
+
+    labels: np.ndarray  # (N,) int64, -1 = unlabelled
+    n_classes: int
+    class_names: list[str]
+    splits: np.ndarray | None = None  # (N,) str
+    sha256: np.ndarray | None = None  # (N,) str: hash of decoded pixels
+    features: np.ndarray | None = None  # (N, D) float32
+    pred_probs: np.ndarray | None = None  # (N, C) out-of-fold class probabilities
+    image_loader: Callable[[Iterable[int]], Iterator[np.ndarray]] | None = None  # pixels by index, in order
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        n = len(self.labels)
+        if self.n_classes < 1:
+            raise ParameterError("the dataset needs at least one class")
+        if len(self.labels) and (self.labels.max() >= self.n_classes or self.labels.min() < -1):
+            raise ParameterError(f"labels must lie in -1..{self.n_classes - 1}")
+        for name in ("splits", "sha256", "features", "pred_probs"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise WorkspaceError(f"{name} has {len(value)} rows but the manifest has {n} images; "
+                                     f"recompute it for this workspace")
+        if self.features is not None:
+            check_finite(self.features, "features")
+        if self.pred_probs is not None:
+            p = np.asarray(self.pred_probs)
+            if p.ndim != 2 or p.shape[1] != self.n_classes:
+                raise ParameterError(f"pred_probs must be (N, {self.n_classes}), got {p.shape}")
+            check_finite(p, "pred_probs")
+            if (p < 0).any() or not np.allclose(p.sum(1), 1, atol=1e-3):
+                raise ParameterError("pred_probs rows must be probabilities (non-negative, summing to 1)")
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    def require(self, *names: str, check: str) -> None:
+        missing = [n for n in names if getattr(self, n, None) is None]
+        if missing:
+            hint = {"features": "run `clearset embed WS` first",
+                    "pred_probs": "run the label_issues check (it computes them) or pass pred_probs",
+                    "image_loader": "audit a workspace (pixels are read from its image store)"}
+            raise WorkspaceError(f"check {check!r} needs {', '.join(missing)}: "
+                                 + "; ".join(hint.get(m, "") for m in missing))
+
+
+def check_finite(x: np.ndarray, what: str, chunk: int = 65536) -> None:
+    for start in range(0, len(x), chunk):
+        block = np.asarray(x[start : start + chunk])
+        if not np.isfinite(block).all():
+            row = start + int(np.argmax(~np.isfinite(block).all(axis=tuple(range(1, block.ndim)))))
+            raise ParameterError(f"{what} holds NaN or inf (first at row {row}); recompute them "
+                                 f"(e.g. `clearset embed --force --precision fp32`)")
+
+
+def robust_z(x: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 · MAD): a z-score that outliers themselves do not inflate."""
+    med = np.median(x)
+    mad = np.median(np.abs(x - med)) * 1.4826
+    return (x - med) / (mad if mad > 1e-12 else (np.std(x) + 1e-12))

@@ -1,0 +1,163 @@
+"""Label issues: images whose given label is probably wrong.
+
+1. Out-of-fold class probabilities from models that never saw the image's own label:
+   ``logreg`` — multinomial logistic regression on normalised features, k folds (torch, full-batch
+   L-BFGS, the objective of scikit-learn's LogisticRegression(C)); ``knn`` — similarity-weighted vote of
+   the k nearest other images (leave-one-out by construction). The default averages both.
+2. Confident learning (cleanlab's ``find_label_issues``) on those probabilities; per-class pruning by
+   default (``filter_by="prune_by_class"``), which was the most accurate on CIFAR-10N (docs/audit.md).
+3. ``label_quality`` = cleanlab's self-confidence score (lower = more likely wrong);
+   ``suggested_label`` = the most probable class.
+
+Precomputed probabilities (``pred_probs``) skip step 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError
+from .base import AuditData, CheckResult, register_check
+from .knn import knn, l2_normalise
+
+log = logging.getLogger("clearset")
+DEFAULT_MODELS = ("logreg", "knn")
+DEFAULT_FILTER = "prune_by_class"
+
+
+def normalise_features(x: np.ndarray) -> np.ndarray:
+    """Signed square root, then L2 normalisation (the CNN-features-off-the-shelf recipe)."""
+    x = np.asarray(x, dtype=np.float32)
+    return l2_normalise(np.sign(x) * np.sqrt(np.abs(x)))
+
+
+def fit_logreg(x, y, n_classes: int, *, c: float = 1.0, max_iter: int = 300):
+    """Multinomial logistic regression, mean cross-entropy + ||W||² / (2·C·n), full-batch L-BFGS."""
+    import torch
+
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(y, dtype=np.int64))
+    w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
+    b = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, tolerance_grad=1e-6, tolerance_change=1e-9,
+                            history_size=20, line_search_fn="strong_wolfe")
+    reg = 1.0 / (2.0 * c * len(y))
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ w + b, yt) + reg * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def oof_logreg(x: np.ndarray, labels: np.ndarray, n_classes: int, *, folds: int = 5, c: float = 1.0,
+               seed: int = 0) -> np.ndarray:
+    """Out-of-fold probabilities (N, C): each row from a model trained on the other folds."""
+    import torch
+
+    probs = np.zeros((len(labels), n_classes), dtype=np.float32)
+    for train, test in fold_indices(labels, folds, seed):
+        w, b = fit_logreg(x[train], labels[train], n_classes, c=c)
+        with torch.no_grad():
+            probs[test] = torch.softmax(torch.from_numpy(x[test]) @ w + b, 1).numpy()
+    return probs
+
+
+def knn_probs(x: np.ndarray, labels: np.ndarray, n_classes: int, *, k: int = 20,
+              temperature: float = 0.1) -> np.ndarray:
+    """Leave-one-out kNN class probabilities: softmax(similarity / T)-weighted votes of k neighbours."""
+    sims, ids = knn(x, k)
+    valid = ids >= 0
+    weights = np.where(valid, np.exp((np.where(valid, sims, 0) - 1.0) / temperature), 0.0)
+    votes = np.zeros((len(x), n_classes), dtype=np.float64)
+    rows = np.repeat(np.arange(len(x)), ids.shape[1])
+    np.add.at(votes, (rows[valid.ravel()], labels[ids[valid]]), weights[valid])
+    votes += 1e-6  # a point whose neighbours all vote elsewhere still gets a tiny non-zero probability
+    return (votes / votes.sum(1, keepdims=True)).astype(np.float32)
+
+
+def fold_indices(labels: np.ndarray, folds: int, seed: int):
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    counts = np.bincount(labels)
+    counts = counts[counts > 0]
+    if counts.min() >= folds:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    else:  # a class smaller than the fold count: plain folds (that class may be absent from some)
+        splitter = KFold(folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, n_classes: int, *,
+                      models: tuple[str, ...] = DEFAULT_MODELS, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Average of the out-of-fold probabilities of ``models`` over the labelled rows (N_labelled, C)."""
+    unknown = set(models) - {"logreg", "knn"}
+    if unknown or not models:
+        raise ParameterError(f"unknown label-issue model(s) {sorted(unknown)}: choose from logreg, knn")
+    x = normalise_features(features)
+    folds = min(folds, len(labels))
+    parts = []
+    if "logreg" in models:
+        parts.append(oof_logreg(x, labels, n_classes, folds=max(folds, 2), seed=seed))
+    if "knn" in models:
+        parts.append(knn_probs(x, labels, n_classes, k=min(20, max(1, len(labels) - 1))))
+    return np.mean(parts, axis=0)
+
+
+def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *,
+                      filter_by: str = DEFAULT_FILTER) -> pd.DataFrame:
+    """``index, given_label, suggested_label, label_quality, is_label_issue`` from probabilities.
+
+    ``labels`` (N,) in 0..C-1, ``pred_probs`` (N, C) out-of-fold probabilities. Works for any C >= 1.
+    """
+    from cleanlab.filter import find_label_issues as cl_find
+    from cleanlab.rank import get_label_quality_scores
+
+    labels = np.asarray(labels, dtype=np.int64)
+    pred_probs = np.asarray(pred_probs, dtype=np.float32)
+    n, c = pred_probs.shape
+    if len(labels) != n:
+        raise ParameterError(f"labels ({len(labels)}) and pred_probs ({n}) differ in length")
+    present = np.unique(labels)
+    if len(present) < 2:
+        quality = np.ones(n, dtype=np.float32)
+        flags = np.zeros(n, dtype=bool)  # one class: nothing to confuse it with
+    else:
+        # cleanlab needs every class to occur; restrict to the classes present and renormalise
+        sub = pred_probs[:, present] + 1e-12
+        sub = sub / sub.sum(1, keepdims=True)
+        remap = np.searchsorted(present, labels)
+        flags = cl_find(remap, sub, filter_by=filter_by)
+        quality = get_label_quality_scores(remap, sub, method="self_confidence").astype(np.float32)
+    return pd.DataFrame({"index": np.arange(n, dtype=np.int64), "given_label": labels,
+                         "suggested_label": pred_probs.argmax(1).astype(np.int64), "label_quality": quality,
+                         "is_label_issue": np.asarray(flags, dtype=bool)})
+
+
+@register_check("label_issues", description="images whose label is probably wrong")
+def label_issues_check(data: AuditData, *, models: tuple[str, ...] = DEFAULT_MODELS, folds: int = 5,
+                       filter_by: str = DEFAULT_FILTER, seed: int = 0) -> CheckResult:
+    labelled = np.flatnonzero(data.labels >= 0)
+    t0 = time.perf_counter()
+    if data.pred_probs is None:
+        data.require("features", check="label_issues")
+        probs = np.zeros((data.n, data.n_classes), dtype=np.float32)
+        probs[labelled] = out_of_fold_probs(np.asarray(data.features[labelled]), data.labels[labelled],
+                                            data.n_classes, models=models, folds=folds, seed=seed)
+        data.pred_probs = probs  # later checks (multilabel, class_pairs) reuse them
+        data.extras["pred_probs_computed"] = True
+    fit_seconds = time.perf_counter() - t0
+    df = find_label_issues(data.labels[labelled], data.pred_probs[labelled], filter_by=filter_by)
+    df["index"] = labelled
+    acc = float((data.pred_probs[labelled].argmax(1) == data.labels[labelled]).mean()) if len(labelled) else 0.0
+    summary = {"label_issues": int(df["is_label_issue"].sum()), "share": float(df["is_label_issue"].mean()),
+               "models": list(models) if data.extras.get("pred_probs_computed") else "given pred_probs",
+               "filter_by": filter_by, "out_of_fold_accuracy_vs_given": acc,
+               "model_seconds": round(fit_seconds, 2)}
+    return CheckResult(df, summary)

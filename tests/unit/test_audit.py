@@ -1,0 +1,178 @@
+"""Audit checks on tiny constructed inputs with known answers, and their bad inputs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clearset
+from clearset.audit import (AuditData, CHECKS, class_pairs, find_duplicates, find_label_issues,
+                            intrinsic_dimension, label_sharpness, multilabel_candidates, out_of_fold_probs,
+                            outlier_scores, run_audit, export_clean_manifest)
+from clearset.audit.knn import knn
+from clearset.audit.neighborhoods import neural_gas_edges
+from clearset.errors import ParameterError, WorkspaceError
+
+
+def blobs(n_per=40, classes=3, dim=16, seed=0, spread=0.15):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim)) * 3
+    x = np.concatenate([c + spread * rng.normal(size=(n_per, dim)) for c in centres]).astype(np.float32)
+    y = np.repeat(np.arange(classes), n_per)
+    return x, y
+
+
+def test_knn_excludes_self_even_with_exact_duplicates():
+    x = np.array([[1, 0], [1, 0], [0, 1], [0.7, 0.7]], np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sims, ids = knn(x, 2)
+    assert ids[0, 0] == 1 and ids[1, 0] == 0
+    assert all(i not in row for i, row in enumerate(ids))
+
+
+def test_flipped_labels_are_found():
+    x, y = blobs()
+    noisy = y.copy()
+    flipped = [3, 50, 100]
+    noisy[flipped] = (noisy[flipped] + 1) % 3
+    probs = out_of_fold_probs(x, noisy, 3)
+    df = find_label_issues(noisy, probs)
+    assert set(np.flatnonzero(df["is_label_issue"])) == set(flipped)
+    assert (df.loc[flipped, "suggested_label"].to_numpy() == y[flipped]).all()
+    assert df["label_quality"].iloc[flipped].max() < df["label_quality"].drop(flipped).min()
+
+
+def test_label_issues_from_given_probs_and_one_class():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.95, 0.05], [0.1, 0.9]] * 5)
+    labels = np.array([0, 1, 0, 0] * 5)  # every 4th row disagrees with a confident model
+    df = find_label_issues(labels, probs)
+    assert df["is_label_issue"].to_numpy().nonzero()[0].tolist() == list(range(3, 20, 4))
+    one = find_label_issues(np.zeros(5, int), np.ones((5, 1)))
+    assert not one["is_label_issue"].any()
+
+
+def test_exact_and_near_duplicates_with_leakage():
+    x, _ = blobs(n_per=10, spread=1.0)
+    x = np.concatenate([x, x[[2]] + 1e-4, x[[7]]])  # 30: near copy of 2; 31: exact copy of 7
+    hashes = np.array([f"h{i}" for i in range(30)] + ["h30", "h7"])
+    splits = np.array(["train"] * 30 + ["test", "test"])
+    df = find_duplicates(x, hashes, splits, threshold=0.999)
+    pairs = {(a, b): k for a, b, k in zip(df["index"], df["duplicate_index"], df["kind"])}
+    assert pairs == {(7, 31): "exact", (2, 30): "near"}
+    assert df["cross_split"].all()
+
+
+def test_outliers_far_point_and_class_relative():
+    x, y = blobs(n_per=50)
+    x = np.concatenate([x, 50 * np.ones((1, x.shape[1]), np.float32)])
+    y = np.append(y, 0)
+    df = outlier_scores(x, y)
+    assert df["outlier_score"].idxmax() == 150 and df.loc[150, "is_outlier"]
+    assert df["is_outlier"].sum() <= 5
+
+
+def test_outliers_handle_tiny_classes():
+    x, y = blobs(n_per=20)
+    y[0] = 7  # a class with one image
+    df = outlier_scores(x, y)
+    assert np.isfinite(df["outlier_score"]).all()
+
+
+def test_multilabel_candidates():
+    p = np.array([[0.5, 0.45, 0.05], [0.98, 0.01, 0.01]])
+    df = multilabel_candidates(p)
+    assert df["candidate_labels"].tolist() == [[0, 1], [0]]
+    assert df["is_multilabel"].tolist() == [True, False] and df["score"].iloc[0] > df["score"].iloc[1]
+
+
+def test_class_pairs_finds_the_overlapping_pair():
+    rng = np.random.default_rng(0)
+    x, y = blobs(n_per=60, classes=4, spread=0.3)
+    x[y == 3] = x[y == 2] + 0.5 * rng.normal(size=(60, x.shape[1]))  # classes 2 and 3 overlap
+    probs = out_of_fold_probs(x, y, 4)
+    df = class_pairs(x, y, probs, 4)
+    assert tuple(df.iloc[0][["class_a", "class_b"]]) == (2, 3)
+    by_weight = df.sort_values("neighbour_weight", ascending=False)
+    assert tuple(by_weight.iloc[0][["class_a", "class_b"]]) == (2, 3)
+
+
+def test_neural_gas_links_nearby_prototypes():
+    protos = np.array([[1, 0], [0.9, 0.44], [-1, 0], [0, -1]], np.float32)
+    protos /= np.linalg.norm(protos, axis=1, keepdims=True)
+    pts = protos[[0] * 20 + [1] * 20] + 0.01
+    edges = neural_gas_edges(pts, protos, k=1)
+    assert edges[0, 1] == 1 and edges[1, 0] == 1 and edges[0, 2] == 0
+
+
+def test_intrinsic_dimension_of_known_manifolds():
+    rng = np.random.default_rng(0)
+    plane = np.zeros((1000, 10))
+    plane[:, :2] = rng.random((1000, 2))
+    cube = rng.random((1000, 6))
+    assert 1.6 < intrinsic_dimension(plane) < 2.4
+    assert 4.5 < intrinsic_dimension(cube) < 7.0
+
+
+def test_label_sharpness_scores_different_labels_only():
+    x = np.array([[0.0, 0], [0.0, 0.1], [1.0, 1.0]])
+    # the two closest points share a label: they must not count (the official code's bug)
+    value, j, k = label_sharpness(x, np.array([0, 0, 1]))
+    assert value == pytest.approx(1 / np.linalg.norm([1, 0.9])) and {j, k} == {1, 2}
+    assert label_sharpness(x, np.array([0, 0, 0]))[0] == 0.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_features_are_rejected(bad):
+    x, y = blobs()
+    x[5, 3] = bad
+    with pytest.raises(ParameterError, match="NaN or inf .* row 5"):
+        AuditData(labels=y, n_classes=3, class_names=list("abc"), features=x)
+
+
+def test_length_mismatch_is_rejected():
+    x, y = blobs()
+    with pytest.raises(WorkspaceError, match="features has 119 rows but the manifest has 120"):
+        AuditData(labels=y, n_classes=3, class_names=list("abc"), features=x[:-1])
+
+
+def test_every_check_on_one_class_and_identical_images(tmp_path):
+    root = tmp_path / "d" / "only"
+    root.mkdir(parents=True)
+    img = np.full((16, 16, 3), 90, np.uint8)
+    for i in range(6):
+        from PIL import Image
+        Image.fromarray(img).save(root / f"{i}.png")
+    ws = clearset.ingest(str(tmp_path / "d"), tmp_path / "ws")
+    clearset.embed(ws, backbone="test_efficientnet", image_size=32, precision="fp32")
+    summary = run_audit(ws)
+    assert set(summary["checks"]) == set(CHECKS.names())
+    assert summary["checks"]["label_issues"]["label_issues"] == 0
+    assert summary["checks"]["duplicates"]["exact_pairs"] == 5  # all linked to the first copy
+    assert summary["checks"]["properties"]["label_sharpness"]["value"] == 0.0
+
+
+def test_workspace_audit_export_and_cache(tmp_path):
+    ws = clearset.ingest("builtin:fractals?classes=3&per_class=12&size=24", tmp_path / "ws")
+    clearset.embed(ws, backbone="test_efficientnet", image_size=32, precision="fp32")
+    first = run_audit(ws)
+    stamp = (tmp_path / "ws" / "audit" / "label_issues.parquet").stat().st_mtime_ns
+    run_audit(ws)
+    assert (tmp_path / "ws" / "audit" / "label_issues.parquet").stat().st_mtime_ns == stamp
+    assert (tmp_path / "ws" / "audit" / "pred_probs.npy").exists()
+    out = export_clean_manifest(ws, tmp_path / "clean.parquet")
+    m = pd.read_parquet(out)
+    assert {"clean_label", "drop", "is_label_issue", "suggested_label"} <= set(m.columns)
+    relabelled = clearset.ingest("builtin:fractals?classes=3&per_class=12&size=24", tmp_path / "ws2",
+                                 labels=[str(out)])
+    assert relabelled.manifest()["label"].tolist() == m["clean_label"].tolist()
+    assert set(first["checks"]) == set(CHECKS.names())
+
+
+def test_audit_bad_inputs(tmp_path):
+    ws = clearset.ingest("builtin:fractals?classes=2&per_class=6&size=16", tmp_path / "ws")
+    with pytest.raises(ParameterError, match="unknown audit check 'spelling'"):
+        run_audit(ws, checks=["spelling"])
+    with pytest.raises(WorkspaceError, match="needs features"):
+        run_audit(ws, checks=["outliers"])
+    np.save(tmp_path / "p.npy", np.ones((3, 2)) / 2)
+    with pytest.raises(ParameterError, match=r"must be \(12, 2\)"):
+        run_audit(ws, checks=["label_issues"], pred_probs=tmp_path / "p.npy")
