@@ -1,6 +1,9 @@
-"""``clearset demo``: the whole pipeline on the bundled scikit-learn digits, offline, in about a minute.
+"""``clearset demo``: the pipeline on the bundled scikit-learn digits, offline, in under a minute.
 
-Later stages (audit, curate, train...) add their steps here as they land.
+The demo plants known problems in a copy of the digits (seeded): flipped labels, duplicates (exact
+copies and brightness/contrast-changed copies) and outliers (colour fractal images labelled as
+digits). It then ingests, embeds, probes and audits that copy, and scores what the audit found against
+what was planted. Later stages (train, curate...) add their steps here as they land.
 """
 
 from __future__ import annotations
@@ -10,15 +13,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .features import embed
-from .evaluate.probe import linear_probe
+import numpy as np
+
+from .audit import run_audit
 from .data.ingest import ingest
+from .data.sources.builtin import digits_arrays, digits_split
+from .data.sources.fractals import FractalConfig, render
+from .evaluate.probe import linear_probe
+from .features import embed
 from .reporting import build_report
+from .workspace import write_bytes
 
 log = logging.getLogger("clearset")
-DEMO_SOURCE = "builtin:digits"
 DEMO_BACKBONE = "efficientnet_lite0"
 DEMO_SIZE = 64
+FLIP_SHARE, N_EXACT, N_EDITED, N_OUTLIERS = 0.05, 15, 15, 12
 
 
 @dataclass
@@ -29,21 +38,82 @@ class DemoResult:
     def summary(self) -> str:
         width = max(len(k) for k in self.headline) if self.headline else 0
         lines = [f"  {k:<{width}}  {v}" for k, v in self.headline.items()]
-        return "\n".join(["clearset demo on builtin:digits", *lines, f"report: {self.report.resolve()}"])
+        return "\n".join(["clearset demo on builtin:digits (with planted problems)", *lines,
+                          f"report: {self.report.resolve()}"])
+
+
+def planted_digits(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The digits as train/test arrays plus planted problems, and the truth about what was planted."""
+    rng = np.random.default_rng(seed)
+    images, labels = digits_arrays()
+    split = digits_split()
+    x_train, y_train = images[split["train"]], labels[split["train"]].copy()
+    n = len(x_train)
+    flips = np.sort(rng.choice(n, int(FLIP_SHARE * n), replace=False))
+    y_train[flips] = (y_train[flips] + rng.integers(1, 10, len(flips))) % 10
+    src = rng.choice(n, N_EXACT + N_EDITED, replace=False)
+    exact = x_train[src[:N_EXACT]]
+    edited = np.clip(x_train[src[N_EXACT:]].astype(np.float32) * rng.uniform(0.8, 0.9) + 20, 0, 255).astype(np.uint8)
+    cfg = FractalConfig(classes=4, per_class=N_OUTLIERS, size=32, seed=seed + 7)
+    from PIL import Image
+
+    outliers = np.stack([np.asarray(Image.fromarray(render(cfg, i)).resize((8, 8), Image.BOX).convert("L"))
+                         for i in range(N_OUTLIERS)])
+    x = np.concatenate([x_train, exact, edited, outliers])
+    y = np.concatenate([y_train, y_train[src], rng.integers(0, 10, N_OUTLIERS)])
+    arrays = {"x_train": x, "y_train": y, "x_test": images[split["test"]], "y_test": labels[split["test"]],
+              "class_names": np.array([str(i) for i in range(10)])}
+    truth = {"flipped": flips, "duplicate_of": src, "copies": np.arange(n, n + N_EXACT + N_EDITED),
+             "outliers": np.arange(n + N_EXACT + N_EDITED, len(x))}
+    return arrays, truth
+
+
+def _precision_recall(found: set, planted: set) -> str:
+    tp = len(found & planted)
+    p = tp / len(found) if found else 1.0
+    r = tp / len(planted) if planted else 1.0
+    return f"precision {p:.0%}, recall {r:.0%} ({tp} of {len(planted)} planted, {len(found)} flagged)"
 
 
 def run_demo(workspace: str | Path = "demo-workspace", *, force: bool = False) -> DemoResult:
+    import io
+
+    import pandas as pd
+
     t0 = time.perf_counter()
-    ws = ingest(DEMO_SOURCE, workspace, split=None, force=force)
+    root = Path(workspace)
+    arrays, truth = planted_digits()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    data_file = root / "data" / "digits_planted.npz"  # derived data; the bundled digits are untouched
+    if force or not data_file.exists() or data_file.read_bytes() != buf.getvalue():
+        write_bytes(data_file, buf.getvalue())
+    ws = ingest(str(data_file), root, force=force)
     m = ws.manifest()
     emb = embed(ws, backbone=DEMO_BACKBONE, image_size=DEMO_SIZE, force=force)
     probe = linear_probe(ws, backbone=DEMO_BACKBONE, image_size=DEMO_SIZE)
+    summary = run_audit(ws, force=force)
     report = build_report(ws)
+
+    audit_dir = ws.root / "audit"
+    li = pd.read_parquet(audit_dir / "label_issues.parquet")
+    dup = pd.read_parquet(audit_dir / "duplicates.parquet")
+    out = pd.read_parquet(audit_dir / "outliers.parquet")
+    planted_pairs = {(int(a), int(b)) for a, b in zip(truth["duplicate_of"], truth["copies"])}
+    copies = set(truth["copies"].tolist())
+    involving = dup[dup["duplicate_index"].isin(copies) | dup["index"].isin(copies)]
+    found_pairs = {(int(a), int(b)) for a, b in zip(involving["index"], involving["duplicate_index"])}
     counts = m["split"].value_counts(sort=False).to_dict()
     return DemoResult(report, {
         "images": f"{len(m):,} ({', '.join(f'{k} {v}' for k, v in counts.items())}), {len(ws.classes())} classes",
         "embedding": f"{emb.shape[1]}-d {DEMO_BACKBONE}@{DEMO_SIZE} ImageNet features"
                      + ("" if emb.cached else f", {emb.images_per_s:.0f} img/s ({emb.precision})"),
         "linear probe": f"{probe.accuracy:.1%} test accuracy ({probe.train_images} train -> {probe.test_images} test)",
+        "label flips": _precision_recall(set(li.loc[li["is_label_issue"], "index"].tolist()),
+                                         set(truth["flipped"].tolist())),
+        "duplicates": _precision_recall(found_pairs, planted_pairs)
+                      + f"; {summary['checks']['duplicates']['pairs'] - len(found_pairs)} other near pairs",
+        "outliers": _precision_recall(set(out.loc[out["is_outlier"], "index"].tolist()),
+                                      set(truth["outliers"].tolist())),
         "time": f"{time.perf_counter() - t0:.1f} s",
     })

@@ -176,3 +176,20 @@ def test_audit_bad_inputs(tmp_path):
     np.save(tmp_path / "p.npy", np.ones((3, 2)) / 2)
     with pytest.raises(ParameterError, match=r"must be \(12, 2\)"):
         run_audit(ws, checks=["label_issues"], pred_probs=tmp_path / "p.npy")
+
+
+@pytest.mark.parametrize("method", ["bf16", "faiss"])
+def test_knn_methods_equal_brute_force(method):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(700, 48)).astype(np.float32)
+    x[10] = x[20]  # an exact duplicate pair must find each other, never itself
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sims, ids = knn(x, 7, method=method)
+    full = x @ x.T
+    np.fill_diagonal(full, -np.inf)
+    ref = np.argsort(-full, axis=1, kind="stable")[:, :7]
+    np.testing.assert_allclose(sims, np.take_along_axis(full, ref, 1), atol=1e-5)
+    twin = lambda a: np.where(a == 20, 10, a)  # rows 10 and 20 tie for every other query
+    assert np.array_equal(twin(ids)[:, :6], twin(ref)[:, :6])
+    assert ids[10, 0] == 20 and ids[20, 0] == 10
+    assert all(i not in row for i, row in enumerate(ids))

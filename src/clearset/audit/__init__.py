@@ -75,7 +75,9 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
             if data.pred_probs is None:
                 data.pred_probs = np.load(probs_path)
         table_path = out / f"{name}.parquet"
-        step = ws.step(f"audit.{name}", params=options, inputs=step_inputs, outputs=[table_path],
+        # the key holds the check's effective defaults too: changing a default recomputes
+        params = {**(CHECKS.get(name).fn.__kwdefaults__ or {}), **options}
+        step = ws.step(f"audit.{name}", params=params, inputs=step_inputs, outputs=[table_path],
                        sidecar=ws.sidecar_of(table_path))
         if step.cached() and not force:
             log.info("audit %s: cached", name)

@@ -32,6 +32,7 @@ class Check:
 
 
 CHECKS: Registry[Check] = Registry("audit check")
+NEIGHBOURS_SHARED = 20  # one search serves label_issues (20), outliers (10) and duplicates (5)
 
 
 def register_check(name: str, *, needs: Iterable[str] = (), description: str = ""):
@@ -81,6 +82,26 @@ class AuditData:
     @property
     def n(self) -> int:
         return len(self.labels)
+
+    def normalised_features(self) -> np.ndarray:
+        """Signed-square-root + L2-normalised features (computed once, shared by the checks)."""
+        if "normalised" not in self.extras:
+            self.require("features", check="this check")
+            x = np.asarray(self.features, dtype=np.float32)
+            x = np.sign(x) * np.sqrt(np.abs(x))
+            self.extras["normalised"] = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return self.extras["normalised"]
+
+    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest other images of each image (cosine of normalised features), searched once
+        with the largest k any check asked for and shared."""
+        from .knn import knn
+
+        have = self.extras.get("neighbours")
+        if have is None or have[0].shape[1] < k:
+            self.extras["neighbours"] = knn(self.normalised_features(), max(k, NEIGHBOURS_SHARED))
+        sims, ids = self.extras["neighbours"]
+        return sims[:, :k], ids[:, :k]
 
     def require(self, *names: str, check: str) -> None:
         missing = [n for n in names if getattr(self, n, None) is None]

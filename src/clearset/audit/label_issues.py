@@ -22,17 +22,11 @@ import pandas as pd
 
 from ..errors import ParameterError
 from .base import AuditData, CheckResult, register_check
-from .knn import knn, l2_normalise
+from .knn import knn, normalise_features
 
 log = logging.getLogger("clearset")
 DEFAULT_MODELS = ("logreg", "knn")
 DEFAULT_FILTER = "prune_by_class"
-
-
-def normalise_features(x: np.ndarray) -> np.ndarray:
-    """Signed square root, then L2 normalisation (the CNN-features-off-the-shelf recipe)."""
-    x = np.asarray(x, dtype=np.float32)
-    return l2_normalise(np.sign(x) * np.sqrt(np.abs(x)))
 
 
 def fit_logreg(x, y, n_classes: int, *, c: float = 1.0, max_iter: int = 300):
@@ -70,9 +64,10 @@ def oof_logreg(x: np.ndarray, labels: np.ndarray, n_classes: int, *, folds: int 
 
 
 def knn_probs(x: np.ndarray, labels: np.ndarray, n_classes: int, *, k: int = 20,
-              temperature: float = 0.1) -> np.ndarray:
+              temperature: float = 0.1, neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Leave-one-out kNN class probabilities: softmax(similarity / T)-weighted votes of k neighbours."""
-    sims, ids = knn(x, k)
+    sims, ids = neighbours if neighbours is not None else knn(x, k)
+    sims, ids = sims[:, :k], ids[:, :k]
     valid = ids >= 0
     weights = np.where(valid, np.exp((np.where(valid, sims, 0) - 1.0) / temperature), 0.0)
     votes = np.zeros((len(x), n_classes), dtype=np.float64)
@@ -95,18 +90,24 @@ def fold_indices(labels: np.ndarray, folds: int, seed: int):
 
 
 def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, n_classes: int, *,
-                      models: tuple[str, ...] = DEFAULT_MODELS, folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Average of the out-of-fold probabilities of ``models`` over the labelled rows (N_labelled, C)."""
+                      models: tuple[str, ...] = DEFAULT_MODELS, folds: int = 5, seed: int = 0,
+                      normalised: bool = False,
+                      neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Average of the out-of-fold probabilities of ``models`` (N, C); every label must be >= 0.
+
+    ``normalised``: the features are already normalise_features()'d; ``neighbours``: a precomputed
+    (sims, ids) self-search of those features with at least 20 columns.
+    """
     unknown = set(models) - {"logreg", "knn"}
     if unknown or not models:
         raise ParameterError(f"unknown label-issue model(s) {sorted(unknown)}: choose from logreg, knn")
-    x = normalise_features(features)
+    x = np.asarray(features, dtype=np.float32) if normalised else normalise_features(features)
     folds = min(folds, len(labels))
     parts = []
     if "logreg" in models:
         parts.append(oof_logreg(x, labels, n_classes, folds=max(folds, 2), seed=seed))
     if "knn" in models:
-        parts.append(knn_probs(x, labels, n_classes, k=min(20, max(1, len(labels) - 1))))
+        parts.append(knn_probs(x, labels, n_classes, k=min(20, max(1, len(labels) - 1)), neighbours=neighbours))
     return np.mean(parts, axis=0)
 
 
@@ -148,8 +149,10 @@ def label_issues_check(data: AuditData, *, models: tuple[str, ...] = DEFAULT_MOD
     if data.pred_probs is None:
         data.require("features", check="label_issues")
         probs = np.zeros((data.n, data.n_classes), dtype=np.float32)
-        probs[labelled] = out_of_fold_probs(np.asarray(data.features[labelled]), data.labels[labelled],
-                                            data.n_classes, models=models, folds=folds, seed=seed)
+        x = data.normalised_features()
+        shared = data.neighbours(20) if len(labelled) == data.n else None  # unlabelled rows cannot vote
+        probs[labelled] = out_of_fold_probs(x[labelled], data.labels[labelled], data.n_classes, models=models,
+                                            folds=folds, seed=seed, normalised=True, neighbours=shared)
         data.pred_probs = probs  # later checks (multilabel, class_pairs) reuse them
         data.extras["pred_probs_computed"] = True
     fit_seconds = time.perf_counter() - t0

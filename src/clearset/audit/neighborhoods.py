@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .base import AuditData, CheckResult, register_check
-from .knn import l2_normalise
+from .knn import l2_normalise, normalise_features
 
 PER_CLASS = 4
 EDGE_K = 15
@@ -83,7 +83,7 @@ def class_pairs(features: np.ndarray | None, labels: np.ndarray, pred_probs: np.
         overlap = (full + full.T)[a, b]
     weight = np.zeros(len(a))
     if features is not None and n_classes >= 2:
-        x = l2_normalise(features)
+        x = normalise_features(features)
         protos, owners = class_prototypes(x, labels, n_classes, seed=seed)
         edges = neural_gas_edges(x, protos, seed=seed)
         sums = np.zeros((n_classes, n_classes))

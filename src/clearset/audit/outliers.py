@@ -7,23 +7,24 @@ import numpy as np
 import pandas as pd
 
 from .base import AuditData, CheckResult, register_check, robust_z
-from .knn import knn, l2_normalise
+from .knn import knn, normalise_features
 
 DEFAULT_K = 10
 DEFAULT_THRESHOLD = 4.0
 
 
 def outlier_scores(features: np.ndarray, labels: np.ndarray | None = None, *, k: int = DEFAULT_K,
-                   threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+                   threshold: float = DEFAULT_THRESHOLD, normalised: bool = False,
+                   neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """``index, outlier_score, global_score, class_score, is_outlier``.
 
     global_score: robust z of the mean cosine distance to the k nearest images of the whole set.
     class_score: the same among images of the same label (classes with fewer than k + 1 images use
     what they have; a one-image class scores 0). outlier_score is the larger of the two.
     """
-    x = l2_normalise(features)
+    x = np.asarray(features, dtype=np.float32) if normalised else normalise_features(features)
     n = len(x)
-    sims, _ = knn(x, k)
+    sims = (neighbours if neighbours is not None else knn(x, k))[0][:, :k]
     dist = 1.0 - np.where(np.isfinite(sims), sims, np.nan)
     global_score = robust_z(np.nanmean(dist, axis=1))
     class_score = np.zeros(n, dtype=np.float64)
@@ -45,5 +46,6 @@ def outlier_scores(features: np.ndarray, labels: np.ndarray | None = None, *, k:
 @register_check("outliers", needs=("features",), description="images far from their neighbours")
 def outliers_check(data: AuditData, *, k: int = DEFAULT_K, threshold: float = DEFAULT_THRESHOLD) -> CheckResult:
     data.require("features", check="outliers")
-    df = outlier_scores(data.features, data.labels, k=k, threshold=threshold)
+    df = outlier_scores(data.normalised_features(), data.labels, k=k, threshold=threshold, normalised=True,
+                        neighbours=data.neighbours(k))
     return CheckResult(df, {"outliers": int(df["is_outlier"].sum()), "k": k, "threshold": threshold})

@@ -87,3 +87,35 @@ def class_bars(names: Sequence[str], counts_by_split: dict[str, np.ndarray], pat
     ax.set_ylabel("images")
     ax.legend(frameon=False, ncol=len(counts_by_split), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return save_figure(fig, path)
+
+
+def thumbnail_png(rgb: np.ndarray, path: Path, side: int = 64) -> Path:
+    save_png(thumbnail(rgb, side), path)
+    return path
+
+
+def confusion_graph(names: Sequence[str], pairs, path: Path, top: int = 25) -> Path:
+    """Classes on a circle; an edge per confused pair (width: overlap, colour: neural-gas weight)."""
+    fig, ax = _figure(5.5, 5.5)
+    n = len(names)
+    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    xy = np.stack([np.cos(angles), np.sin(angles)], 1)
+    shown = pairs.head(top)
+    peak = max(float(shown["overlap"].max()), 1e-12) if len(shown) else 1.0
+    wpeak = max(float(shown["neighbour_weight"].max()), 1e-12) if len(shown) else 1.0
+    import matplotlib.cm as cm
+
+    for r in shown.itertuples():
+        a, b = xy[r.class_a], xy[r.class_b]
+        ax.plot([a[0], b[0]], [a[1], b[1]], color=cm.viridis(r.neighbour_weight / wpeak),
+                linewidth=0.5 + 6 * r.overlap / peak, alpha=0.8, zorder=1)
+    ax.scatter(xy[:, 0], xy[:, 1], s=40, color="#1d2330", zorder=2)
+    if n <= 60:
+        for (x, y), name in zip(xy, names):
+            ax.annotate(name, (x * 1.12, y * 1.12), ha="center", va="center", fontsize=8)
+    ax.set_xlim(-1.35, 1.35)
+    ax.set_ylim(-1.35, 1.35)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"top {len(shown)} confused pairs: width = overlap, colour = neighbour weight", fontsize=8)
+    return save_figure(fig, path)

@@ -129,3 +129,67 @@ def embeddings(ctx: ReportContext) -> dict[str, Any] | None:
                      "rate": meta.get("images_per_s"), "seconds": meta.get("seconds"),
                      "probe": probes.get(name, {}).get("accuracy")})
     return {"rows": rows}
+
+
+@section("audit", "Audit", order=30)
+def audit(ctx: ReportContext) -> dict[str, Any] | None:
+    out = ctx.ws.root / "audit"
+    if not (out / "summary.json").exists():
+        return None
+    from ..workspace import read_json
+
+    summary = read_json(out / "summary.json")
+    classes = ctx.ws.classes()
+    store = ctx.ws.store()
+    splits = ctx.ws.manifest()["split"].to_numpy()
+
+    def thumb(i: int) -> str:
+        return ctx.rel(plots.thumbnail_png(store.load(int(i)), ctx.asset(f"audit/{int(i)}.png")))
+
+    def name(label: int) -> str:
+        return classes[label] if 0 <= label < len(classes) else "–"
+
+    checks = summary.get("checks", {})
+    data: dict[str, Any] = {"checks": checks, "features": summary.get("features")}
+    if (out / "label_issues.parquet").exists():
+        li = pd.read_parquet(out / "label_issues.parquet")
+        flagged = li[li["is_label_issue"]].sort_values("label_quality")
+        data["label_issues"] = [{"index": int(r.index), "img": thumb(r.index), "given": name(r.given_label),
+                                 "suggested": name(r.suggested_label), "quality": float(r.label_quality)}
+                                for r in flagged.head(24).itertuples()]
+        data["label_issue_table"] = flagged.head(200).to_dict("records")
+    if (out / "duplicates.parquet").exists():
+        d = pd.read_parquet(out / "duplicates.parquet")
+
+        def pair_rows(frame):
+            return [{"a": int(r.index), "b": int(r.duplicate_index), "img_a": thumb(r.index),
+                     "img_b": thumb(r.duplicate_index), "sim": float(r.similarity), "kind": r.kind,
+                     "splits": f"{splits[r.index]} / {splits[r.duplicate_index]}"} for r in frame.itertuples()]
+
+        data["leak_pairs"] = pair_rows(d[d["cross_split"]].head(12))
+        data["dup_pairs"] = pair_rows(d[~d["cross_split"]].head(12))
+        data["dup_table"] = d.head(200).to_dict("records")
+    if (out / "outliers.parquet").exists():
+        o = pd.read_parquet(out / "outliers.parquet").sort_values("outlier_score", ascending=False)
+        data["outliers"] = [{"index": int(r.index), "img": thumb(r.index), "score": float(r.outlier_score)}
+                            for r in o.head(16).itertuples()]
+    if (out / "multilabel.parquet").exists():
+        ml = pd.read_parquet(out / "multilabel.parquet")
+        ml = ml[ml["is_multilabel"]].sort_values("score", ascending=False)
+        data["multilabel"] = [{"index": int(r.index), "img": thumb(r.index), "score": float(r.score),
+                               "labels": ", ".join(name(int(c)) for c in r.candidate_labels)}
+                              for r in ml.head(16).itertuples()]
+    if (out / "class_pairs.parquet").exists():
+        cp = pd.read_parquet(out / "class_pairs.parquet")
+        data["class_pairs"] = cp.head(30).to_dict("records")
+        if len(classes) >= 2:
+            data["graph_png"] = ctx.rel(plots.confusion_graph(classes, cp, ctx.asset("audit/class_graph.png")))
+    props = checks.get("properties", {})
+    data["properties"] = {
+        "intrinsic dimension (pixels)": props.get("intrinsic_dimension_pixels"),
+        "intrinsic dimension (features)": props.get("intrinsic_dimension_features"),
+        "label sharpness K_F": (props.get("label_sharpness") or {}).get("value"),
+        "imbalance ratio": (props.get("class_balance") or {}).get("imbalance_ratio"),
+        **{f"images {k.replace('_', ' ')}": v for k, v in (props.get("image_quality") or {}).items()},
+    }
+    return data
