@@ -55,10 +55,25 @@ def test_exact_and_near_duplicates_with_leakage():
     x = np.concatenate([x, x[[2]] + 1e-4, x[[7]]])  # 30: near copy of 2; 31: exact copy of 7
     hashes = np.array([f"h{i}" for i in range(30)] + ["h30", "h7"])
     splits = np.array(["train"] * 30 + ["test", "test"])
-    df = find_duplicates(x, hashes, splits, threshold=0.999)
+    df = find_duplicates(x, hashes, splits, embedding_threshold=0.999)
     pairs = {(a, b): k for a, b, k in zip(df["index"], df["duplicate_index"], df["kind"])}
     assert pairs == {(7, 31): "exact", (2, 30): "near"}
     assert df["cross_split"].all()
+
+
+def test_aligned_similarity_sees_through_shift_crop_and_colour():
+    from PIL import Image, ImageEnhance
+    from clearset.audit.duplicates import aligned_similarity, pixel_representations
+
+    rng = np.random.default_rng(0)
+    base = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((32, 32), Image.BICUBIC))
+    shifted = np.pad(base, ((0, 0), (3, 0), (0, 0)), mode="edge")[:, :32]
+    cropped = np.asarray(Image.fromarray(base).crop((3, 3, 29, 29)).resize((32, 32), Image.BILINEAR))
+    darker = np.asarray(ImageEnhance.Brightness(Image.fromarray(base)).enhance(0.7))
+    other = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((32, 32), Image.BICUBIC))
+    _, views = pixel_representations([base, shifted, cropped, darker, other])
+    sims = aligned_similarity(views, np.array([[0, 1], [0, 2], [0, 3], [0, 4]]))
+    assert (sims[:3] > 0.94).all() and sims[3] < 0.8
 
 
 def test_outliers_far_point_and_class_relative():
