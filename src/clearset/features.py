@@ -116,7 +116,7 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     outputs = [feat_path] + ([logit_path] if bb.has_imagenet_head else [])
     step = ws.step("embed", params={"backbone": backbone, "image_size": size, "precision": prec,
                                     "dtype": dtype, "resize": RESIZE_POLICY},
-                   inputs={"manifest": ws.fingerprint(ws.manifest_path)}, outputs=outputs,
+                   inputs={"pixels": pixel_fingerprint(manifest)}, outputs=outputs,
                    sidecar=ws.sidecar_of(feat_path))
     n = len(manifest)
     if step.cached() and not force:
@@ -174,6 +174,16 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     log.info("embed: %d x %d features (%s, %.0f img/s) -> %s", n, bb.feature_dim, prec, rate, feat_path)
     return EmbedResult(feat_path, outputs[1] if len(outputs) > 1 else None, (n, bb.feature_dim), rate, prec,
                        cached=False)
+
+
+def pixel_fingerprint(manifest) -> str:
+    """Identity of the images, in order, and nothing else: relabelling a dataset keeps its features."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for column in ("source", "sha256"):
+        h.update("\n".join(manifest[column].astype(str)).encode())
+    return h.hexdigest()
 
 
 def _load_batch(store, size: int, idx: range) -> np.ndarray:

@@ -208,3 +208,20 @@ def test_knn_methods_equal_brute_force(method):
     assert np.array_equal(twin(ids)[:, :6], twin(ref)[:, :6])
     assert ids[10, 0] == 20 and ids[20, 0] == 10
     assert all(i not in row for i, row in enumerate(ids))
+
+
+def test_aligned_similarity_equals_brute_force_correlation():
+    from clearset.audit.duplicates import aligned_similarity
+
+    rng = np.random.default_rng(1)
+    views = rng.integers(0, 256, (6, 3, 28, 28)).astype(np.float16)
+    pairs = np.array([[0, 1], [2, 3], [4, 5]])
+
+    def ncc(t, w):
+        t, w = t - t.mean(), w - w.mean()
+        return (t * w).sum() / (np.linalg.norm(t) * np.linalg.norm(w) + 1e-6)
+
+    for (i, j), got in zip(pairs, aligned_similarity(views, pairs)):
+        best = max(ncc(views[s, 0, 4:24, 4:24].astype(np.float64), views[d, z, y:y + 20, x:x + 20].astype(np.float64))
+                   for s, d in ((i, j), (j, i)) for z in range(3) for y in range(9) for x in range(9))
+        assert got == pytest.approx(best, abs=1e-4)

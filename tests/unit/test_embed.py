@@ -99,3 +99,13 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(ws, tmp_path):
     reference = clearset.embed(fresh, backbone=MODEL, image_size=32, batch_size=4, precision="fp32").load()
     np.testing.assert_allclose(resumed.load(), reference, rtol=1e-5, atol=1e-5)
     assert not progress.exists()
+
+
+def test_relabelling_keeps_the_features_cached(tmp_path):
+    spec = "builtin:fractals?classes=2&per_class=5&size=16&test=0"
+    ws = clearset.ingest(spec, tmp_path / "ws")
+    first = clearset.embed(ws, backbone=MODEL, image_size=32, precision="fp32")
+    np.save(tmp_path / "flip.npy", 1 - ws.manifest()["label"].to_numpy())
+    ws = clearset.ingest(spec, tmp_path / "ws", labels=[str(tmp_path / "flip.npy")])
+    assert clearset.embed(ws, backbone=MODEL, image_size=32, precision="fp32").cached
+    assert first.features.exists()

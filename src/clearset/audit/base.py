@@ -54,7 +54,8 @@ class AuditData:
     sha256: np.ndarray | None = None  # (N,) str: hash of decoded pixels
     features: np.ndarray | None = None  # (N, D) float32
     pred_probs: np.ndarray | None = None  # (N, C) out-of-fold class probabilities
-    image_loader: Callable[[Iterable[int]], Iterator[np.ndarray]] | None = None  # pixels by index, in order
+    # pixels by index, in order: ImageStore.iter_images(indices, transform=None)
+    image_loader: Callable[..., Iterator[np.ndarray]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):

@@ -30,24 +30,33 @@ ZOOMS = (1.0, 1.12, 1.25)
 COLUMNS = ["index", "duplicate_index", "similarity", "kind", "cross_split"]
 
 
-def pixel_representations(images) -> tuple[np.ndarray, np.ndarray]:
-    """From one pass over ``images`` (an iterable of (H, W, 3) uint8, or an (N, H, W, 3) array):
-    pixel signatures (N, 256) float32 and alignment views (N, 3, 28, 28) float16 (grey, 0..255)."""
+def image_representation(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One image's raw grey 16x16 signature (256,) and its zoomed grey views (3, 28, 28) float16."""
     from PIL import Image
 
+    grey = Image.fromarray(np.asarray(img)).convert("L").resize((GREY_SIDE, GREY_SIDE), Image.BOX)
+    sig = np.asarray(grey.resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.BOX), np.float32).ravel()
+    zoomed = []
+    for z in ZOOMS:
+        side = GREY_SIDE / z
+        lo = (GREY_SIDE - side) / 2
+        zoomed.append(np.asarray(grey.resize((VIEW_SIDE, VIEW_SIDE), Image.BILINEAR, box=(lo, lo, lo + side, lo + side)),
+                                 np.float16))
+    return sig, np.stack(zoomed)
+
+
+def pixel_representations(images, *, computed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel signatures (N, 256) float32 (zero mean, unit norm) and alignment views (N, 3, 28, 28)
+    float16 (grey 0..255) from one pass over ``images``: (H, W, 3) uint8 arrays, or, with
+    ``computed=True``, the outputs of image_representation (e.g. made on an image store's threads)."""
     sigs, views = [], []
-    for img in images:
-        grey = Image.fromarray(np.asarray(img)).convert("L").resize((GREY_SIDE, GREY_SIDE), Image.BOX)
-        sigs.append(np.asarray(grey.resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.BOX), np.float32).ravel())
-        zoomed = []
-        for z in ZOOMS:
-            side = GREY_SIDE / z
-            lo = (GREY_SIDE - side) / 2
-            zoomed.append(np.asarray(grey.resize((VIEW_SIDE, VIEW_SIDE), Image.BILINEAR,
-                                                 box=(lo, lo, lo + side, lo + side)), np.float16))
-        views.append(np.stack(zoomed))
+    for item in images:
+        sig, view = item if computed else image_representation(item)
+        sigs.append(sig)
+        views.append(view)
     if not sigs:
-        return np.zeros((0, SIGNATURE_SIDE ** 2), np.float32), np.zeros((0, len(ZOOMS), VIEW_SIDE, VIEW_SIDE), np.float16)
+        return (np.zeros((0, SIGNATURE_SIDE ** 2), np.float32),
+                np.zeros((0, len(ZOOMS), VIEW_SIDE, VIEW_SIDE), np.float16))
     sig = np.stack(sigs)
     sig -= sig.mean(1, keepdims=True)
     return l2_normalise(sig), np.stack(views)
@@ -58,31 +67,36 @@ def pixel_signature(images) -> np.ndarray:
     return pixel_representations(images)[0]
 
 
-def _unit(t, dim: int):
-    t = t - t.mean(dim, keepdim=True)
-    return t / (t.pow(2).sum(dim, keepdim=True).sqrt() + 1e-6)
-
-
-def aligned_similarity(views: np.ndarray, pairs: np.ndarray, *, batch: int = 4096) -> np.ndarray:
+def aligned_similarity(views: np.ndarray, pairs: np.ndarray, *, batch: int = 2048) -> np.ndarray:
     """Best normalised correlation of each pair over shifts and zooms, in both directions: the 20x20
-    centre of one image's unzoomed view slides over every position of the other's zoomed views."""
+    centre of one image's unzoomed view slides over every position of the other's zoomed views.
+
+    Computed as one grouped convolution per batch (the template against every window) divided by the
+    windows' energies from box sums, so the cost does not grow with a Python loop over offsets.
+    """
     import torch
+    import torch.nn.functional as F
 
     out = np.zeros(len(pairs), dtype=np.float32)
-    margin = VIEW_SIDE - CORE_SIDE
-    lo = margin // 2
+    lo = (VIEW_SIDE - CORE_SIDE) // 2
+    area = CORE_SIDE * CORE_SIDE
     with torch.inference_mode():
         for start in range(0, len(pairs), batch):
             a = torch.from_numpy(views[pairs[start : start + batch, 0]].astype(np.float32))
             b = torch.from_numpy(views[pairs[start : start + batch, 1]].astype(np.float32))
             best = torch.full((len(a),), -1.0)
             for src, dst in ((a, b), (b, a)):
-                core = _unit(src[:, 0, lo : lo + CORE_SIDE, lo : lo + CORE_SIDE].reshape(len(src), -1), 1)
-                for z in range(dst.shape[1]):
-                    for dy in range(margin + 1):
-                        for dx in range(margin + 1):
-                            win = dst[:, z, dy : dy + CORE_SIDE, dx : dx + CORE_SIDE].reshape(len(dst), -1)
-                            best = torch.maximum(best, (core * _unit(win, 1)).sum(1))
+                n, z = dst.shape[:2]
+                core = src[:, 0, lo : lo + CORE_SIDE, lo : lo + CORE_SIDE]
+                core = core - core.mean((1, 2), keepdim=True)
+                core = core / (core.pow(2).sum((1, 2), keepdim=True).sqrt() + 1e-6)
+                weight = core.repeat_interleave(z, 0).unsqueeze(1)  # (n*z, 1, 20, 20)
+                image = dst.reshape(1, n * z, VIEW_SIDE, VIEW_SIDE)
+                num = F.conv2d(image, weight, groups=n * z)  # template is zero-mean: no window mean needed
+                s1 = F.avg_pool2d(image, CORE_SIDE, stride=1) * area
+                s2 = F.avg_pool2d(image * image, CORE_SIDE, stride=1) * area
+                energy = (s2 - s1 * s1 / area).clamp_min(0).sqrt() + 1e-6
+                best = torch.maximum(best, (num / energy).reshape(n, -1).amax(1))
             out[start : start + len(a)] = best.numpy()
     return out
 
@@ -173,7 +187,8 @@ def duplicates_check(data: AuditData, *, threshold: float = DEFAULT_THRESHOLD,
         data.require("features", check="duplicates")
     signatures = views = None
     if data.image_loader is not None:
-        signatures, views = pixel_representations(data.image_loader(range(data.n)))
+        reps = data.image_loader(range(data.n), transform=image_representation)  # on the decoding threads
+        signatures, views = pixel_representations(reps, computed=True)
     df = find_duplicates(data.features, data.sha256, data.splits, views=views, signatures=signatures,
                          threshold=threshold, embedding_threshold=embedding_threshold,
                          neighbours=data.neighbours(NEIGHBOURS) if data.features is not None else None)

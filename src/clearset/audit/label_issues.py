@@ -29,7 +29,7 @@ DEFAULT_MODELS = ("logreg", "knn")
 DEFAULT_FILTER = "prune_by_class"
 
 
-def fit_logreg(x, y, n_classes: int, *, c: float = 1.0, max_iter: int = 300):
+def fit_logreg(x, y, n_classes: int, *, c: float = 1.0, max_iter: int = 100):
     """Multinomial logistic regression, mean cross-entropy + ||W||² / (2·C·n), full-batch L-BFGS."""
     import torch
 
