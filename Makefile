@@ -25,6 +25,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/embed.py
 	$(PY) bench/embed_cifar10.py
+	$(PY) bench/audit_duplicates.py
+	$(PY) bench/audit_cifar10n.py
+	$(PY) bench/audit_multilabel.py
 
 clean:
 	rm -rf demo-workspace .pytest_cache
