@@ -87,10 +87,10 @@ class AuditData:
     def normalised_features(self) -> np.ndarray:
         """Signed-square-root + L2-normalised features (computed once, shared by the checks)."""
         if "normalised" not in self.extras:
+            from ..vectors import normalise_features
+
             self.require("features", check="this check")
-            x = np.asarray(self.features, dtype=np.float32)
-            x = np.sign(x) * np.sqrt(np.abs(x))
-            self.extras["normalised"] = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            self.extras["normalised"] = normalise_features(self.features)
         return self.extras["normalised"]
 
     def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:

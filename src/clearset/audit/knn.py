@@ -11,21 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..vectors import l2_normalise, normalise_features  # noqa: F401  (re-exported for the checks)
+
 EXACT_MAX = 300_000
 CHUNK = 8192
 RERANK_EXTRA = 16
 SCORE_BUDGET = 50_000_000  # query x base scores held at once in the bf16 path (about 100 MB)
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def normalise_features(x: np.ndarray) -> np.ndarray:
-    """Signed square root, then L2 normalisation: the representation every audit check compares."""
-    x = np.asarray(x, dtype=np.float32)
-    return l2_normalise(np.sign(x) * np.sqrt(np.abs(x)))
 
 
 def build_index(vectors: np.ndarray, *, seed: int = 0):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WorkspaceError
+from ..vectors import normalise_features
 from ..workspace import Workspace, read_json, write_json
 
 log = logging.getLogger("clearset")
@@ -26,13 +27,6 @@ class ProbeResult:
     test_images: int
     accuracy: float
     seconds: float
-
-
-def normalise_features(x: np.ndarray) -> np.ndarray:
-    """Signed square root, then L2 normalisation (per row)."""
-    x = np.asarray(x, dtype=np.float32)
-    x = np.sign(x) * np.sqrt(np.abs(x))
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, *,
