@@ -30,7 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 
 import clearset
 from clearset.audit import AuditData
-from clearset.audit.knn import normalise_features
+from clearset.vectors import normalise_features
 from clearset.audit.label_issues import label_issues_check
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,8 @@ from PIL import Image, ImageEnhance
 import clearset
 from clearset.audit.duplicates import (DEFAULT_THRESHOLD, EMBEDDING_FLOOR, NEIGHBOURS, PIXEL_FLOOR,
                                        aligned_similarity, find_duplicates, neighbour_pairs, pixel_representations)
-from clearset.audit.knn import knn, normalise_features
+from clearset.audit.knn import knn
+from clearset.vectors import normalise_features
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))

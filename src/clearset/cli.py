@@ -107,7 +107,7 @@ def audit(
     features: Optional[str] = typer.Option(None, help="Embedding to use, backbone@size (default: the newest)."),
     pred_probs: Optional[Path] = typer.Option(None, help="Out-of-fold probabilities (N, C) .npy to use "
                                               "instead of computing them."),
-    threshold: Optional[float] = typer.Option(None, help="Near-duplicate cosine similarity threshold."),
+    threshold: Optional[float] = typer.Option(None, help="Near-duplicate threshold on aligned similarity (default 0.94; see docs/audit.md)."),
     export: Optional[Path] = typer.Option(None, help="Also write a new manifest with suggested relabels and "
                                           "drops as columns (use it later with --labels)."),
     force: bool = typer.Option(False, help="Recompute cached checks."),

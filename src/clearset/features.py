@@ -134,7 +134,7 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
 
     if dev.type == "cpu":
         keep_large_allocations_in_heap()
-    model = bb.model.to(dev).to(memory_format=torch.channels_last)
+    bb.model.to(dev).to(memory_format=torch.channels_last)  # in place
     mean = torch.tensor(bb.mean, device=dev).view(1, 3, 1, 1) * 255
     std = torch.tensor(bb.std, device=dev).view(1, 3, 1, 1) * 255
     store = ws.store()

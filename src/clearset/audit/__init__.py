@@ -46,7 +46,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     Args:
         features: which embedding, ``backbone@size`` (default: the most recent one).
         pred_probs: an .npy of out-of-fold probabilities (N, C) to use instead of computing them.
-        threshold: near-duplicate cosine-similarity threshold (default: duplicates.DEFAULT_THRESHOLD).
+        threshold: near-duplicate threshold on aligned similarity (default: duplicates.DEFAULT_THRESHOLD).
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     m = ws.manifest()

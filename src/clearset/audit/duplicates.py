@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .base import AuditData, CheckResult, register_check
-from .knn import knn, l2_normalise, normalise_features
+from ..vectors import l2_normalise, normalise_features
+from .knn import knn
 
 DEFAULT_THRESHOLD = 0.94  # aligned similarity
 EMBEDDING_THRESHOLD = 0.92  # used only without pixels
@@ -60,11 +61,6 @@ def pixel_representations(images, *, computed: bool = False) -> tuple[np.ndarray
     sig = np.stack(sigs)
     sig -= sig.mean(1, keepdims=True)
     return l2_normalise(sig), np.stack(views)
-
-
-def pixel_signature(images) -> np.ndarray:
-    """(N, 256) grey 16x16 signatures, zero mean and unit norm (see pixel_representations)."""
-    return pixel_representations(images)[0]
 
 
 def aligned_similarity(views: np.ndarray, pairs: np.ndarray, *, batch: int = 2048) -> np.ndarray:

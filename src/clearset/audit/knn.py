@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..vectors import l2_normalise, normalise_features  # noqa: F401  (re-exported for the checks)
 
 EXACT_MAX = 300_000
 CHUNK = 8192

@@ -22,7 +22,8 @@ import pandas as pd
 
 from ..errors import ParameterError
 from .base import AuditData, CheckResult, register_check
-from .knn import knn, normalise_features
+from ..vectors import normalise_features
+from .knn import knn
 
 log = logging.getLogger("clearset")
 DEFAULT_MODELS = ("logreg", "knn")

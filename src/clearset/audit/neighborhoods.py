@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .base import AuditData, CheckResult, register_check
-from .knn import l2_normalise, normalise_features
+from ..vectors import l2_normalise, normalise_features
 
 PER_CLASS = 4
 EDGE_K = 15

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from .base import AuditData, CheckResult, register_check, robust_z
-from .knn import knn, normalise_features
+from ..vectors import normalise_features
+from .knn import knn
 
 DEFAULT_K = 10
 DEFAULT_THRESHOLD = 4.0
