@@ -225,3 +225,49 @@ def test_aligned_similarity_equals_brute_force_correlation():
         best = max(ncc(views[s, 0, 4:24, 4:24].astype(np.float64), views[d, z, y:y + 20, x:x + 20].astype(np.float64))
                    for s, d in ((i, j), (j, i)) for z in range(3) for y in range(9) for x in range(9))
         assert got == pytest.approx(best, abs=1e-4)
+
+
+def test_batched_pixel_representations_match_pillow_resizing():
+    from PIL import Image
+    from clearset.audit.duplicates import ZOOMS, pixel_representations
+
+    rng = np.random.default_rng(3)
+    small = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    odd = [rng.integers(0, 256, (45, 37, 3), dtype=np.uint8)]
+    sigs, views = pixel_representations(small + odd, batch=2)  # a mixed-shape batch takes the per-image path
+    assert sigs.shape == (4, 256) and views.shape == (4, 3, 28, 28)
+    np.testing.assert_allclose(np.linalg.norm(sigs, axis=1), 1.0, atol=1e-5)
+    for img, view in zip(small + odd, views):
+        grey = Image.fromarray(img).convert("L").resize((32, 32), Image.BOX)
+        for z, got in zip(ZOOMS, view):
+            lo = (32 - 32 / z) / 2
+            ref = np.asarray(grey.resize((28, 28), Image.BILINEAR, box=(lo, lo, lo + 32 / z, lo + 32 / z)), np.float32)
+            assert np.abs(got.astype(np.float32) - ref).max() <= 1.0  # Pillow rounds to whole grey levels
+
+
+def test_image_statistics_batch_equals_per_image_formulas():
+    from clearset.audit.properties import all_image_statistics
+
+    rng = np.random.default_rng(4)
+    imgs = [rng.integers(0, 256, (9, 11, 3), dtype=np.uint8) for _ in range(3)] + [np.zeros((5, 5, 3), np.uint8)]
+    got = all_image_statistics(imgs, batch=3)
+    for img, row in zip(imgs, got):
+        grey = img.astype(np.float64) @ [0.299, 0.587, 0.114]
+        p = np.bincount(grey.astype(np.uint8).ravel(), minlength=256) / grey.size
+        lap = -4 * grey[1:-1, 1:-1] + grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:]
+        np.testing.assert_allclose(row, [grey.mean() / 255, -(p[p > 0] * np.log2(p[p > 0])).sum(), lap.var()],
+                                   rtol=1e-4, atol=1e-6)
+
+
+def test_joint_fold_logreg_equals_scikit_learn_per_fold():
+    from sklearn.linear_model import LogisticRegression
+    from clearset.audit.label_issues import fold_indices, oof_logreg
+
+    x, y = blobs(n_per=40, spread=3.0)  # overlapping classes: probabilities far from 0 and 1
+    got = oof_logreg(x, y, 3, folds=4, c=1.0, max_iter=500)
+    ref = np.zeros_like(got)
+    for train, test in fold_indices(y, 4, 0):
+        model = LogisticRegression(C=1.0, tol=1e-8, max_iter=5000).fit(x[train], y[train])
+        ref[test] = model.predict_proba(x[test])
+    assert 0.05 < ref.min() and ref.max() < 0.999 or (ref < 0.95).mean() > 0.2
+    np.testing.assert_allclose(got, ref, atol=1e-2)

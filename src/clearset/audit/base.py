@@ -128,3 +128,15 @@ def robust_z(x: np.ndarray) -> np.ndarray:
     med = np.median(x)
     mad = np.median(np.abs(x - med)) * 1.4826
     return (x - med) / (mad if mad > 1e-12 else (np.std(x) + 1e-12))
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of up to ``size`` items."""
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

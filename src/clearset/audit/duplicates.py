@@ -15,10 +15,12 @@ resizing, small crops, shifts, colour changes): bench/audit_duplicates.py, docs/
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 import pandas as pd
 
-from .base import AuditData, CheckResult, register_check
+from .base import AuditData, CheckResult, batched, register_check
 from ..vectors import l2_normalise, normalise_features
 from .knn import knn
 
@@ -31,36 +33,80 @@ ZOOMS = (1.0, 1.12, 1.25)
 COLUMNS = ["index", "duplicate_index", "similarity", "kind", "cross_split"]
 
 
-def image_representation(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One image's raw grey 16x16 signature (256,) and its zoomed grey views (3, 28, 28) float16."""
+def resample_matrix(in_size: int, out_size: int, box: tuple[float, float] | None = None,
+                    kind: str = "bilinear") -> np.ndarray:
+    """(out_size, in_size) weights of Pillow's separable resampling of the interval ``box`` (default the
+    whole axis) onto ``out_size`` samples: ``kind`` "bilinear" (triangle filter widened when shrinking,
+    i.e. antialiased) or "box". ``W @ row`` resizes one axis as ``Image.resize(..., box=...)`` does."""
+    lo, hi = box if box is not None else (0.0, float(in_size))
+    scale = (hi - lo) / out_size
+    widen = max(scale, 1.0)
+    support = (1.0 if kind == "bilinear" else 0.5) * widen
+    w = np.zeros((out_size, in_size), dtype=np.float64)
+    for i in range(out_size):
+        centre = lo + (i + 0.5) * scale
+        first = max(int(centre - support + 0.5), 0)
+        last = min(int(centre + support + 0.5), in_size)
+        t = (np.arange(first, last) - centre + 0.5) / widen
+        w[i, first:last] = np.maximum(1.0 - np.abs(t), 0.0) if kind == "bilinear" else ((t >= -0.5) & (t < 0.5))
+        w[i] /= max(w[i].sum(), 1e-12)
+    return w.astype(np.float32)
+
+
+def grey_square(img: np.ndarray, side: int = GREY_SIDE) -> np.ndarray:
+    """An (H, W, 3) uint8 image as grey (ITU-R 601 luma, as Pillow's "L") resized to side x side (box filter)."""
+    img = np.asarray(img)
+    if img.shape[:2] == (side, side):
+        return luma(img[None])[0]
     from PIL import Image
 
-    grey = Image.fromarray(np.asarray(img)).convert("L").resize((GREY_SIDE, GREY_SIDE), Image.BOX)
-    sig = np.asarray(grey.resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.BOX), np.float32).ravel()
-    zoomed = []
+    grey = Image.fromarray(img).convert("L").resize((side, side), Image.BOX)
+    return np.asarray(grey, dtype=np.float32)
+
+
+def luma(batch: np.ndarray) -> np.ndarray:
+    """(B, H, W, 3) uint8 -> (B, H, W) float32 grey levels, rounded as Pillow's convert("L")."""
+    b = batch.astype(np.uint32)
+    return ((b[..., 0] * 19595 + b[..., 1] * 38470 + b[..., 2] * 7471 + 0x8000) >> 16).astype(np.float32)
+
+
+def representation_weights() -> tuple[np.ndarray, np.ndarray]:
+    """Resampling matrices: grey 32 -> signature 16 (box), and grey 32 -> each centre-zoomed 28 view."""
+    sig = resample_matrix(GREY_SIDE, SIGNATURE_SIDE, kind="box")
+    views = []
     for z in ZOOMS:
         side = GREY_SIDE / z
         lo = (GREY_SIDE - side) / 2
-        zoomed.append(np.asarray(grey.resize((VIEW_SIDE, VIEW_SIDE), Image.BILINEAR, box=(lo, lo, lo + side, lo + side)),
-                                 np.float16))
-    return sig, np.stack(zoomed)
+        views.append(resample_matrix(GREY_SIDE, VIEW_SIDE, (lo, lo + side)))
+    return sig, np.stack(views)
 
 
-def pixel_representations(images, *, computed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def represent_batch(greys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 32, 32) grey -> raw signatures (B, 256) float32 and zoomed views (B, 3, 28, 28) float16."""
+    sig_w, view_w = representation_weights()
+    greys = np.ascontiguousarray(greys, dtype=np.float32)
+    sig = (sig_w @ greys @ sig_w.T).reshape(len(greys), -1)
+    views = view_w[None] @ greys[:, None] @ view_w.transpose(0, 2, 1)[None]
+    return sig.astype(np.float32), views.astype(np.float16)
+
+
+def pixel_representations(images: Iterable[np.ndarray], *, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Pixel signatures (N, 256) float32 (zero mean, unit norm) and alignment views (N, 3, 28, 28)
-    float16 (grey 0..255) from one pass over ``images``: (H, W, 3) uint8 arrays, or, with
-    ``computed=True``, the outputs of image_representation (e.g. made on an image store's threads)."""
+    float16 (grey 0..255) from one pass over ``images`` ((H, W, 3) uint8 arrays), a batch at a time:
+    the resampling is two small matrix products per batch, not per-image Python."""
     sigs, views = [], []
-    for item in images:
-        sig, view = item if computed else image_representation(item)
-        sigs.append(sig)
-        views.append(view)
+    for chunk in batched(images, batch):
+        same = len({im.shape for im in chunk}) == 1 and chunk[0].shape[:2] == (GREY_SIDE, GREY_SIDE)
+        greys = luma(np.stack(chunk)) if same else np.stack([grey_square(im) for im in chunk])
+        s, v = represent_batch(greys)
+        sigs.append(s)
+        views.append(v)
     if not sigs:
         return (np.zeros((0, SIGNATURE_SIDE ** 2), np.float32),
                 np.zeros((0, len(ZOOMS), VIEW_SIDE, VIEW_SIDE), np.float16))
-    sig = np.stack(sigs)
+    sig = np.concatenate(sigs)
     sig -= sig.mean(1, keepdims=True)
-    return l2_normalise(sig), np.stack(views)
+    return l2_normalise(sig), np.concatenate(views)
 
 
 def aligned_similarity(views: np.ndarray, pairs: np.ndarray, *, batch: int = 2048) -> np.ndarray:
@@ -89,12 +135,25 @@ def aligned_similarity(views: np.ndarray, pairs: np.ndarray, *, batch: int = 204
                 weight = core.repeat_interleave(z, 0).unsqueeze(1)  # (n*z, 1, 20, 20)
                 image = dst.reshape(1, n * z, VIEW_SIDE, VIEW_SIDE)
                 num = F.conv2d(image, weight, groups=n * z)  # template is zero-mean: no window mean needed
-                s1 = F.avg_pool2d(image, CORE_SIDE, stride=1) * area
-                s2 = F.avg_pool2d(image * image, CORE_SIDE, stride=1) * area
-                energy = (s2 - s1 * s1 / area).clamp_min(0).sqrt() + 1e-6
+                s1, s2 = window_sums(image[0], CORE_SIDE)
+                energy = (s2 - s1 * s1 / area).clamp_min(0).sqrt().unsqueeze(0) + 1e-6
                 best = torch.maximum(best, (num / energy).reshape(n, -1).amax(1))
             out[start : start + len(a)] = best.numpy()
     return out
+
+
+def window_sums(images, side: int):
+    """Sums of values and of squares over every side x side window of (C, H, W) images, as one
+    convolution with a ones kernel. Values are centred on each image's mean first (correlation does not
+    change) so that float32 keeps the energies, differences of large sums, accurate."""
+    import torch
+    import torch.nn.functional as F
+
+    centred = images - images.mean((1, 2), keepdim=True)
+    ones = torch.ones(1, 1, side, side, dtype=images.dtype)
+    both = torch.stack([centred, centred * centred], 1).reshape(-1, 1, *images.shape[1:])
+    sums = F.conv2d(both, ones).reshape(len(images), 2, images.shape[1] - side + 1, -1)
+    return sums[:, 0], sums[:, 1]
 
 
 def exact_duplicate_pairs(hashes: np.ndarray) -> pd.DataFrame:
@@ -183,8 +242,7 @@ def duplicates_check(data: AuditData, *, threshold: float = DEFAULT_THRESHOLD,
         data.require("features", check="duplicates")
     signatures = views = None
     if data.image_loader is not None:
-        reps = data.image_loader(range(data.n), transform=image_representation)  # on the decoding threads
-        signatures, views = pixel_representations(reps, computed=True)
+        signatures, views = pixel_representations(data.image_loader(range(data.n)))
     df = find_duplicates(data.features, data.sha256, data.splits, views=views, signatures=signatures,
                          threshold=threshold, embedding_threshold=embedding_threshold,
                          neighbours=data.neighbours(NEIGHBOURS) if data.features is not None else None)

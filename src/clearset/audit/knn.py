@@ -77,15 +77,19 @@ def _knn_bf16(vectors, k, queries, exclude_self):
         return sims, ids
     chunk = int(np.clip(SCORE_BUDGET // max(m, 1), 64, 4096))
     n_cand = min(k_eff + RERANK_EXTRA, m)
+    # buffers reused by every chunk: fresh 100 MB score matrices cost page faults, not arithmetic
+    score_buf = torch.empty(chunk, m, dtype=torch.bfloat16)
+    cand_buf = torch.empty(chunk * n_cand, base.shape[1])
     with torch.inference_mode():
         for start in range(0, n, chunk):
             q = q_all[start : start + chunk]
-            scores = q.to(torch.bfloat16) @ base16.T
+            scores = torch.matmul(q.to(torch.bfloat16), base16.T, out=score_buf[: len(q)])
             if self_search:
                 rows = torch.arange(len(q))
                 scores[rows, rows + start] = -torch.inf
             cand = scores.topk(n_cand, dim=1).indices
-            exact = torch.einsum("qd,qkd->qk", q, base[cand])
+            vectors = torch.index_select(base, 0, cand.reshape(-1), out=cand_buf[: cand.numel()])
+            exact = torch.einsum("qd,qkd->qk", q, vectors.view(len(q), n_cand, -1))
             if self_search:
                 exact[cand == (torch.arange(len(q))[:, None] + start)] = -torch.inf
             top = exact.topk(k_eff, dim=1)

@@ -1,0 +1,122 @@
+"""Scale: the duplicates and outliers checks on 1,000,000 synthetic 256-d embeddings.
+
+Synthetic data (seeded, written in chunks to a memory-mapped .npy under bench/.cache): 1,000 Gaussian
+concept clusters on the sphere, 100 classes (10 clusters each); planted 2,000 near-duplicate copies
+(a random image plus small noise) and 200 outliers (random directions far from every cluster).
+The checks run in a child process (features memory-mapped, no pixels: the embedding-only rule) under
+/usr/bin/time, which reports the peak RSS. Above 300,000 vectors the kNN is a FAISS IVF index, so no
+step holds an N x N matrix; memory is O(N * D).
+
+    .venv/bin/python bench/audit_scale.py [--n 1000000] [--dim 256]
+
+Writes bench/results/audit_scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / ".cache"
+N_DUPS, N_OUTLIERS, CLUSTERS, CLASSES = 2000, 200, 1000, 100
+
+
+def make_data(n: int, dim: int, seed: int = 0) -> tuple[Path, Path, Path]:
+    """Features (memmap .npy), labels, planted (dup pairs, outlier rows), generated in chunks."""
+    feats, labels_path, planted_path = (CACHE / f"scale_{n}_{dim}_{k}.npy" for k in ("x", "y", "planted"))
+    if feats.exists() and labels_path.exists() and planted_path.exists():
+        return feats, labels_path, planted_path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(CLUSTERS, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    n_base = n - N_DUPS - N_OUTLIERS
+    cluster = rng.integers(0, CLUSTERS, n)
+    out = np.lib.format.open_memmap(feats.with_suffix(".tmp.npy"), mode="w+", dtype=np.float32, shape=(n, dim))
+    for start in range(0, n_base, 100_000):
+        stop = min(start + 100_000, n_base)
+        out[start:stop] = centres[cluster[start:stop]] + rng.normal(size=(stop - start, dim)).astype(np.float32) * 0.06
+    sources = rng.choice(n_base, N_DUPS, replace=False)
+    dups = np.arange(n_base, n_base + N_DUPS)
+    out[dups] = out[sources] + rng.normal(size=(N_DUPS, dim)).astype(np.float32) * 0.003
+    cluster[dups] = cluster[sources]
+    outliers = np.arange(n_base + N_DUPS, n)
+    out[outliers] = rng.normal(size=(N_OUTLIERS, dim)).astype(np.float32) / np.sqrt(dim)
+    out.flush()
+    del out
+    feats.with_suffix(".tmp.npy").rename(feats)
+    np.save(labels_path, (cluster % CLASSES).astype(np.int64))
+    np.save(planted_path, np.concatenate([np.stack([sources, dups], 1).ravel(), outliers]))
+    return feats, labels_path, planted_path
+
+
+CHILD = r"""
+import json, sys, time
+import numpy as np
+from clearset.audit import AuditData
+from clearset.audit.duplicates import duplicates_check
+from clearset.audit.outliers import outliers_check
+feats = np.load(sys.argv[1], mmap_mode="r")
+labels = np.load(sys.argv[2])
+data = AuditData(labels=labels, n_classes=int(labels.max()) + 1, class_names=[str(i) for i in range(labels.max() + 1)],
+                 features=feats)
+out = {}
+for name, check in (("duplicates", duplicates_check), ("outliers", outliers_check)):
+    t = time.perf_counter()
+    res = check(data)
+    out[name] = {"seconds": round(time.perf_counter() - t, 1), "summary": res.summary}
+    res.table.to_parquet(sys.argv[3] + f".{name}.parquet")
+print(json.dumps(out))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audit_scale.json")
+    args = ap.parse_args()
+    t = time.perf_counter()
+    feats, labels, planted = make_data(args.n, args.dim)
+    print(f"synthetic data ready ({time.perf_counter() - t:.0f} s): {feats}", flush=True)
+    tables = CACHE / f"scale_{args.n}"
+    t = time.perf_counter()
+    run = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", CHILD, str(feats), str(labels), str(tables)],
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if run.returncode:
+        sys.exit(run.stderr)
+    checks = json.loads(run.stdout.strip().splitlines()[-1])
+    peak_mb = int(run.stderr.strip().splitlines()[-1]) / 1024
+
+    import pandas as pd
+
+    p = np.load(planted)
+    pairs, outliers = p[: 2 * N_DUPS].reshape(-1, 2), p[2 * N_DUPS:]
+    dups = pd.read_parquet(str(tables) + ".duplicates.parquet")
+    found = set(zip(dups["index"], dups["duplicate_index"]))
+    dup_recall = float(np.mean([(min(a, b), max(a, b)) in found for a, b in pairs]))
+    flagged = pd.read_parquet(str(tables) + ".outliers.parquet")
+    flagged = set(flagged.loc[flagged["is_outlier"], "index"])
+    out_recall = float(np.mean([o in flagged for o in outliers]))
+    out_precision = len(flagged & set(outliers)) / max(len(flagged), 1)
+    result = {"bench": "audit_scale", "date": time.strftime("%Y-%m-%d"), "n": args.n, "dim": args.dim,
+              "features_mb": round(args.n * args.dim * 4 / 2 ** 20), "wall_seconds": round(wall, 1),
+              "peak_rss_mb": round(peak_mb), "checks": checks,
+              "planted": {"near_duplicate_pairs": N_DUPS, "recall": dup_recall, "pairs_found": len(dups),
+                          "outliers": N_OUTLIERS, "outlier_recall": out_recall, "outlier_precision": out_precision}}
+    print(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
