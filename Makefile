@@ -28,6 +28,9 @@ bench: $(STAMP)
 	$(PY) bench/audit_duplicates.py
 	$(PY) bench/audit_cifar10n.py
 	$(PY) bench/audit_multilabel.py
+	$(PY) bench/audit_scale.py
+	$(PY) bench/train_cifar10.py
+	$(PY) bench/train_variants.py
 
 clean:
 	rm -rf demo-workspace .pytest_cache

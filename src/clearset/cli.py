@@ -143,6 +143,81 @@ def probe(
 
 
 @command
+def train(
+    workspace: Path = typer.Argument(..., help="An ingested workspace with a training split."),
+    recipe: str = typer.Option("cifar-resnet8-fast", help="Named recipe (`clearset list recipes`)."),
+    model: Optional[str] = typer.Option(None, help="Override the recipe's model: resnet18_cifar, resnet8, "
+                                        "resnet20, convnet3 or a timm name."),
+    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epoch count."),
+    seed: int = typer.Option(0, help="Seed of initialisation, order and augmentation (exactly reproducible on CPU)."),
+    subset: Optional[Path] = typer.Option(None, help="Train on these rows only: a .parquet/.csv with "
+                                          "index (+ weight) columns, as `clearset curate` writes."),
+    name: Optional[str] = typer.Option(None, help="Run name under WS/runs/ (default: recipe-model-seed-confighash)."),
+    eval_split: str = typer.Option("test", help="Split to predict at the end (stored in predictions.npz)."),
+    teacher: Optional[list[Path]] = typer.Option(None, help="Distil from this run (repeat for an ensemble: "
+                                                 "the mean of their softmaxes is the target)."),
+    kd_temperature: float = typer.Option(1.0, help="Softmax temperature of teachers and student in distillation."),
+    kd_hard_weight: float = typer.Option(0.0, help="Share of the hard-label target mixed into distillation (0 = none, MEAL V2)."),
+    known: Optional[str] = typer.Option(None, help="Open-set training: comma-separated class names or indices "
+                                        "to train on; the others' test images become 'unknown' for `clearset eval`."),
+    tract: bool = typer.Option(False, help="TrAct: closed-form first-layer gradient (docs/train.md)."),
+    tract_lambda: float = typer.Option(0.1, help="TrAct's lambda."),
+    force: bool = typer.Option(False, help="Start over even if the run is finished or resumable."),
+):
+    """Train a model on the workspace (per-epoch checkpoints: re-run the same command to resume after a
+    crash or Ctrl-C; a finished run is a cache hit). Writes WS/runs/<name>/."""
+    from .train import train as run_train
+
+    r = run_train(workspace, recipe=recipe, model=model, epochs=epochs, seed=seed, subset=subset, name=name,
+                  eval_split=eval_split, force=force, teachers=teacher or None, kd_temperature=kd_temperature,
+                  kd_hard_weight=kd_hard_weight, tract=tract_lambda if tract else None,
+                  known_classes=_class_indices(workspace, known) if known else None)
+    last = r.metrics[-1] if r.metrics else {}
+    acc = last.get("eval_acc")
+    typer.echo(f"{r.root}{' (cached)' if r.cached else ''}: {len(r.metrics)} epochs"
+               + (f", {eval_split} accuracy {acc:.4f}" if acc is not None else ""))
+
+
+def _class_indices(workspace: Path, spec: str) -> list[int]:
+    from .workspace import Workspace
+
+    classes = Workspace(workspace).classes()
+    out = []
+    for item in _split_list(spec) or []:
+        if item in classes:
+            out.append(classes.index(item))
+        elif item.isdigit() and int(item) < len(classes):
+            out.append(int(item))
+        else:
+            raise ClearsetError(f"--known: {item!r} is not a class of {workspace} (classes: {', '.join(classes)})")
+    return out
+
+
+@command
+def eval_(
+    run: Path = typer.Argument(..., help="A run folder, WS/runs/<name>."),
+    data: Optional[Path] = typer.Option(None, help="Evaluate on another workspace (same classes)."),
+    split: Optional[str] = typer.Option(None, help="Split to evaluate (default: the run's evaluation split)."),
+    human_labels: Optional[Path] = typer.Option(None, help="A .npy (images x classes) of human label counts "
+                                                "or probabilities for that split, e.g. CIFAR-10H."),
+):
+    """Accuracy (top-1/5, per class), NLL, Brier, calibration (ECE, adaptive ECE) and, with human labels,
+    plurality / multi-label accuracy, expected agreement, cross-entropy and variable top-k."""
+    from .evaluate.evaluation import evaluate_run
+
+    m = evaluate_run(run, data=data, split=split, human_labels=human_labels)
+    for k, v in m.items():
+        if isinstance(v, float):
+            typer.echo(f"{k:28s} {v:.4f}")
+    for score, v in m.get("openset", {}).items():
+        if isinstance(v, dict):
+            typer.echo(f"open-set {score:19s} AUROC {v['auroc']:.4f}  FPR@95TPR {v['fpr_at_95_tpr']:.4f}")
+    if "variable_topk" in m:
+        typer.echo(f"{'variable_topk':28s} {m['variable_topk']['accuracy']:.4f}")
+    typer.echo(m["path"])
+
+
+@command
 def report(workspace: Path = typer.Argument(..., help="A workspace.")):
     """Write WS/report/index.html: dataset card and every section the workspace has results for."""
     from .reporting import build_report
@@ -162,7 +237,7 @@ def demo(workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "
 
 
 @command
-def list_(what: str = typer.Argument(..., help="sources | backbones | checks | sections")):
+def list_(what: str = typer.Argument(..., help="sources | backbones | checks | sections | recipes | metrics")):
     """List the registered names of an extension point."""
     if what == "sources":
         from .data.sources import SOURCES, load_all
@@ -186,8 +261,18 @@ def list_(what: str = typer.Argument(..., help="sources | backbones | checks | s
 
         for name, _ in SECTIONS.items():
             typer.echo(name)
+    elif what == "recipes":
+        from .train.recipes import RECIPES
+
+        for name, rec in RECIPES.items():
+            typer.echo(f"{name:20s} {rec.description}")
+    elif what == "metrics":
+        from .evaluate.metrics import METRICS
+
+        for name, fn in METRICS.items():
+            typer.echo(f"{name:28s} {(fn.__doc__ or '').strip().splitlines()[0] if fn.__doc__ else ''}")
     else:
-        raise ClearsetError(f"cannot list {what!r}: choose sources, backbones, checks or sections")
+        raise ClearsetError(f"cannot list {what!r}: choose sources, backbones, checks, sections, recipes or metrics")
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ def run(*args, cwd=None):
     return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-@pytest.mark.parametrize("command", ["ingest", "embed", "report", "demo", "probe", "list"])
+@pytest.mark.parametrize("command", ["ingest", "embed", "report", "demo", "probe", "list", "train", "eval"])
 def test_help(command):
     r = run(command, "--help")
     assert r.returncode == 0 and "Usage" in r.stdout

@@ -119,3 +119,35 @@ def confusion_graph(names: Sequence[str], pairs, path: Path, top: int = 25) -> P
     ax.axis("off")
     ax.set_title(f"top {len(shown)} confused pairs: width = overlap, colour = neighbour weight", fontsize=8)
     return save_figure(fig, path)
+
+
+def reliability_diagram(bins: list[dict], path: Path) -> Path:
+    """Accuracy against mean confidence per calibration bin (bar width = bin), with the diagonal."""
+    fig, ax = _figure(3.4, 3.2)
+    n = len(bins)
+    xs = [(i + 0.5) / n for i in range(n)]
+    acc = [b["accuracy"] if b["accuracy"] is not None else 0.0 for b in bins]
+    conf = [b["confidence"] if b["confidence"] is not None else x for b, x in zip(bins, xs)]
+    ax.bar(xs, acc, width=1 / n, color="#3b6ea5", edgecolor="white", label="accuracy")
+    ax.bar(xs, [c - a for c, a in zip(conf, acc)], bottom=acc, width=1 / n, color="#e0a030", alpha=0.5,
+           edgecolor="white", label="gap to confidence")
+    ax.plot([0, 1], [0, 1], color="#444", lw=1, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    return save_figure(fig, path)
+
+
+def training_curves(metrics: list[dict], path: Path) -> Path:
+    fig, ax = _figure(4.2, 3.0)
+    epochs = [m["epoch"] for m in metrics]
+    ax.plot(epochs, [m["train_acc"] for m in metrics], label="train (augmented)", color="#3b6ea5")
+    evals = [(m["epoch"], m["eval_acc"]) for m in metrics if m.get("eval_acc") is not None]
+    if evals:
+        ax.plot(*zip(*evals), "o-", label="evaluation split", color="#e0a030")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.legend(frameon=False, fontsize=7)
+    return save_figure(fig, path)

@@ -193,3 +193,31 @@ def audit(ctx: ReportContext) -> dict[str, Any] | None:
         **{f"images {k.replace('_', ' ')}": v for k, v in (props.get("image_quality") or {}).items()},
     }
     return data
+
+
+@section("training", "Training runs", order=40)
+def training(ctx: ReportContext) -> dict[str, Any] | None:
+    """One row per finished run under WS/runs/, with its evaluation metrics (after `clearset eval`),
+    training curve and reliability diagram."""
+    from ..train.loop import load_run
+    from ..workspace import read_json
+
+    runs_dir = ctx.ws.root / "runs"
+    if not runs_dir.is_dir():
+        return None
+    rows = []
+    for root in sorted(p for p in runs_dir.iterdir() if (p / "model.safetensors").exists()):
+        run = load_run(root)
+        m = read_json(root / "metrics.json") if (root / "metrics.json").exists() else {}
+        row = {"name": run.name, "recipe": run.config["recipe"]["name"], "model": run.config["recipe"]["model"],
+               "epochs": len(run.metrics), "images": run.config.get("train_images"),
+               "seconds": sum(x.get("seconds", 0) for x in run.metrics),
+               "acc": m.get("top1", run.metrics[-1].get("eval_acc") if run.metrics else None),
+               "ece": m.get("ece"), "nll": m.get("nll"), "human": m.get("human_expected_agreement"),
+               "openset": (m.get("openset") or {}).get("max_logit", {}).get("auroc"),
+               "curve": ctx.rel(plots.training_curves(run.metrics, ctx.asset(f"runs/{run.name}-curve.png")))}
+        if m.get("reliability"):
+            row["reliability"] = ctx.rel(plots.reliability_diagram(m["reliability"],
+                                                                   ctx.asset(f"runs/{run.name}-reliability.png")))
+        rows.append(row)
+    return {"rows": rows} if rows else None

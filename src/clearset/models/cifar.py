@@ -1,0 +1,122 @@
+"""Small networks for CIFAR-scale images (32x32, any class count), registered by name for ``clearset train``.
+
+- ``resnet18_cifar``: ResNet-18 with the CIFAR stem (3x3 conv, stride 1, no max-pool), 11.2M parameters.
+- ``resnet8`` / ``resnet20``: the CIFAR ResNets of He et al. (3 stages of 16/32/64 channels, n = 1 / 3
+  basic blocks per stage).
+- ``convnet3``: the dataset-distillation ConvNet (depth 3 of conv 3x3 width 128 -> instance norm -> ReLU
+  -> 2x2 average pooling, then a linear classifier); depth, width and norm are arguments.
+Any other name is a timm model (random initialisation) created with ``num_classes``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ParameterError
+from ..registry import Registry
+
+MODELS: Registry = Registry("model")
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """Stem conv 3x3 (stride 1) -> stages of basic blocks -> global average pool -> linear."""
+
+    def __init__(self, widths: tuple[int, ...], blocks: tuple[int, ...], num_classes: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        layers, c_in = [], widths[0]
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            for j in range(n):
+                layers.append(BasicBlock(c_in, w, 2 if (i > 0 and j == 0) else 1))
+                c_in = w
+        self.layers = nn.Sequential(*layers)
+        self.num_features = c_in
+        self.fc = nn.Linear(c_in, num_classes)
+
+    def forward_features(self, x):
+        return self.layers(torch.relu(self.bn1(self.conv1(x))))
+
+    def forward(self, x):
+        return self.fc(self.forward_features(x).mean((2, 3)))
+
+
+class ConvNet(nn.Module):
+    """The distillation ConvNet: ``depth`` x [conv 3x3 -> norm -> ReLU -> avgpool 2] -> linear."""
+
+    def __init__(self, num_classes: int, *, depth: int = 3, width: int = 128, norm: str = "instance",
+                 image_size: int = 32):
+        super().__init__()
+        layers, c_in, side = [], 3, image_size
+        for _ in range(depth):
+            layers += [nn.Conv2d(c_in, width, 3, padding=1), make_norm(norm, width), nn.ReLU(inplace=True),
+                       nn.AvgPool2d(2)]
+            c_in, side = width, side // 2
+        self.features = nn.Sequential(*layers)
+        self.num_features = width * side * side
+        self.classifier = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x):
+        return self.features(x)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+def make_norm(norm: str, width: int) -> nn.Module:
+    if norm == "instance":  # per-channel affine instance norm, as GroupNorm(width, width) in the DC code
+        return nn.GroupNorm(width, width, affine=True)
+    if norm == "batch":
+        return nn.BatchNorm2d(width)
+    if norm == "none":
+        return nn.Identity()
+    raise ParameterError(f"unknown norm {norm!r}: choose instance, batch or none")
+
+
+@MODELS.register("resnet18_cifar")
+def resnet18_cifar(num_classes: int, **_) -> nn.Module:
+    return ResNet((64, 128, 256, 512), (2, 2, 2, 2), num_classes)
+
+
+@MODELS.register("resnet8")
+def resnet8(num_classes: int, **_) -> nn.Module:
+    return ResNet((16, 32, 64), (1, 1, 1), num_classes)
+
+
+@MODELS.register("resnet20")
+def resnet20(num_classes: int, **_) -> nn.Module:
+    return ResNet((16, 32, 64), (3, 3, 3), num_classes)
+
+
+@MODELS.register("convnet3")
+def convnet3(num_classes: int, *, image_size: int = 32, depth: int = 3, width: int = 128,
+             norm: str = "instance", **_) -> nn.Module:
+    return ConvNet(num_classes, depth=depth, width=width, norm=norm, image_size=image_size)
+
+
+def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """A registered small network, else a timm model of that name (random weights)."""
+    if name in MODELS:
+        return MODELS.create(name, num_classes, **kwargs)
+    import timm
+
+    if not timm.is_model(name):
+        raise ParameterError(f"unknown model {name!r}: use one of {', '.join(MODELS.names())} or a timm model name")
+    return timm.create_model(name, pretrained=False, num_classes=num_classes)

@@ -1,0 +1,405 @@
+"""The training engine behind ``clearset train``: fast on small images, exactly reproducible on CPU.
+
+- The decoded split is one uint8 tensor (N, 3, H, W) in memory; a batch is gathered by index and
+  augmented as a whole with tensor ops (train/augment.py); no per-image Python and no DataLoader.
+- channels_last, and bf16 autocast where the hardware multiplies bf16 natively (``precision="auto"``).
+- Targets are always soft (N, K) rows: one-hot (with label smoothing), or given (human soft labels,
+  stored reinforced targets, a teacher's probabilities); per-sample weights come from a curated subset.
+- Each epoch draws its permutation and augmentations from generators seeded by (seed, epoch): a run
+  resumed from its per-epoch checkpoint continues exactly as if never stopped.
+- Writes ``WS/runs/<name>/``: ``model.safetensors``, ``config.json``, ``metrics.jsonl`` (one line per
+  epoch), ``predictions.npz`` (evaluation-split logits), ``checkpoint.pt`` (resume state), and a sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import progress
+from ..errors import ParameterError, WorkspaceError
+from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
+from .augment import cutout, mix, random_crop, random_flip
+from .recipes import Recipe, get_recipe
+
+log = logging.getLogger("clearset")
+# An epoch sampler returns the training rows (positions into the subset) to visit this epoch, in order,
+# given the epoch number and a seeded generator; RS2 draws a fresh subset here every epoch.
+Sampler = Callable[[int, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class Run:
+    """A finished training run on disk."""
+
+    root: Path
+    config: dict
+    metrics: list[dict]
+    cached: bool
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def predictions(self) -> dict[str, np.ndarray]:
+        with np.load(self.root / "predictions.npz") as z:
+            return {k: z[k] for k in z.files}
+
+    def load_model(self) -> torch.nn.Module:
+        from safetensors.torch import load_file
+
+        from ..models.cifar import create_model
+
+        c = self.config
+        model = create_model(c["recipe"]["model"], len(c["classes"]), image_size=c["recipe"]["image_size"])
+        if c.get("tract") is not None:  # the first conv is wrapped: same parameters, names under .conv
+            from .tract import apply_tract
+
+            apply_tract(model, c["tract"])
+        model.load_state_dict(load_file(self.root / "model.safetensors"))
+        return model.eval()
+
+
+def load_run(path: str | Path) -> Run:
+    root = Path(path)
+    if not (root / "config.json").exists() or not (root / "model.safetensors").exists():
+        raise WorkspaceError(f"{root}: not a finished training run (no config.json / model.safetensors)")
+    metrics = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return Run(root, read_json(root / "config.json"), metrics, cached=True)
+
+
+def load_split(ws: Workspace, split: str | None, size: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """uint8 images (N, 3, size, size), labels (N,) and manifest indices (N,) of ``split`` (None: all)."""
+    from ..data.images import resize_center
+
+    m = ws.manifest()
+    rows = m if split is None else m[m["split"] == split]
+    if rows.empty:
+        have = sorted(set(m["split"]))
+        raise ParameterError(f"{ws.root}: no images in split {split!r} (splits here: {', '.join(have)})")
+    index = rows["index"].to_numpy(np.int64)
+    out = np.empty((len(index), size, size, 3), dtype=np.uint8)
+    for i, img in enumerate(progress.bar(ws.store().iter_images(index.tolist()), total=len(index),
+                                         desc=f"load {split or 'all'}")):
+        out[i] = resize_center(img, size)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(), rows["label"].to_numpy(np.int64), index
+
+
+def read_subset(path: str | Path, train_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions into the training rows, weights) from a subset file with an ``index`` column (manifest
+    indices) and an optional ``weight`` column: .parquet, .csv, or .npy (indices only)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise ParameterError(f"{path}: subset file not found")
+    if path.suffix == ".npy":
+        table = pd.DataFrame({"index": np.load(path)})
+    elif path.suffix == ".csv":
+        table = pd.read_csv(path)
+    else:
+        table = pd.read_parquet(path)
+    if "index" not in table.columns:
+        raise ParameterError(f"{path}: a subset needs an 'index' column (manifest indices)")
+    idx = table["index"].to_numpy()
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ParameterError(f"{path}: 'index' must hold integers")
+    weights = table["weight"].to_numpy(np.float32) if "weight" in table.columns else np.ones(len(idx), np.float32)
+    if len(idx) == 0:
+        raise ParameterError(f"{path}: the subset is empty")
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ParameterError(f"{path}: 'weight' must be finite and non-negative")
+    lookup = {int(v): p for p, v in enumerate(train_index)}
+    missing = [int(i) for i in idx if int(i) not in lookup]
+    if missing:
+        raise ParameterError(f"{path}: {len(missing)} indices are not training images of this workspace "
+                             f"(first: {missing[:5]}); a subset names manifest indices of the training split")
+    return np.array([lookup[int(i)] for i in idx], dtype=np.int64), weights
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Learning-rate multiplier at iteration ``step`` of ``total`` (linear warm-up, then the schedule)."""
+    if schedule == "onecycle":  # linear up for 30% of the run, then linear down to zero
+        peak = max(1, int(0.3 * total))
+        return step / peak if step < peak else max(0.0, (total - step) / max(1, total - peak))
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    t = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ParameterError(f"--device {device!r}: use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("--device cuda: no CUDA GPU is visible here")
+    return dev
+
+
+def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-resnet8-fast", model: str | None = None,
+          epochs: int | None = None, seed: int = 0, subset: str | Path | None = None,
+          targets: np.ndarray | None = None, targets_name: str | None = None, sampler: Sampler | None = None,
+          sampler_name: str | None = None, name: str | None = None, train_split: str = "train",
+          eval_split: str | None = "test", precision: str = "auto", force: bool = False,
+          overrides: dict | None = None, known_classes: list[int] | None = None, tract: float | None = None,
+          teachers: list[str | Path] | None = None, kd_temperature: float = 1.0, kd_hard_weight: float = 0.0,
+          device: str = "auto", eval_every: int = 0) -> Run:
+    """Train ``recipe`` on the workspace's ``train_split`` and write ``WS/runs/<name>/``.
+
+    subset: a file of manifest ``index`` (+ ``weight``) rows to train on (what ``clearset curate`` writes).
+    targets: (N_train, K) soft targets for the training rows in manifest order (``targets_name`` names
+      them in the config, so a different source of targets is a different run).
+    sampler: per-epoch choice of training rows (e.g. RS2); ``sampler_name`` identifies it for caching.
+    known_classes: train only on these classes (open-set evaluation); the model has len(known) outputs.
+    tract: TrAct's lambda (e.g. 0.1) for the first convolution; None = plain gradients.
+    teachers: runs whose mean softmax (at ``kd_temperature``) on the same augmented batch is the target
+      (knowledge distillation, MEAL V2); ``kd_hard_weight`` mixes in the hard labels (0 = none).
+    device: auto (CUDA when visible), cpu, cuda[:N]. eval_every: also evaluate every N epochs (0 = only at
+      the end), recording ``eval_acc`` per epoch (time-to-accuracy).
+    A finished run with the same configuration is a cache hit; an unfinished one resumes from its last
+    completed epoch; ``force`` starts over.
+    """
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.require_manifest()
+    from ..features import resolve_precision
+
+    dev = resolve_device(device)
+    rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    rec = rec.with_overrides(model=model, epochs=epochs, **(overrides or {}))
+    classes = ws.classes()
+    images, labels, train_index = load_split(ws, train_split, rec.image_size)
+    positions = np.arange(len(train_index))
+    weights = np.ones(len(train_index), np.float32)
+    if subset is not None:
+        positions, weights = read_subset(subset, train_index)
+    class_map = np.arange(len(classes))
+    if known_classes is not None:
+        known_classes = sorted(set(known_classes))
+        if not known_classes or min(known_classes) < 0 or max(known_classes) >= len(classes):
+            raise ParameterError(f"--known must name classes of this workspace (0..{len(classes) - 1})")
+        class_map = np.full(len(classes), -1)
+        class_map[known_classes] = np.arange(len(known_classes))
+        keep = class_map[labels[positions]] >= 0
+        positions, weights = positions[keep], weights[keep]
+        classes = [classes[c] for c in known_classes]
+    n_out = len(classes)
+    if targets is not None:
+        targets = np.asarray(targets, dtype=np.float32)
+        if targets.shape != (len(train_index), n_out):
+            raise ParameterError(f"soft targets must be ({len(train_index)}, {n_out}) for this workspace's "
+                                 f"{train_split} split, got {targets.shape}")
+    teacher_runs = [load_run(t) for t in teachers or []]
+    for t in teacher_runs:
+        if len(t.config["classes"]) != n_out:
+            raise ParameterError(f"teacher {t.root} predicts {len(t.config['classes'])} classes, this training "
+                                 f"has {n_out}; distil from a teacher trained on the same classes")
+    if kd_temperature <= 0 or not 0 <= kd_hard_weight <= 1:
+        raise ParameterError("--kd-temperature must be > 0 and --kd-hard-weight within [0, 1]")
+    labelled = labels[positions] >= 0
+    positions, weights = positions[labelled], weights[labelled]
+    if len(positions) == 0:
+        raise ParameterError(f"{ws.root}: no labelled training images to train on")
+
+    config = {
+        "recipe": rec.as_dict(), "seed": seed, "classes": classes, "known_classes": known_classes,
+        "train_split": train_split, "eval_split": eval_split, "precision": resolve_precision(precision, dev), "device": dev.type,
+        "pixels": ws.fingerprint(ws.manifest_path),
+        "subset": hash_json({"pos": positions.tolist(), "w": weights.tolist()}) if subset is not None else None,
+        "subset_file": str(subset) if subset is not None else None, "train_images": int(len(positions)),
+        "targets": targets_name or (hash_json(targets.round(6).tolist()) if targets is not None else None),
+        "sampler": sampler_name, "tract": tract,
+        "teachers": [t.config["key"] for t in teacher_runs] or None,
+        "kd": {"temperature": kd_temperature, "hard_weight": kd_hard_weight} if teacher_runs else None,
+    }
+    key = hash_json({k: v for k, v in config.items() if k != "subset_file"})
+    config["key"] = key
+    root = ws.root / "runs" / (name or f"{rec.name}-{rec.model}-s{seed}-{key[:8]}")
+    sidecar = root / "run.meta.json"
+    if not force and sidecar.exists() and read_json(sidecar).get("key") == key and (root / "model.safetensors").exists():
+        log.info("train: cached %s", root)
+        run = load_run(root)
+        return run
+    if root.exists() and (root / "config.json").exists() and read_json(root / "config.json").get("key") != key \
+            and name is not None and not force:
+        raise WorkspaceError(f"{root} holds a different run; choose another --name or pass --force")
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(root / "config.json", config)
+
+    t_start = time.perf_counter()
+    torch.manual_seed(seed)
+    from ..models.cifar import create_model
+
+    net = create_model(rec.model, n_out, image_size=rec.image_size)
+    if tract is not None:
+        from .tract import apply_tract
+
+        apply_tract(net, tract)
+    net = net.to(dev, memory_format=torch.channels_last)
+    teacher_nets = [(t.load_model().to(dev, memory_format=torch.channels_last),
+                     torch.tensor(t.config["normalisation"]["mean"], device=dev).view(1, 3, 1, 1),
+                     torch.tensor(t.config["normalisation"]["std"], device=dev).view(1, 3, 1, 1)) for t in teacher_runs]
+    steps_per_epoch = math.ceil(len(positions) / rec.batch_size) if sampler is None else None
+    total_steps = (steps_per_epoch or 0) * rec.epochs
+    params = [p for p in net.parameters() if p.requires_grad]
+    if rec.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=rec.lr, momentum=rec.momentum, nesterov=True, weight_decay=rec.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=rec.lr, weight_decay=rec.weight_decay)
+    start_epoch, history, step = 0, [], 0
+    ckpt = root / "checkpoint.pt"
+    if ckpt.exists() and not force:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state.get("key") == key:
+            net.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            start_epoch, history, step = state["epoch"], state["history"], state["step"]
+            log.info("train: resuming %s at epoch %d", root.name, start_epoch + 1)
+
+    mean = images[torch.from_numpy(positions)].float().mean((0, 2, 3)).view(1, 3, 1, 1) / 255.0
+    std = images[torch.from_numpy(positions)].float().std((0, 2, 3)).view(1, 3, 1, 1) / 255.0
+    config["normalisation"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+    one_hot = torch.zeros(len(train_index), n_out)
+    if targets is not None:
+        one_hot = torch.from_numpy(targets)
+    else:
+        mapped = class_map[np.maximum(labels, 0)]
+        ok = (labels >= 0) & (mapped >= 0)
+        one_hot[torch.from_numpy(np.flatnonzero(ok)), torch.from_numpy(mapped[ok])] = 1.0
+        if rec.label_smoothing > 0:
+            one_hot = one_hot * (1 - rec.label_smoothing) + rec.label_smoothing / n_out
+    pos_t, w_t = torch.from_numpy(positions), torch.from_numpy(weights).to(dev)
+    autocast = config["precision"] == "bf16"
+    images, one_hot, mean, std = images.to(dev), one_hot.to(dev), mean.to(dev), std.to(dev)
+    ev = None
+    if eval_split is not None:
+        ev_images, ev_labels, ev_index = load_split(ws, eval_split, rec.image_size)
+        ev_known = (ev_labels >= 0) & (class_map[np.maximum(ev_labels, 0)] >= 0)
+        ev = (ev_images.to(dev), np.where(ev_known, class_map[np.maximum(ev_labels, 0)], -1), ev_index, ev_known)
+
+    for epoch in range(start_epoch, rec.epochs):
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        torch.manual_seed(seed * 1_000_003 + epoch)  # dropout and other global draws
+        order = sampler(epoch, gen) if sampler is not None else torch.randperm(len(positions), generator=gen)
+        if total_steps == 0:  # a sampler sets the epoch length; the schedule spans epochs x that length
+            total_steps = math.ceil(len(order) / rec.batch_size) * rec.epochs
+        net.train()
+        seen, loss_sum, correct = 0, 0.0, 0.0
+        batches = range(0, len(order), rec.batch_size)
+        for b in progress.bar(batches, total=len(batches), desc=f"epoch {epoch + 1}/{rec.epochs}", unit="batch"):
+            sel = order[b : b + rec.batch_size]
+            rows = pos_t[sel].to(dev)
+            x = images[rows]
+            if rec.crop_pad:
+                x = random_crop(x, rec.crop_pad, gen)
+            if rec.flip:
+                x = random_flip(x, gen)
+            x = (x.float() / 255.0 - mean) / std
+            if rec.cutout:
+                x = cutout(x, rec.cutout, gen)
+            t = one_hot[rows]
+            x, t = mix(x, t, gen, mixup=rec.mixup, cutmix=rec.cutmix)
+            x = x.contiguous(memory_format=torch.channels_last)
+            for group in opt.param_groups:
+                group["lr"] = rec.lr * lr_factor(step, total_steps, int(rec.warmup_epochs * len(batches)), rec.schedule)
+            temp = 1.0
+            if teacher_nets:
+                t = (1 - kd_hard_weight) * teacher_probs(teacher_nets, x, mean, std, kd_temperature, autocast, dev) \
+                    + kd_hard_weight * t
+                temp = kd_temperature
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = net(x)
+            w = w_t[sel.to(dev)]
+            per_sample = -(t * F.log_softmax(logits.float() / temp, 1)).sum(1) * temp ** 2
+            loss = (per_sample * w).sum() / w.sum().clamp_min(1e-12)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            seen += len(sel)
+            loss_sum += loss.item() * len(sel)
+            correct += float((logits.argmax(1) == t.argmax(1)).sum())
+        train_seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+               "lr": opt.param_groups[0]["lr"], "seconds": round(train_seconds, 2),
+               "images_per_s": round(seen / train_seconds, 1)}
+        if ev is not None and eval_every and (epoch + 1) % eval_every == 0 and epoch + 1 < rec.epochs:
+            row["eval_acc"] = accuracy(predict(net, ev[0], mean, std, rec.eval_batch_size, autocast), ev[1])
+            net.train()
+        history.append(row)
+        log.info("epoch %d/%d: loss %.4f, train acc %.4f, %.0f img/s", epoch + 1, rec.epochs, row["train_loss"],
+                 row["train_acc"], row["images_per_s"])
+        with atomic_path(ckpt) as tmp:
+            torch.save({"key": key, "model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                        "history": history, "step": step}, tmp)
+
+    net.eval()
+    preds = {}
+    if ev is not None:
+        logits = predict(net, ev[0], mean, std, rec.eval_batch_size, autocast)
+        preds = {"index": ev[2], "labels": ev[1], "logits": logits}
+        if known_classes is not None:  # for open-set evaluation: which test images show a trained class
+            preds["known"] = ev[3]
+        history[-1]["eval_acc"] = accuracy(logits, ev[1])
+        log.info("%s accuracy %.4f", eval_split, history[-1]["eval_acc"])
+    from safetensors.torch import save_file
+
+    with atomic_path(root / "model.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    write_bytes(root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+    with atomic_path(root / "predictions.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **preds)
+    write_json(root / "config.json", config)
+    total = time.perf_counter() - t_start
+    write_json(sidecar, {"step": "train", "key": key, "seconds": round(total, 2), "epochs": rec.epochs,
+                         "eval_acc": history[-1].get("eval_acc"),
+                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    ckpt.unlink(missing_ok=True)
+    return Run(root, config, history, cached=False)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    ok = labels >= 0
+    return float((logits.argmax(1) == labels)[ok].mean()) if ok.any() else float("nan")
+
+
+def teacher_probs(teachers, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, temperature: float,
+                  autocast: bool, dev: torch.device) -> torch.Tensor:
+    """Mean of the teachers' softmaxes (not of their logits) on the student's normalised batch ``x``,
+    re-normalised for each teacher's own statistics."""
+    probs = []
+    with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+        for net, t_mean, t_std in teachers:
+            xt = ((x * std + mean - t_mean) / t_std).contiguous(memory_format=torch.channels_last)
+            probs.append(torch.softmax(net(xt).float() / temperature, 1))
+    return torch.stack(probs).mean(0).clone()
+
+
+def predict(net: torch.nn.Module, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch: int = 1024,
+            autocast: bool = False) -> np.ndarray:
+    """Logits (N, K) float32 of uint8 images (N, 3, H, W), in eval mode."""
+    net.eval()
+    out = []
+    dev = next(net.parameters()).device
+    with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+        for s in range(0, len(images), batch):
+            x = images[s : s + batch].to(dev).float()
+            x = ((x / 255.0 - mean.to(dev)) / std.to(dev)).contiguous(memory_format=torch.channels_last)
+            out.append(net(x).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
