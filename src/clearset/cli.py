@@ -162,6 +162,9 @@ def train(
                                         "to train on; the others' test images become 'unknown' for `clearset eval`."),
     tract: bool = typer.Option(False, help="TrAct: closed-form first-layer gradient (docs/train.md)."),
     tract_lambda: float = typer.Option(0.1, help="TrAct's lambda."),
+    device: str = typer.Option("auto", help="auto (CUDA when visible), cpu or cuda[:N]."),
+    precision: str = typer.Option("auto", help="auto (bf16 autocast where the hardware runs it natively), fp32 or bf16."),
+    eval_every: int = typer.Option(0, help="Also evaluate every N epochs (time-to-accuracy); 0 = at the end only."),
     force: bool = typer.Option(False, help="Start over even if the run is finished or resumable."),
 ):
     """Train a model on the workspace (per-epoch checkpoints: re-run the same command to resume after a
@@ -171,7 +174,8 @@ def train(
     r = run_train(workspace, recipe=recipe, model=model, epochs=epochs, seed=seed, subset=subset, name=name,
                   eval_split=eval_split, force=force, teachers=teacher or None, kd_temperature=kd_temperature,
                   kd_hard_weight=kd_hard_weight, tract=tract_lambda if tract else None,
-                  known_classes=_class_indices(workspace, known) if known else None)
+                  known_classes=_class_indices(workspace, known) if known else None, device=device,
+                  precision=precision, eval_every=eval_every)
     last = r.metrics[-1] if r.metrics else {}
     acc = last.get("eval_acc")
     typer.echo(f"{r.root}{' (cached)' if r.cached else ''}: {len(r.metrics)} epochs"

@@ -179,6 +179,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     from ..features import resolve_precision
 
     dev = resolve_device(device)
+    if eval_every < 0:
+        raise ParameterError("--eval-every must be 0 (only at the end) or a positive number of epochs")
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
     rec = rec.with_overrides(model=model, epochs=epochs, **(overrides or {}))
     classes = ws.classes()
