@@ -208,3 +208,9 @@ def test_report_shows_runs_with_reliability_diagram(ws):
     html = clearset.report(ws).read_text()
     assert "Training runs" in html and "shown" in html
     assert (ws.root / "report" / "assets" / "runs" / "shown-reliability.png").exists()
+
+
+def test_unknown_model_writes_nothing(ws):
+    with pytest.raises(ParameterError, match="unknown model"):
+        train(ws, recipe=TINY, model="no_such_net_xyz", name="nothing")
+    assert not (ws.root / "runs" / "nothing").exists()

@@ -239,18 +239,17 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     if root.exists() and (root / "config.json").exists() and read_json(root / "config.json").get("key") != key \
             and name is not None and not force:
         raise WorkspaceError(f"{root} holds a different run; choose another --name or pass --force")
-    root.mkdir(parents=True, exist_ok=True)
-    write_json(root / "config.json", config)
-
     t_start = time.perf_counter()
     torch.manual_seed(seed)
     from ..models.cifar import create_model
 
-    net = create_model(rec.model, n_out, image_size=rec.image_size)
+    net = create_model(rec.model, n_out, image_size=rec.image_size)  # an unknown model fails before any write
     if tract is not None:
         from .tract import apply_tract
 
         apply_tract(net, tract)
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(root / "config.json", config)
     net = net.to(dev, memory_format=torch.channels_last)
     teacher_nets = [(t.load_model().to(dev, memory_format=torch.channels_last),
                      torch.tensor(t.config["normalisation"]["mean"], device=dev).view(1, 3, 1, 1),
