@@ -15,6 +15,7 @@ resizing, small crops, shifts, colour changes): bench/audit_duplicates.py, docs/
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 import numpy as np
@@ -70,6 +71,7 @@ def luma(batch: np.ndarray) -> np.ndarray:
     return ((b[..., 0] * 19595 + b[..., 1] * 38470 + b[..., 2] * 7471 + 0x8000) >> 16).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
 def representation_weights() -> tuple[np.ndarray, np.ndarray]:
     """Resampling matrices: grey 32 -> signature 16 (box), and grey 32 -> each centre-zoomed 28 view."""
     sig = resample_matrix(GREY_SIDE, SIGNATURE_SIDE, kind="box")

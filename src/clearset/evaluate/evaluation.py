@@ -32,7 +32,7 @@ def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, split: 
     """Metrics of the run at ``run_dir``; with ``data``/``split`` the model predicts that split afresh."""
     import torch
 
-    from ..train.loop import load_run, load_split, predict
+    from ..train.loop import class_mapping, load_run, load_split, map_labels, predict
 
     run = load_run(run_dir)
     cfg = run.config
@@ -51,10 +51,7 @@ def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, split: 
         images, labels, _ = load_split(ws, split, cfg["recipe"]["image_size"])
         known = None
         if cfg.get("known_classes") is not None:
-            class_map = np.full(len(ws.classes()), -1)
-            class_map[cfg["known_classes"]] = np.arange(len(cfg["known_classes"]))
-            known = (labels >= 0) & (class_map[np.maximum(labels, 0)] >= 0)
-            labels = np.where(known, class_map[np.maximum(labels, 0)], -1)
+            labels, known = map_labels(labels, class_mapping(len(ws.classes()), cfg["known_classes"]))
         norm = cfg["normalisation"]
         logits = predict(run.load_model(), images, torch.tensor(norm["mean"]).view(1, 3, 1, 1),
                          torch.tensor(norm["std"]).view(1, 3, 1, 1), autocast=cfg["precision"] == "bf16")

@@ -77,6 +77,22 @@ def load_run(path: str | Path) -> Run:
     return Run(root, read_json(root / "config.json"), metrics, cached=True)
 
 
+def class_mapping(n_classes: int, known: list[int] | None) -> np.ndarray:
+    """Workspace class -> model output index; -1 for classes left out of training (open-set)."""
+    if known is None:
+        return np.arange(n_classes)
+    mapping = np.full(n_classes, -1)
+    mapping[known] = np.arange(len(known))
+    return mapping
+
+
+def map_labels(labels: np.ndarray, mapping: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels in model outputs with -1 for unknown/unlabelled, mask of images of a trained class)."""
+    mapped = mapping[np.maximum(labels, 0)]
+    known = (labels >= 0) & (mapped >= 0)
+    return np.where(known, mapped, -1), known
+
+
 def load_split(ws: Workspace, split: str | None, size: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """uint8 images (N, 3, size, size), labels (N,) and manifest indices (N,) of ``split`` (None: all)."""
     from ..data.images import resize_center
@@ -189,13 +205,12 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     weights = np.ones(len(train_index), np.float32)
     if subset is not None:
         positions, weights = read_subset(subset, train_index)
-    class_map = np.arange(len(classes))
     if known_classes is not None:
         known_classes = sorted(set(known_classes))
         if not known_classes or min(known_classes) < 0 or max(known_classes) >= len(classes):
             raise ParameterError(f"--known must name classes of this workspace (0..{len(classes) - 1})")
-        class_map = np.full(len(classes), -1)
-        class_map[known_classes] = np.arange(len(known_classes))
+    class_map = class_mapping(len(classes), known_classes)
+    if known_classes is not None:
         keep = class_map[labels[positions]] >= 0
         positions, weights = positions[keep], weights[keep]
         classes = [classes[c] for c in known_classes]
@@ -271,15 +286,16 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
             start_epoch, history, step = state["epoch"], state["history"], state["step"]
             log.info("train: resuming %s at epoch %d", root.name, start_epoch + 1)
 
-    mean = images[torch.from_numpy(positions)].float().mean((0, 2, 3)).view(1, 3, 1, 1) / 255.0
-    std = images[torch.from_numpy(positions)].float().std((0, 2, 3)).view(1, 3, 1, 1) / 255.0
+    seen_pixels = images[torch.from_numpy(positions)].float()  # one gather serves both statistics
+    mean = seen_pixels.mean((0, 2, 3)).view(1, 3, 1, 1) / 255.0
+    std = seen_pixels.std((0, 2, 3)).view(1, 3, 1, 1) / 255.0
+    del seen_pixels
     config["normalisation"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
     one_hot = torch.zeros(len(train_index), n_out)
     if targets is not None:
         one_hot = torch.from_numpy(targets)
     else:
-        mapped = class_map[np.maximum(labels, 0)]
-        ok = (labels >= 0) & (mapped >= 0)
+        mapped, ok = map_labels(labels, class_map)
         one_hot[torch.from_numpy(np.flatnonzero(ok)), torch.from_numpy(mapped[ok])] = 1.0
         if rec.label_smoothing > 0:
             one_hot = one_hot * (1 - rec.label_smoothing) + rec.label_smoothing / n_out
@@ -289,8 +305,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     ev = None
     if eval_split is not None:
         ev_images, ev_labels, ev_index = load_split(ws, eval_split, rec.image_size)
-        ev_known = (ev_labels >= 0) & (class_map[np.maximum(ev_labels, 0)] >= 0)
-        ev = (ev_images.to(dev), np.where(ev_known, class_map[np.maximum(ev_labels, 0)], -1), ev_index, ev_known)
+        ev_mapped, ev_known = map_labels(ev_labels, class_map)
+        ev = (ev_images.to(dev), ev_mapped, ev_index, ev_known)
 
     for epoch in range(start_epoch, rec.epochs):
         t0 = time.perf_counter()
