@@ -165,6 +165,10 @@ def train(
     device: str = typer.Option("auto", help="auto (CUDA when visible), cpu or cuda[:N]."),
     precision: str = typer.Option("auto", help="auto (bf16 autocast where the hardware runs it natively), fp32 or bf16."),
     eval_every: int = typer.Option(0, help="Also evaluate every N epochs (time-to-accuracy); 0 = at the end only."),
+    reinforced: Optional[Path] = typer.Option(None, help="Train on stored reinforced targets: a WS/reinforced/<name> "
+                                              "folder written by `clearset reinforce` (replaces the recipe's augmentations)."),
+    features: Optional[str] = typer.Option(None, help="For --recipe linear-probe: the stored embedding, "
+                                           "backbone@size (default: the latest `clearset embed`)."),
     force: bool = typer.Option(False, help="Start over even if the run is finished or resumable."),
 ):
     """Train a model on the workspace (per-epoch checkpoints: re-run the same command to resume after a
@@ -175,11 +179,35 @@ def train(
                   eval_split=eval_split, force=force, teachers=teacher or None, kd_temperature=kd_temperature,
                   kd_hard_weight=kd_hard_weight, tract=tract_lambda if tract else None,
                   known_classes=_class_indices(workspace, known) if known else None, device=device,
-                  precision=precision, eval_every=eval_every)
+                  precision=precision, eval_every=eval_every, reinforced=reinforced, features=features)
     last = r.metrics[-1] if r.metrics else {}
     acc = last.get("eval_acc")
     typer.echo(f"{r.root}{' (cached)' if r.cached else ''}: {len(r.metrics)} epochs"
                + (f", {eval_split} accuracy {acc:.4f}" if acc is not None else ""))
+
+
+@command
+def reinforce(
+    workspace: Path = typer.Argument(..., help="A workspace with a manifest."),
+    teacher: list[Path] = typer.Option(..., help="A teacher run, WS/runs/<name> (repeat for an ensemble: the "
+                                       "mean of their softmaxes is stored)."),
+    ns: int = typer.Option(10, help="Augmentations stored per image (the paper: 400 on ImageNet)."),
+    topk: int = typer.Option(10, help="Teacher probabilities stored per augmentation (the rest is spread evenly)."),
+    seed: int = typer.Option(0, help="Seed of the augmentation draws."),
+    split: str = typer.Option("train", help="Split to reinforce."),
+    subset: Optional[Path] = typer.Option(None, help="Reinforce only these rows (a subset file with an index column)."),
+    name: Optional[str] = typer.Option(None, help="Folder name under WS/reinforced/ (default: ns-topk-seed-hash)."),
+    device: str = typer.Option("auto", help="auto (CUDA when visible), cpu or cuda[:N]."),
+    force: bool = typer.Option(False, help="Redo even if finished."),
+):
+    """Dataset reinforcement: store NS augmentations per image (parameters, replayed exactly) with the
+    teachers' top-k probabilities, once; then `clearset train --reinforced DIR` trains on them at no teacher
+    cost. Resumes after interruption."""
+    from .train import reinforce as run_reinforce
+
+    r = run_reinforce(workspace, teachers=teacher, ns=ns, topk=topk, seed=seed, split=split, subset=subset,
+                      name=name, device=device, force=force)
+    typer.echo(f"{r.root}: {len(r.index)} images x {r.ns} augmentations, top-{r.topk_idx.shape[2]} teacher probabilities")
 
 
 def _class_indices(workspace: Path, spec: str) -> list[int]:
@@ -204,6 +232,15 @@ def eval_(
     split: Optional[str] = typer.Option(None, help="Split to evaluate (default: the run's evaluation split)."),
     human_labels: Optional[Path] = typer.Option(None, help="A .npy (images x classes) of human label counts "
                                                 "or probabilities for that split, e.g. CIFAR-10H."),
+    corruptions: Optional[str] = typer.Option(None, help="Also measure robustness: 'all' (the 15 common "
+                                              "corruptions) or a comma-separated list; see docs/evaluate.md."),
+    severities: str = typer.Option("1,2,3,4,5", help="Corruption severities to run."),
+    corruption_images: Optional[int] = typer.Option(None, help="Corrupt a seeded random sample of this many "
+                                                    "evaluation images (default: all)."),
+    shift: Optional[list[Path]] = typer.Option(None, help="A shift test set (.npz with x_test, y_test, "
+                                               "class_names), e.g. ../shared/data/cinic10_imagenet_shift.npz; repeatable."),
+    mistakes: bool = typer.Option(False, help="Sort every error into label error / ambiguous / confusable / "
+                                  "other, from the workspace's audit and --human-labels (docs/evaluate.md)."),
 ):
     """Accuracy (top-1/5, per class), NLL, Brier, calibration (ECE, adaptive ECE) and, with human labels,
     plurality / multi-label accuracy, expected agreement, cross-entropy and variable top-k."""
@@ -219,6 +256,32 @@ def eval_(
     if "variable_topk" in m:
         typer.echo(f"{'variable_topk':28s} {m['variable_topk']['accuracy']:.4f}")
     typer.echo(m["path"])
+    if corruptions is not None or shift:
+        from .evaluate.robustness import robustness
+
+        names = None if corruptions in (None, "all") else _split_list(corruptions)
+        if corruptions is None:
+            names = []
+        try:
+            sev = [int(v) for v in _split_list(severities) or []]
+        except ValueError:
+            raise ClearsetError(f"--severities {severities!r}: give comma-separated integers 1..5") from None
+        r = robustness(run, corruptions=names, severities=sev, images=corruption_images, shift=shift or None)
+        if r["corruptions"]:
+            typer.echo(f"{'clean (same images)':28s} {r['clean_acc']:.4f}")
+            for name, row in r["corruptions"].items():
+                typer.echo(f"{name:28s} {row['mean']:.4f}  " + " ".join(f"s{k}={v:.3f}" for k, v in row.items() if k != "mean"))
+            typer.echo(f"{'mean corruption accuracy':28s} {r['mean_corruption_acc']:.4f}")
+        for name, v in r["shift"].items():
+            typer.echo(f"shift {name:22s} {v['acc']:.4f} ({v['images']} images)")
+        typer.echo(r["path"])
+    if mistakes:
+        from .evaluate.mistakes import mistake_taxonomy
+
+        t = mistake_taxonomy(run, human_labels=human_labels)
+        typer.echo(f"{t['errors']} errors: " + ", ".join(f"{k} {v}" for k, v in t["counts"].items())
+                   + f"  (evidence: {', '.join(t['evidence']) or 'none: run `clearset audit` first'})")
+        typer.echo(t["path"])
 
 
 @command

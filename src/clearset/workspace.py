@@ -90,10 +90,20 @@ def hash_json(obj: Any) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+CONTENT_HASH_LIMIT = 1 << 30
+
+
 def fingerprint_path(path: str | os.PathLike) -> str:
-    """Cheap fingerprint of a user file: absolute path, size and modification time (never the bytes)."""
+    """Fingerprint of a user file: the SHA-256 of its bytes up to 1 GiB (under a second; a copied or
+    re-provisioned file with the same bytes stays a cache hit), beyond that its path, size and mtime."""
     p = Path(path).resolve()
     st = p.stat()
+    if st.st_size <= CONTENT_HASH_LIMIT:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        return "sha256:" + h.hexdigest()
     return hash_json([str(p), st.st_size, st.st_mtime_ns])
 
 

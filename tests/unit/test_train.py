@@ -50,15 +50,16 @@ def test_same_seed_same_weights_and_cache_hit(ws):
     assert a.metrics[-1]["eval_acc"] > 0.5  # learnable toy data: well above chance (1/3)
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(ws, monkeypatch):
+@pytest.mark.parametrize("stop_at", [3, 5])  # Ctrl-C in batch 3 of epoch 1 / batch 2 of epoch 2 (3 batches each)
+def test_resume_after_interruption_equals_uninterrupted_run(ws, monkeypatch, stop_at):
     full = train(ws, recipe=TINY, seed=1, name="full")
     import clearset.train.loop as loop
 
     real_crop, calls = loop.random_crop, []
 
-    def crop_then_interrupt(*a):  # Ctrl-C in the second batch of epoch 2 (epoch 1 has 3 batches of 16)
+    def crop_then_interrupt(*a):
         calls.append(1)
-        if len(calls) == 5:
+        if len(calls) == stop_at:
             raise KeyboardInterrupt
         return real_crop(*a)
 
@@ -68,6 +69,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(ws, monkeypatch):
     monkeypatch.setattr(loop, "random_crop", real_crop)
     part = ws.root / "runs" / "part"
     assert (part / "checkpoint.pt").exists() and not (part / "model.safetensors").exists()
+    state = torch.load(part / "checkpoint.pt", weights_only=False)
+    assert (state["epoch"], state["partial"]["batch"]) == divmod(stop_at - 1, 3)  # saved mid-epoch
     resumed = train(ws, recipe=TINY, seed=1, name="part")
     assert [m["epoch"] for m in resumed.metrics] == [1, 2]
     assert same(weights(full), weights(resumed))
@@ -214,3 +217,133 @@ def test_unknown_model_writes_nothing(ws):
     with pytest.raises(ParameterError, match="unknown model"):
         train(ws, recipe=TINY, model="no_such_net_xyz", name="nothing")
     assert not (ws.root / "runs" / "nothing").exists()
+
+
+# --------------------------------------------------------------------------------- dataset reinforcement
+def test_replayed_augmentation_is_independent_of_the_batch_and_identity_is_exact():
+    from clearset.train.augment import RAND_OPS, AugParams, apply_params, draw_params
+
+    x = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8)
+    p = draw_params((40,), torch.Generator().manual_seed(0), size=16)
+    p = AugParams(p.dy, p.dx, p.flip, torch.arange(80).view(40, 2) % len(RAND_OPS), p.signs, p.erase)  # every op
+    whole = apply_params(x, p)
+    assert whole.shape == (40, 3, 16, 16) and 0 <= float(whole.min()) and float(whole.max()) <= 1
+    for part in (slice(0, 7), slice(7, 40), [3, 17, 39]):
+        assert torch.equal(apply_params(x[part], p[part]), whole[part])
+    ident = AugParams(torch.full((40,), 4, dtype=torch.uint8), torch.full((40,), 4, dtype=torch.uint8),
+                      torch.zeros(40, dtype=torch.bool), torch.zeros(40, 2, dtype=torch.uint8),
+                      torch.zeros(40, 2, dtype=torch.bool), torch.full((40, 2), -1, dtype=torch.int16))
+    assert torch.equal(apply_params(x, ident), x.float() / 255.0)
+    shifted = AugParams(ident.dy - 1, ident.dx, ident.flip, ident.ops, ident.signs, ident.erase)
+    assert torch.equal(apply_params(x, shifted)[:, :, 1:], x[:, :, :-1].float() / 255.0)  # down by one row
+
+
+def test_densify_spreads_the_remaining_mass_evenly():
+    from clearset.train.reinforce import Reinforced
+
+    idx, p = torch.tensor([[2, 0]]), torch.tensor([[0.6, 0.3]])
+    t = Reinforced.densify(None, idx, p, 5)
+    assert torch.allclose(t, torch.tensor([[0.3, 0.1 / 3, 0.6, 0.1 / 3, 0.1 / 3]])) and abs(float(t.sum()) - 1) < 1e-6
+
+
+def test_reinforce_stores_the_teacher_ensemble_mean_softmax_of_the_replayed_augmentation(ws, monkeypatch):
+    from clearset.train import load_reinforced, reinforce
+    from clearset.train.augment import apply_params
+    import importlib
+
+    rmod = importlib.import_module("clearset.train.reinforce")
+    loop = importlib.import_module("clearset.train.loop")
+
+    t1 = train(ws, recipe=TINY, seed=0, name="t1")
+    t2 = train(ws, recipe=TINY, seed=1, name="t2")
+    monkeypatch.setattr(rmod, "CHUNK", 16)
+    full = reinforce(ws, teachers=[t1.root, t2.root], ns=3, topk=2, seed=5, name="full")
+    assert full.topk_idx.shape == (45, 3, 2) and full.index.tolist() == list(range(45))
+    # independent computation for a few (image, draw) pairs: mean of the two teachers' softmaxes
+    imgs = torch.from_numpy(np.stack([ws.store().load(i) for i in range(45)])).permute(0, 3, 1, 2)
+    rows, draws = torch.tensor([0, 17, 44]), torch.tensor([0, 2, 1])
+    x = apply_params(imgs[rows], full.params[rows, draws])
+    probs = 0
+    for t in (t1, t2):
+        m = torch.tensor(t.config["normalisation"]["mean"]).view(1, 3, 1, 1)
+        s = torch.tensor(t.config["normalisation"]["std"]).view(1, 3, 1, 1)
+        with torch.no_grad():
+            probs = probs + torch.softmax(t.load_model()((x - m) / s).float(), 1) / 2
+    top = probs.topk(2, dim=1)
+    assert torch.equal(full.topk_idx[rows, draws], top.indices)
+    assert torch.allclose(full.topk_p[rows, draws], top.values, atol=2e-2)  # bf16 autocast, float16 storage
+    assert reinforce(ws, teachers=[t1.root, t2.root], ns=3, topk=2, seed=5, name="full").root == full.root
+
+    # an interrupted reinforcement resumes at its last chunk and equals the uninterrupted one
+    real, calls = loop.teacher_probs, []
+
+    def interrupt_in_second_chunk(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(loop, "teacher_probs", interrupt_in_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        reinforce(ws, teachers=[t1.root, t2.root], ns=3, topk=2, seed=5, name="resumed", batch_size=64)
+    assert len(list((ws.root / "reinforced" / "resumed" / "chunks").glob("*.npz"))) == 1
+    assert not (ws.root / "reinforced" / "resumed" / "targets.npz").exists()
+    monkeypatch.setattr(loop, "teacher_probs", real)
+    resumed = reinforce(ws, teachers=[t1.root, t2.root], ns=3, topk=2, seed=5, name="resumed", batch_size=64)
+    assert torch.equal(resumed.topk_idx, full.topk_idx) and torch.equal(resumed.params.ops, full.params.ops)
+    assert load_reinforced(resumed.root).meta["classes"] == ws.classes()
+
+    # training on the stored targets: reproducible, and a different run from plain training
+    a = train(ws, recipe=TINY, seed=0, reinforced=full.root, name="ra")
+    b = train(ws, recipe=TINY, seed=0, reinforced=full.root, name="rb")
+    assert same(weights(a), weights(b)) and a.config["reinforced"] == full.meta["key"]
+    assert "reinforced" not in t1.config
+
+
+def test_reinforce_bad_input(ws, tmp_path):
+    from clearset.train import reinforce
+
+    t = train(ws, recipe=TINY, seed=0, name="t")
+    with pytest.raises(ParameterError, match="ns"):
+        reinforce(ws, teachers=[t.root], ns=0)
+    other = clearset.ingest("builtin:digits", tmp_path / "digits")
+    with pytest.raises(ParameterError, match="classes"):
+        reinforce(other, teachers=[t.root], ns=2)
+    assert not (other.root / "reinforced").exists()
+    r = reinforce(ws, teachers=[t.root], ns=2, topk=3, name="r")
+    with pytest.raises(ParameterError, match="cannot be combined"):
+        train(ws, recipe=TINY, reinforced=r.root, teachers=[t.root], name="x")
+    with pytest.raises(WorkspaceError, match="no finished reinforcement"):
+        train(ws, recipe=TINY, reinforced=tmp_path, name="y")
+    assert not (ws.root / "runs" / "x").exists() and not (ws.root / "runs" / "y").exists()
+
+
+def test_linear_probe_recipe_matches_scikit_learn_and_evaluates(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from clearset.evaluate.evaluation import evaluate_run
+    from clearset.vectors import normalise_features
+
+    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    with pytest.raises(WorkspaceError, match="clearset embed"):
+        train(ws, recipe="linear-probe")
+    rng = np.random.default_rng(0)
+    m = ws.manifest()
+    feats = (np.eye(10)[np.maximum(m["label"].to_numpy(), 0)] * 2 + rng.normal(0, 1, (len(m), 10))).astype(np.float32)
+    (ws.root / "features").mkdir()
+    path = ws.features_path("fake", 8)
+    np.save(path, feats)
+    ws.step("embed", params={}, inputs={}, outputs=[path], sidecar=ws.sidecar_of(path)).finish()
+    run = train(ws, recipe="linear-probe", features="fake@8")
+    tr, te = (m["split"] == "train").to_numpy(), (m["split"] == "test").to_numpy()
+    y = m["label"].to_numpy()
+    ref = LogisticRegression(C=1.0, max_iter=2000, tol=1e-8).fit(normalise_features(feats[tr]), y[tr])
+    logits = run.predictions()["logits"]
+    ref_logits = ref.decision_function(normalise_features(feats[te]))
+    assert (logits.argmax(1) == ref_logits.argmax(1)).mean() > 0.99
+    assert np.allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(),
+                       ref.predict_proba(normalise_features(feats[te])), atol=2e-3)
+    assert evaluate_run(run.root)["top1"] == pytest.approx(float((ref_logits.argmax(1) == y[te]).mean()), abs=0.01)
+    assert train(ws, recipe="linear-probe", features="fake@8").cached
+    with pytest.raises(ParameterError, match="no model of the pixels"):
+        run.load_model()

@@ -63,3 +63,17 @@ def test_registry_lists_names_on_unknown():
         reg.get("c")
     with pytest.raises(RuntimeError):
         reg.register("a")(3)
+
+
+def test_file_fingerprint_follows_the_bytes_not_the_timestamp(tmp_path):
+    import os
+
+    from clearset.workspace import fingerprint_path
+
+    f = tmp_path / "a.npz"
+    f.write_bytes(b"x" * 1000)
+    before = fingerprint_path(f)
+    os.utime(f, ns=(1, 1))  # re-provisioned: same bytes, new timestamp
+    assert fingerprint_path(f) == before
+    f.write_bytes(b"x" * 999 + b"y")
+    assert fingerprint_path(f) != before

@@ -151,3 +151,22 @@ def training_curves(metrics: list[dict], path: Path) -> Path:
     ax.set_ylabel("accuracy")
     ax.legend(frameon=False, fontsize=7)
     return save_figure(fig, path)
+
+
+def robustness_heatmap(result: dict, path: Path) -> Path:
+    """Accuracy per corruption (rows) and severity (columns), with the clean accuracy in the title."""
+    rows = list(result["corruptions"])
+    sev = [k for k in next(iter(result["corruptions"].values())) if k != "mean"]
+    acc = np.array([[result["corruptions"][r][s] for s in sev] for r in rows])
+    fig, ax = _figure(3.8, 0.28 * len(rows) + 1.2)
+    im = ax.imshow(acc, vmin=0, vmax=max(result["clean_acc"], 1e-6), cmap="viridis", aspect="auto")
+    ax.set_yticks(range(len(rows)), [r.replace("_", " ") for r in rows], fontsize=7)
+    ax.set_xticks(range(len(sev)), sev, fontsize=7)
+    ax.set_xlabel("severity", fontsize=8)
+    for i in range(len(rows)):
+        for j in range(len(sev)):
+            ax.text(j, i, f"{acc[i, j] * 100:.0f}", ha="center", va="center", fontsize=6,
+                    color="white" if acc[i, j] < 0.6 * result["clean_acc"] else "black")
+    ax.set_title(f"accuracy % under corruption (clean {result['clean_acc'] * 100:.1f}%)", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    return save_figure(fig, path)

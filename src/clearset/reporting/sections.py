@@ -219,5 +219,28 @@ def training(ctx: ReportContext) -> dict[str, Any] | None:
         if m.get("reliability"):
             row["reliability"] = ctx.rel(plots.reliability_diagram(m["reliability"],
                                                                    ctx.asset(f"runs/{run.name}-reliability.png")))
+        if (root / "robustness.json").exists():
+            rob = read_json(root / "robustness.json")
+            row["robustness"] = {"clean": rob["clean_acc"], "corrupt": rob.get("mean_corruption_acc"),
+                                 "shift": rob.get("shift", {})}
+            if rob.get("corruptions"):
+                row["robustness"]["png"] = ctx.rel(plots.robustness_heatmap(rob, ctx.asset(f"runs/{run.name}-robustness.png")))
+        if (root / "mistakes.json").exists():
+            row["mistakes"] = _mistake_grids(ctx, root, read_json(root / "mistakes.json"))
         rows.append(row)
     return {"rows": rows} if rows else None
+
+
+def _mistake_grids(ctx: ReportContext, root, summary: dict, per_kind: int = 12) -> dict[str, Any]:
+    """Counts per kind of mistake and up to ``per_kind`` thumbnails of each (given -> predicted)."""
+    classes = ctx.ws.classes()
+    table = pd.read_parquet(root / "mistakes.parquet")
+    store = ctx.ws.store()
+    kinds = []
+    for kind, count in summary["counts"].items():
+        rows = table[table["kind"] == kind].head(per_kind)
+        tiles = [{"index": int(r.index), "given": classes[int(r.label)], "pred": classes[int(r.prediction)],
+                  "img": ctx.rel(plots.thumbnail_png(store.load(int(r.index)), ctx.asset(f"mistakes/{int(r.index)}.png")))}
+                 for r in rows.itertuples()]
+        kinds.append({"kind": kind.replace("_", " "), "count": count, "share": summary["shares"][kind], "tiles": tiles})
+    return {"errors": summary["errors"], "evidence": summary["evidence"], "kinds": kinds}

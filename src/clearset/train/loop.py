@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from .. import progress
 from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
-from .augment import cutout, mix, random_crop, random_flip
+from .augment import AugParams, apply_params, cutout, mix, random_crop, random_flip
 from .recipes import Recipe, get_recipe
+from .reinforce import P_REINFORCED, Reinforced, load_reinforced
 
 log = logging.getLogger("clearset")
 # An epoch sampler returns the training rows (positions into the subset) to visit this epoch, in order,
@@ -60,6 +61,9 @@ class Run:
         from ..models.cifar import create_model
 
         c = self.config
+        if c["recipe"]["model"] == "linear":
+            raise ParameterError(f"{self.root}: a linear-probe run classifies stored features and has no model of "
+                                 "the pixels (it cannot predict new images, corruptions or act as a teacher)")
         model = create_model(c["recipe"]["model"], len(c["classes"]), image_size=c["recipe"]["image_size"])
         if c.get("tract") is not None:  # the first conv is wrapped: same parameters, names under .conv
             from .tract import apply_tract
@@ -93,21 +97,30 @@ def map_labels(labels: np.ndarray, mapping: np.ndarray) -> tuple[np.ndarray, np.
     return np.where(known, mapped, -1), known
 
 
-def load_split(ws: Workspace, split: str | None, size: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """uint8 images (N, 3, size, size), labels (N,) and manifest indices (N,) of ``split`` (None: all)."""
-    from ..data.images import resize_center
-
+def split_rows(ws: Workspace, split: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (N,) and manifest indices (N,) of ``split`` (None: all), from the manifest alone."""
     m = ws.manifest()
     rows = m if split is None else m[m["split"] == split]
     if rows.empty:
         have = sorted(set(m["split"]))
         raise ParameterError(f"{ws.root}: no images in split {split!r} (splits here: {', '.join(have)})")
-    index = rows["index"].to_numpy(np.int64)
+    return rows["label"].to_numpy(np.int64), rows["index"].to_numpy(np.int64)
+
+
+def load_images(ws: Workspace, index: np.ndarray, size: int, desc: str = "load") -> torch.Tensor:
+    """uint8 images (N, 3, size, size) of the manifest rows ``index``, centre-resized."""
+    from ..data.images import resize_center
+
     out = np.empty((len(index), size, size, 3), dtype=np.uint8)
-    for i, img in enumerate(progress.bar(ws.store().iter_images(index.tolist()), total=len(index),
-                                         desc=f"load {split or 'all'}")):
+    for i, img in enumerate(progress.bar(ws.store().iter_images(index.tolist()), total=len(index), desc=desc)):
         out[i] = resize_center(img, size)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(), rows["label"].to_numpy(np.int64), index
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def load_split(ws: Workspace, split: str | None, size: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """uint8 images (N, 3, size, size), labels (N,) and manifest indices (N,) of ``split`` (None: all)."""
+    labels, index = split_rows(ws, split)
+    return load_images(ws, index, size, desc=f"load {split or 'all'}"), labels, index
 
 
 def read_subset(path: str | Path, train_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +187,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
           eval_split: str | None = "test", precision: str = "auto", force: bool = False,
           overrides: dict | None = None, known_classes: list[int] | None = None, tract: float | None = None,
           teachers: list[str | Path] | None = None, kd_temperature: float = 1.0, kd_hard_weight: float = 0.0,
-          device: str = "auto", eval_every: int = 0) -> Run:
+          device: str = "auto", eval_every: int = 0, reinforced: str | Path | None = None,
+          features: str | None = None) -> Run:
     """Train ``recipe`` on the workspace's ``train_split`` and write ``WS/runs/<name>/``.
 
     subset: a file of manifest ``index`` (+ ``weight``) rows to train on (what ``clearset curate`` writes).
@@ -187,6 +201,9 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
       (knowledge distillation, MEAL V2); ``kd_hard_weight`` mixes in the hard labels (0 = none).
     device: auto (CUDA when visible), cpu, cuda[:N]. eval_every: also evaluate every N epochs (0 = only at
       the end), recording ``eval_acc`` per epoch (time-to-accuracy).
+    reinforced: a ``clearset reinforce`` folder: replay its stored augmentations with their stored teacher
+      targets (p 0.99; else the original image, one-hot) instead of the recipe's augmentations.
+    features: for the ``linear-probe`` recipe, which stored embedding (backbone@size; default the latest).
     A finished run with the same configuration is a cache hit; an unfinished one resumes from its last
     completed epoch; ``force`` starts over.
     """
@@ -200,7 +217,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
     rec = rec.with_overrides(model=model, epochs=epochs, **(overrides or {}))
     classes = ws.classes()
-    images, labels, train_index = load_split(ws, train_split, rec.image_size)
+    labels, train_index = split_rows(ws, train_split)
     positions = np.arange(len(train_index))
     weights = np.ones(len(train_index), np.float32)
     if subset is not None:
@@ -231,6 +248,10 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     positions, weights = positions[labelled], weights[labelled]
     if len(positions) == 0:
         raise ParameterError(f"{ws.root}: no labelled training images to train on")
+    rein = rein_rows = None
+    if reinforced is not None:
+        rein, rein_rows = _reinforced_rows(reinforced, train_index, positions, classes, rec.image_size,
+                                           combined=targets is not None or bool(teacher_runs) or known_classes is not None)
 
     config = {
         "recipe": rec.as_dict(), "seed": seed, "classes": classes, "known_classes": known_classes,
@@ -243,6 +264,22 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         "teachers": [t.config["key"] for t in teacher_runs] or None,
         "kd": {"temperature": kd_temperature, "hard_weight": kd_hard_weight} if teacher_runs else None,
     }
+    if rein is not None:  # only present when used, so the keys of earlier runs stay valid
+        config["reinforced"] = rein.meta["key"]
+    if rec.model == "linear":  # the linear-probe recipe: stored features, no pixels
+        from .linear import train_linear_probe
+
+        if tract is not None or teacher_runs or rein is not None or sampler is not None:
+            raise ParameterError("the linear-probe recipe trains on stored features: --tract, --teacher, "
+                                 "--reinforced and samplers do not apply")
+        ev_rows = None
+        if eval_split is not None:
+            ev_labels, ev_index = split_rows(ws, eval_split)
+            ev_rows = (map_labels(ev_labels, class_map)[0], ev_index)
+        return train_linear_probe(ws, config=config, positions=positions, weights=weights, train_index=train_index,
+                                  targets=soft_targets(labels, class_map, targets, n_out, rec.label_smoothing),
+                                  labels_eval=ev_rows, features=features, force=force,
+                                  root_for=lambda k: ws.root / "runs" / (name or f"{rec.name}-s{seed}-{k[:8]}"))
     key = hash_json({k: v for k, v in config.items() if k != "subset_file"})
     config["key"] = key
     root = ws.root / "runs" / (name or f"{rec.name}-{rec.model}-s{seed}-{key[:8]}")
@@ -276,29 +313,24 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         opt = torch.optim.SGD(params, lr=rec.lr, momentum=rec.momentum, nesterov=True, weight_decay=rec.weight_decay)
     else:
         opt = torch.optim.AdamW(params, lr=rec.lr, weight_decay=rec.weight_decay)
-    start_epoch, history, step = 0, [], 0
+    start_epoch, history, step, partial = 0, [], 0, None
     ckpt = root / "checkpoint.pt"
     if ckpt.exists() and not force:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         if state.get("key") == key:
             net.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
-            start_epoch, history, step = state["epoch"], state["history"], state["step"]
-            log.info("train: resuming %s at epoch %d", root.name, start_epoch + 1)
+            start_epoch, history, step, partial = state["epoch"], state["history"], state["step"], state.get("partial")
+            log.info("train: resuming %s at epoch %d%s", root.name, start_epoch + 1,
+                     f", batch {partial['batch'] + 1}" if partial else "")
 
+    images = load_images(ws, train_index, rec.image_size, desc=f"load {train_split}")
     seen_pixels = images[torch.from_numpy(positions)].float()  # one gather serves both statistics
     mean = seen_pixels.mean((0, 2, 3)).view(1, 3, 1, 1) / 255.0
     std = seen_pixels.std((0, 2, 3)).view(1, 3, 1, 1) / 255.0
     del seen_pixels
     config["normalisation"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
-    one_hot = torch.zeros(len(train_index), n_out)
-    if targets is not None:
-        one_hot = torch.from_numpy(targets)
-    else:
-        mapped, ok = map_labels(labels, class_map)
-        one_hot[torch.from_numpy(np.flatnonzero(ok)), torch.from_numpy(mapped[ok])] = 1.0
-        if rec.label_smoothing > 0:
-            one_hot = one_hot * (1 - rec.label_smoothing) + rec.label_smoothing / n_out
+    one_hot = soft_targets(labels, class_map, targets, n_out, rec.label_smoothing)
     pos_t, w_t = torch.from_numpy(positions), torch.from_numpy(weights).to(dev)
     autocast = config["precision"] == "bf16"
     images, one_hot, mean, std = images.to(dev), one_hot.to(dev), mean.to(dev), std.to(dev)
@@ -308,6 +340,43 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         ev_mapped, ev_known = map_labels(ev_labels, class_map)
         ev = (ev_images.to(dev), ev_mapped, ev_index, ev_known)
 
+    def train_batch(b: int, order: torch.Tensor, gen: torch.Generator, n_batches: int,
+                    counters: tuple[int, float, float]) -> tuple[int, float, float]:
+        """One optimisation step on the batch at offset ``b`` of ``order``; returns the updated counters."""
+        nonlocal step
+        seen, loss_sum, correct = counters
+        sel = order[b : b + rec.batch_size]
+        rows = pos_t[sel].to(dev)
+        if rein is not None:
+            x, t = replay_batch(rein, rein_rows[pos_t[sel]], images[rows], one_hot[rows], gen)
+            x = (x - mean) / std
+        else:
+            x, t = augment_batch(images[rows], one_hot[rows], rec, gen, mean, std)
+        x = x.contiguous(memory_format=torch.channels_last)
+        for group in opt.param_groups:
+            group["lr"] = rec.lr * lr_factor(step, total_steps, int(rec.warmup_epochs * n_batches), rec.schedule)
+        temp = 1.0
+        if teacher_nets:
+            t = (1 - kd_hard_weight) * teacher_probs(teacher_nets, x, mean, std, kd_temperature, autocast, dev) \
+                + kd_hard_weight * t
+            temp = kd_temperature
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = net(x)
+        w = w_t[sel.to(dev)]
+        per_sample = -(t * F.log_softmax(logits.float() / temp, 1)).sum(1) * temp ** 2
+        loss = (per_sample * w).sum() / w.sum().clamp_min(1e-12)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        batch_loss, batch_correct = loss.item(), float((logits.argmax(1) == t.argmax(1)).sum())
+        opt.step()
+        step += 1  # from here on the batch counts as done (an interrupt saves after it)
+        return seen + len(sel), loss_sum + batch_loss * len(sel), correct + batch_correct
+
+    def save_checkpoint(epochs_done: int, partial_state: dict | None = None) -> None:
+        with atomic_path(ckpt) as tmp:
+            torch.save({"key": key, "model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epochs_done,
+                        "history": history, "step": step, "partial": partial_state}, tmp)
+
     for epoch in range(start_epoch, rec.epochs):
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -316,42 +385,36 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         if total_steps == 0:  # a sampler sets the epoch length; the schedule spans epochs x that length
             total_steps = math.ceil(len(order) / rec.batch_size) * rec.epochs
         net.train()
-        seen, loss_sum, correct = 0, 0.0, 0.0
+        seen, loss_sum, correct, first, earlier_seconds = 0, 0.0, 0.0, 0, 0.0
+        if partial is not None:  # interrupted inside this epoch: continue at the batch it stopped before
+            order, first, earlier_seconds = partial["order"], partial["batch"], partial["seconds"]
+            gen.set_state(partial["gen"])
+            torch.set_rng_state(partial["rng"])
+            seen, loss_sum, correct = partial["seen"], partial["loss_sum"], partial["correct"]
+            partial = None
         batches = range(0, len(order), rec.batch_size)
-        for b in progress.bar(batches, total=len(batches), desc=f"epoch {epoch + 1}/{rec.epochs}", unit="batch"):
-            sel = order[b : b + rec.batch_size]
-            rows = pos_t[sel].to(dev)
-            x = images[rows]
-            if rec.crop_pad:
-                x = random_crop(x, rec.crop_pad, gen)
-            if rec.flip:
-                x = random_flip(x, gen)
-            x = (x.float() / 255.0 - mean) / std
-            if rec.cutout:
-                x = cutout(x, rec.cutout, gen)
-            t = one_hot[rows]
-            x, t = mix(x, t, gen, mixup=rec.mixup, cutmix=rec.cutmix)
-            x = x.contiguous(memory_format=torch.channels_last)
-            for group in opt.param_groups:
-                group["lr"] = rec.lr * lr_factor(step, total_steps, int(rec.warmup_epochs * len(batches)), rec.schedule)
-            temp = 1.0
-            if teacher_nets:
-                t = (1 - kd_hard_weight) * teacher_probs(teacher_nets, x, mean, std, kd_temperature, autocast, dev) \
-                    + kd_hard_weight * t
-                temp = kd_temperature
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = net(x)
-            w = w_t[sel.to(dev)]
-            per_sample = -(t * F.log_softmax(logits.float() / temp, 1)).sum(1) * temp ** 2
-            loss = (per_sample * w).sum() / w.sum().clamp_min(1e-12)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            seen += len(sel)
-            loss_sum += loss.item() * len(sel)
-            correct += float((logits.argmax(1) == t.argmax(1)).sum())
-        train_seconds = time.perf_counter() - t0
+        bar = progress.bar(total=len(batches), desc=f"epoch {epoch + 1}/{rec.epochs}", unit="batch")
+        bar.update(first)
+        for bi in range(first, len(batches)):
+            mark = {"batch": bi, "order": order, "gen": gen.get_state(), "rng": torch.get_rng_state(), "seen": seen,
+                    "loss_sum": loss_sum, "correct": correct, "seconds": earlier_seconds + time.perf_counter() - t0}
+            step_before = step
+            try:
+                seen, loss_sum, correct = train_batch(bi * rec.batch_size, order, gen, len(batches),
+                                                     (seen, loss_sum, correct))
+            except KeyboardInterrupt:  # Ctrl-C: keep the work up to the last finished batch, then stop
+                if step > step_before:  # stopped just after the update: the batch is done, resume after it
+                    n = len(order[bi * rec.batch_size : (bi + 1) * rec.batch_size])
+                    mark.update(batch=bi + 1, gen=gen.get_state(), rng=torch.get_rng_state(), seen=seen + n)
+                if epoch > 0 or mark["batch"] > 0:
+                    save_checkpoint(epoch, mark)
+                    log.warning("train: interrupted; saved at epoch %d, batch %d: run the same command to resume",
+                                epoch + 1, bi + 1)
+                bar.close()
+                raise
+            bar.update(1)
+        bar.close()
+        train_seconds = earlier_seconds + time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                "lr": opt.param_groups[0]["lr"], "seconds": round(train_seconds, 2),
                "images_per_s": round(seen / train_seconds, 1)}
@@ -361,9 +424,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         history.append(row)
         log.info("epoch %d/%d: loss %.4f, train acc %.4f, %.0f img/s", epoch + 1, rec.epochs, row["train_loss"],
                  row["train_acc"], row["images_per_s"])
-        with atomic_path(ckpt) as tmp:
-            torch.save({"key": key, "model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                        "history": history, "step": step}, tmp)
+        save_checkpoint(epoch + 1)
 
     net.eval()
     preds = {}
@@ -389,6 +450,73 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     ckpt.unlink(missing_ok=True)
     return Run(root, config, history, cached=False)
+
+
+def soft_targets(labels: np.ndarray, class_map: np.ndarray, targets: np.ndarray | None, n_out: int,
+                 smoothing: float) -> torch.Tensor:
+    """(N, n_out) training targets: the given soft targets, or one-hot labels with label smoothing
+    (rows of unknown/unlabelled images stay zero)."""
+    if targets is not None:
+        return torch.from_numpy(targets)
+    one_hot = torch.zeros(len(labels), n_out)
+    mapped, ok = map_labels(labels, class_map)
+    one_hot[torch.from_numpy(np.flatnonzero(ok)), torch.from_numpy(mapped[ok])] = 1.0
+    if smoothing > 0:
+        one_hot = one_hot * (1 - smoothing) + smoothing / n_out
+    return one_hot
+
+
+def augment_batch(x: torch.Tensor, t: torch.Tensor, rec: Recipe, gen: torch.Generator, mean: torch.Tensor,
+                  std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recipe's augmentations of a uint8 batch -> (normalised float batch, mixed soft targets)."""
+    if rec.crop_pad:
+        x = random_crop(x, rec.crop_pad, gen)
+    if rec.flip:
+        x = random_flip(x, gen)
+    x = (x.float() / 255.0 - mean) / std
+    if rec.cutout:
+        x = cutout(x, rec.cutout, gen)
+    return mix(x, t, gen, mixup=rec.mixup, cutmix=rec.cutmix)
+
+
+def replay_batch(rein: Reinforced, rows: torch.Tensor, x: torch.Tensor, one_hot: torch.Tensor,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dataset reinforcement: per image, with p 0.99 one of its stored augmentations (replayed) and the
+    densified stored target, else the original image and its one-hot target. Returns ([0, 1] batch, targets)."""
+    b = len(rows)
+    draw = torch.randint(0, rein.ns, (b,), generator=gen)
+    use = torch.rand(b, generator=gen) < P_REINFORCED
+    p = rein.params[rows, draw]
+    pad = 4
+    p = AugParams(dy=torch.where(use, p.dy, pad), dx=torch.where(use, p.dx, pad), flip=p.flip & use,
+                  ops=torch.where(use[:, None], p.ops, 0), signs=p.signs,
+                  erase=torch.where(use[:, None], p.erase, -1))
+    x = apply_params(x, p, pad=pad)
+    dense = rein.densify(rein.topk_idx[rows, draw], rein.topk_p[rows, draw], one_hot.shape[1]).to(one_hot.device)
+    return x, torch.where(use.to(one_hot.device)[:, None], dense, one_hot)
+
+
+def _reinforced_rows(path, train_index: np.ndarray, positions: np.ndarray, classes: list[str], size: int,
+                     combined: bool):
+    """Load a reinforcement and map training rows to its rows; every trained row must be reinforced."""
+    if combined:
+        raise ParameterError("--reinforced replaces the targets: it cannot be combined with --teacher, soft "
+                             "targets or --known")
+    rein = load_reinforced(path)
+    if rein.meta.get("classes") != classes:
+        raise ParameterError(f"{rein.root}: reinforced targets cover {len(rein.meta.get('classes', []))} classes, "
+                             f"this training has {len(classes)}")
+    if rein.meta.get("image_size") != size:
+        raise ParameterError(f"{rein.root}: augmentations were drawn at {rein.meta.get('image_size')} px, the "
+                             f"recipe trains at {size} px")
+    lookup = np.full(int(max(train_index.max(), rein.index.max())) + 1, -1)
+    lookup[rein.index] = np.arange(len(rein.index))
+    rows = lookup[train_index]
+    missing = int((rows[positions] < 0).sum())
+    if missing:
+        raise ParameterError(f"{rein.root}: {missing} training images have no reinforced targets; reinforce "
+                             "the same split (and a superset of the subset) first")
+    return rein, torch.from_numpy(rows)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

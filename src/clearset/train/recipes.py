@@ -74,3 +74,7 @@ register_recipe(Recipe(
     "convnet3", "ConvNet-3 (width 128, instance norm), SGD lr 0.01 momentum 0.9 wd 5e-4, batch 256, "
     "crop+flip; the dataset-distillation evaluation network",
     model="convnet3", epochs=50, batch_size=256, lr=0.01, weight_decay=5e-4, schedule="cosine"))
+register_recipe(Recipe(
+    "linear-probe", "Logistic regression on stored features (clearset embed; --features backbone@size), "
+    "power + L2 normalised, C=1, full-batch L-BFGS: the embedding's reference accuracy, as a run",
+    model="linear", epochs=1, image_size=0, crop_pad=0, flip=False))

@@ -1,0 +1,92 @@
+"""The ``linear-probe`` recipe: a linear classifier on stored features (``clearset embed``), written as a
+run like any other (``WS/runs/<name>/`` with model.safetensors, config, metrics.jsonl, predictions.npz),
+so ``clearset eval`` gives its calibration, human-label metrics and mistakes.
+
+Features are power- and L2-normalised (the CNN-features-off-the-shelf recipe); the objective is the
+weighted mean cross-entropy to the (soft) targets + ||W||² / (2·C·n), scikit-learn's
+LogisticRegression(C) objective for hard labels, minimised by full-batch L-BFGS (deterministic).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import numpy as np
+import torch
+
+from ..errors import WorkspaceError
+from ..vectors import normalise_features
+from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
+
+PROBE_C = 1.0
+
+
+def fit_linear(x: np.ndarray, targets: np.ndarray, weights: np.ndarray, *, c: float = PROBE_C,
+               max_iter: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W (D, K), b (K,)) minimising weighted mean soft cross-entropy + ||W||² / (2·C·sum(weights))."""
+    xt, tt = torch.from_numpy(x), torch.from_numpy(targets)
+    wt = torch.from_numpy(weights)
+    total = wt.sum().clamp_min(1e-12)
+    w = torch.zeros(x.shape[1], targets.shape[1], requires_grad=True)
+    b = torch.zeros(targets.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=1e-10,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        ce = -(tt * torch.log_softmax(xt @ w + b, 1)).sum(1)
+        loss = (ce * wt).sum() / total + (w ** 2).sum() / (2.0 * c * total)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, weights: np.ndarray,
+                       targets: torch.Tensor, train_index: np.ndarray, labels_eval, features: str | None,
+                       root_for, force: bool):
+    """Fit the probe on the training rows (``positions`` into ``train_index``) and write the run."""
+    from ..audit import _choose_features
+    from .loop import Run, accuracy, load_run
+
+    path, feat_key = _choose_features(ws, features)
+    if path is None:
+        raise WorkspaceError(f"{ws.root}: the linear-probe recipe trains on stored features; run "
+                             f"`clearset embed {ws.root}` first")
+    config["features"] = {"file": path.name, "key": feat_key}
+    key = hash_json({k: v for k, v in config.items() if k != "subset_file"})
+    config["key"] = key
+    root = root_for(key)
+    sidecar = root / "run.meta.json"
+    if not force and sidecar.exists() and read_json(sidecar).get("key") == key and (root / "model.safetensors").exists():
+        return load_run(root)
+    t0 = time.perf_counter()
+    feats = np.load(path, mmap_mode="r")
+    x = normalise_features(feats[train_index[positions]])
+    w, b = fit_linear(x, targets[torch.from_numpy(positions)].numpy(), weights)
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        train_logits = torch.from_numpy(x) @ w + b
+    history = [{"epoch": 1, "train_loss": float(-(targets[torch.from_numpy(positions)] * torch.log_softmax(train_logits, 1)).sum(1).mean()),
+                "train_acc": float((train_logits.argmax(1) == targets[torch.from_numpy(positions)].argmax(1)).float().mean()),
+                "lr": None, "seconds": round(seconds, 2), "images_per_s": round(len(positions) / max(seconds, 1e-9), 1)}]
+    preds = {}
+    if labels_eval is not None:
+        ev_labels, ev_index = labels_eval
+        logits = (torch.from_numpy(normalise_features(feats[ev_index])) @ w + b).numpy()
+        preds = {"index": ev_index, "labels": ev_labels, "logits": logits}
+        history[-1]["eval_acc"] = accuracy(logits, ev_labels)
+    from safetensors.torch import save_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    with atomic_path(root / "model.safetensors") as tmp:
+        save_file({"weight": w.T.contiguous(), "bias": b.contiguous()}, str(tmp))
+    write_bytes(root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+    with atomic_path(root / "predictions.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **preds)
+    write_json(root / "config.json", config)
+    write_json(sidecar, {"step": "train", "key": key, "seconds": round(seconds, 2), "epochs": 1,
+                         "eval_acc": history[-1].get("eval_acc"), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return Run(root, config, history, cached=False)
+

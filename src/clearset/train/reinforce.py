@@ -1,0 +1,168 @@
+"""Dataset reinforcement (``clearset reinforce``): store, once, NS augmentations per training image (their
+parameters, not pixels) with a teacher ensemble's top-k probabilities; training then replays a stored
+augmentation and uses its stored target, at no teacher cost (methods.md, Dataset Reinforcement card).
+
+- Augmentations: shift-crop + flip + two RandAugment ops (magnitude 9) + random erase with p 0.25, all
+  integer parameters (train/augment.py ``draw_params`` / ``apply_params``): replay is bit-identical.
+- Teacher = the mean of the members' softmaxes at T = 1 (not of their logits); top-k stored as float16.
+- Training (``train(..., reinforced=DIR)``): with p = 0.99 a random stored augmentation of each image and
+  its "smooth"-densified target (the k stored probabilities; the remaining mass spread evenly over the
+  other classes), otherwise the original image with its one-hot label.
+
+Writes ``WS/reinforced/<name>/``: ``params.npz`` (drawn up front from the seed), ``chunks/NNNNN.npz``
+(teacher top-k per chunk of images, so an interrupted run resumes), then ``targets.npz`` and a sidecar.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import progress
+from ..errors import ParameterError, WorkspaceError
+from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
+from .augment import AugParams, apply_params, draw_params
+
+log = logging.getLogger("clearset")
+P_REINFORCED = 0.99
+CHUNK = 2048
+
+
+@dataclass
+class Reinforced:
+    """Stored augmentations and teacher targets of a workspace's training images."""
+
+    root: Path
+    index: np.ndarray  # (N,) manifest indices
+    params: AugParams  # (N, NS)
+    topk_idx: torch.Tensor  # (N, NS, k) int64
+    topk_p: torch.Tensor  # (N, NS, k) float32
+    meta: dict
+
+    @property
+    def ns(self) -> int:
+        return self.topk_idx.shape[1]
+
+    def densify(self, idx: torch.Tensor, p: torch.Tensor, n_classes: int) -> torch.Tensor:
+        """(B, k) stored classes/probabilities -> (B, C) targets, the rest spread evenly ("smooth")."""
+        k = idx.shape[1]
+        rest = (1 - p.sum(1, keepdim=True)).clamp_min(0) / max(1, n_classes - k)
+        out = rest.expand(len(idx), n_classes).clone()
+        return out.scatter_(1, idx, p)
+
+
+def load_reinforced(path: str | Path) -> Reinforced:
+    root = Path(path)
+    if not (root / "targets.npz").exists():
+        raise WorkspaceError(f"{root}: no finished reinforcement here (targets.npz); run `clearset reinforce` first")
+    with np.load(root / "targets.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    params = AugParams(**{f: torch.from_numpy(arrays[f]) for f in ("dy", "dx", "flip", "ops", "signs", "erase")})
+    return Reinforced(root, arrays["index"], params, torch.from_numpy(arrays["topk_idx"].astype(np.int64)),
+                      torch.from_numpy(arrays["topk_p"].astype(np.float32)), read_json(root / "reinforce.meta.json"))
+
+
+def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], ns: int = 10, topk: int = 10,
+              seed: int = 0, split: str = "train", subset: str | Path | None = None, name: str | None = None,
+              batch_size: int = 1024, device: str = "auto", force: bool = False) -> Reinforced:
+    """Draw ``ns`` augmentations per image of ``split`` (or of the ``subset`` file's rows) and store the
+    teachers' top-``topk`` probabilities."""
+    from ..features import resolve_precision
+    from .loop import load_run, load_split, read_subset, resolve_device, teacher_probs
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.require_manifest()
+    if ns < 1 or topk < 1:
+        raise ParameterError("--ns and --topk must be at least 1")
+    if not teachers:
+        raise ParameterError("reinforcement needs at least one --teacher run")
+    runs = [load_run(t) for t in teachers]
+    classes = ws.classes()
+    for r in runs:
+        if r.config["classes"] != classes:
+            raise ParameterError(f"teacher {r.root} was trained on {len(r.config['classes'])} classes "
+                                 f"({', '.join(r.config['classes'][:4])}...), this workspace has {len(classes)}; "
+                                 "use teachers trained on this workspace's classes")
+    sizes = {r.config["recipe"]["image_size"] for r in runs}
+    if len(sizes) > 1:
+        raise ParameterError(f"teachers use different image sizes {sorted(sizes)}; reinforce with one size")
+    size = sizes.pop()
+    topk = min(topk, len(classes))
+    dev = resolve_device(device)
+    autocast = resolve_precision("auto", dev) == "bf16"
+    m = ws.manifest()
+    index = m.loc[m["split"] == split, "index"].to_numpy(np.int64)
+    keep = np.unique(read_subset(subset, index)[0]) if subset is not None else None
+    if keep is not None:
+        index = index[keep]
+    params_key = {"ns": ns, "topk": topk, "seed": seed, "split": split, "size": size,
+                  "subset": hash_json(index.tolist()) if subset is not None else None,
+                  "teachers": [r.config["key"] for r in runs]}
+    step = ws.step("reinforce", params=params_key, inputs={"manifest": ws.fingerprint(ws.manifest_path)},
+                   outputs=[], sidecar=Path())
+    root = ws.root / "reinforced" / (name or f"ns{ns}-top{topk}-s{seed}-{step.key[:8]}")
+    step.sidecar, step.outputs = root / "reinforce.meta.json", [root / "targets.npz"]
+    if step.cached() and not force:
+        log.info("reinforce: cached %s", root)
+        return load_reinforced(root)
+    if force and root.exists():
+        shutil.rmtree(root)
+    if root.exists() and (root / "params.meta.json").exists() and read_json(root / "params.meta.json").get("key") != step.key:
+        raise WorkspaceError(f"{root} holds a different reinforcement; choose another --name or pass --force")
+
+    images, _, _ = load_split(ws, split, size)
+    if keep is not None:
+        images = images[torch.from_numpy(keep)]
+    n = len(index)
+    params_path = root / "params.npz"
+    if not params_path.exists():
+        params = draw_params((n, ns), torch.Generator().manual_seed(seed), size=size)
+        with atomic_path(params_path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, index=index, **params.arrays())
+        write_json(root / "params.meta.json", {"key": step.key})
+    with np.load(params_path) as z:
+        params = AugParams(**{f: torch.from_numpy(z[f]) for f in ("dy", "dx", "flip", "ops", "signs", "erase")})
+
+    nets = [(r.load_model().to(dev, memory_format=torch.channels_last),
+             torch.tensor(r.config["normalisation"]["mean"], device=dev).view(1, 3, 1, 1),
+             torch.tensor(r.config["normalisation"]["std"], device=dev).view(1, 3, 1, 1)) for r in runs]
+    zero, one = torch.zeros(1, 3, 1, 1, device=dev), torch.ones(1, 3, 1, 1, device=dev)
+    chunk_dir = root / "chunks"
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    starts = range(0, n, CHUNK)
+    todo = [s for s in starts if not (chunk_dir / f"{s // CHUNK:05d}.npz").exists()]
+    if len(todo) < len(starts):
+        log.info("reinforce: resuming, %d of %d chunks done", len(starts) - len(todo), len(starts))
+    bar = progress.bar(total=len(todo) * CHUNK * ns, desc="reinforce", unit="aug")
+    for s in todo:
+        rows = torch.arange(s, min(s + CHUNK, n))
+        flat_rows = rows.repeat_interleave(ns)
+        flat_draw = torch.arange(ns).repeat(len(rows))
+        top_i, top_p = [], []
+        for b in range(0, len(flat_rows), batch_size):
+            r, d = flat_rows[b : b + batch_size], flat_draw[b : b + batch_size]
+            x = apply_params(images[r].to(dev), params[r, d])
+            probs = teacher_probs(nets, x, zero, one, 1.0, autocast, dev)  # x in [0, 1]: mean 0, std 1
+            p, i = probs.topk(topk, dim=1)
+            top_i.append(i.to(torch.int16).cpu())
+            top_p.append(p.to(torch.float16).cpu())
+            bar.update(len(r))
+        with atomic_path(chunk_dir / f"{s // CHUNK:05d}.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, topk_idx=torch.cat(top_i).view(len(rows), ns, topk).numpy(),
+                     topk_p=torch.cat(top_p).view(len(rows), ns, topk).numpy())
+    bar.close()
+    parts = [np.load(chunk_dir / f"{s // CHUNK:05d}.npz") for s in starts]
+    with atomic_path(root / "targets.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, index=index, **params.arrays(), topk_idx=np.concatenate([p["topk_idx"] for p in parts]),
+                 topk_p=np.concatenate([p["topk_p"] for p in parts]))
+    step.finish(images=n, augmentations=n * ns, classes=classes, image_size=size,
+                teacher_runs=[str(r.root) for r in runs])
+    shutil.rmtree(chunk_dir)
+    params_path.unlink()
+    (root / "params.meta.json").unlink()
+    return load_reinforced(root)
