@@ -5,9 +5,10 @@ Setting (CPU-sized): the first ``--train-images`` CIFAR-10 training images, reci
 ``--epochs`` epochs, evaluated on the full test set. KD: the teacher is one ``--teacher-recipe`` run
 (more epochs, a larger net) on the same images; the student's target is the teacher's softmax on the
 same augmented batch (MEAL V2: no hard labels) — and, as a second variant, half hard labels.
-Reinforcement: the same teacher's top-k probabilities on ``--ns`` stored augmentations per image (crop,
-flip, 2 RandAugment ops, random erase), computed once; the student replays them (top-10 = lossless for 10
-classes; top-3 exercises the "smooth" densify). TrAct: lambda 0.1 on the first convolution, same recipe
+Reinforcement: the same teacher's top-k probabilities on ``--ns`` stored augmentations per image, computed
+once -- "strong" (crop, flip, 2 RandAugment ops, random erase: the card's +RA/RE) and "light" (crop and
+flip, the recipe's own augmentations); the student replays them (top-10 = lossless for 10 classes; top-3
+exercises the "smooth" densify). TrAct: lambda 0.1 on the first convolution, same recipe
 and lr. Equal epochs = equal iterations for every arm. Reports mean and spread over seeds.
 
     .venv/bin/python bench/train_variants.py [--seeds 0,1,2] [--epochs 5] [--train-images 10000]
@@ -56,13 +57,17 @@ def main() -> None:
     print(f"teacher {args.teacher_model} x {args.teacher_epochs} epochs: test accuracy "
           f"{teacher.metrics[-1]['eval_acc']:.4f} ({time.perf_counter() - t:.0f} s)", flush=True)
     t = time.perf_counter()
-    stored = {k: reinforce(ws, teachers=[teacher.root], ns=args.ns, topk=k, subset=subset, seed=0) for k in (10, 3)}
+    stored = {(aug, k): reinforce(ws, teachers=[teacher.root], ns=args.ns, topk=k, subset=subset, seed=0, augment=aug)
+              for aug in ("strong", "light") for k in (10, 3)}
     reinforce_seconds = time.perf_counter() - t
-    print(f"reinforce: {n} images x {args.ns} augmentations, top-10 and top-3 ({reinforce_seconds:.0f} s)", flush=True)
+    print(f"reinforce: {n} images x {args.ns} augmentations, strong and light, top-10 and top-3 "
+          f"({reinforce_seconds:.0f} s)", flush=True)
     rec = get_recipe(args.recipe).with_overrides(epochs=args.epochs)
     variants = {"plain": {}, "kd": {"teachers": [teacher.root]},
-                "kd+hard0.5": {"teachers": [teacher.root], "kd_hard_weight": 0.5}, "reinforced-top10": {"reinforced": stored[10].root},
-                "reinforced-top3": {"reinforced": stored[3].root}, "tract": {"tract": 0.1}}
+                "kd+hard0.5": {"teachers": [teacher.root], "kd_hard_weight": 0.5}, "reinforced-top10": {"reinforced": stored["strong", 10].root},
+                "reinforced-top3": {"reinforced": stored["strong", 3].root},
+                "reinforced-light-top10": {"reinforced": stored["light", 10].root},
+                "reinforced-light-top3": {"reinforced": stored["light", 3].root}, "tract": {"tract": 0.1}}
     results = {}
     for name, kw in variants.items():
         accs, secs = [], []
@@ -82,7 +87,8 @@ def main() -> None:
     out = {"bench": "train_variants", "date": time.strftime("%Y-%m-%d"), "recipe": rec.as_dict(), "train_images": n,
            "teacher": {"model": args.teacher_model, "epochs": args.teacher_epochs,
                        "test_acc": teacher.metrics[-1]["eval_acc"]},
-           "reinforcement": {"ns": args.ns, "topk": [10, 3], "seconds_both": round(reinforce_seconds, 1)},
+           "reinforcement": {"ns": args.ns, "topk": [10, 3], "augment": {"strong": "crop+flip+2 RandAugment ops (m9)+"
+                             "random erase p0.25", "light": "crop+flip"}, "seconds_all": round(reinforce_seconds, 1)},
            "helped_rule": "mean gain > 2 standard errors of the noisier arm", "variants": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

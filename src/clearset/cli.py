@@ -187,6 +187,88 @@ def train(
 
 
 @command
+def curate(
+    workspace: Optional[Path] = typer.Argument(None, help="A workspace (embedded; audited for `clean`)."),
+    strategy: Optional[str] = typer.Option(None, help="Strategy name; see --list."),
+    keep: float = typer.Option(0.3, help="Fraction of the labelled training images to keep, in (0, 1]."),
+    seed: int = typer.Option(0, help="Seed (every strategy is deterministic for a seed)."),
+    split: str = typer.Option("train", help="Split to curate."),
+    features: Optional[str] = typer.Option(None, help="Embedding to use, backbone@size (default: the newest)."),
+    trusted: Optional[Path] = typer.Option(None, help="For `filter`: a .csv/.parquet of index,label rows with "
+                                           "verified labels."),
+    option: Optional[list[str]] = typer.Option(None, help="A strategy option as name=value (repeatable), e.g. "
+                                               "clusters=100, easy=true, relabel=true."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Subset file to write (default WS/subsets/<strategy>-k<keep>-s<seed>.parquet)."),
+    list_strategies: bool = typer.Option(False, "--list", help="List the strategies and exit."),
+    force: bool = typer.Option(False, help="Recompute even if cached."),
+):
+    """Select a subset of the training images with a pruning strategy; writes index,weight rows that
+    `clearset train --subset FILE` trains on (RS2's file also carries its per-epoch sampler)."""
+    from .curate import STRATEGIES, curate as run_curate
+
+    if list_strategies:
+        for name, spec in STRATEGIES.items():
+            typer.echo(f"{name:16s} {spec.description}")
+        return
+    if workspace is None or strategy is None:
+        raise ClearsetError("give a workspace and --strategy (or --list to see the strategies)")
+    r = run_curate(workspace, strategy=strategy, keep=keep, seed=seed, split=split, features=features,
+                   trusted=trusted, out=out, force=force, **_parse_options(option or []))
+    typer.echo(f"{r.path}{' (cached)' if r.cached else ''}: kept {len(r.index):,} images ({strategy}, keep {keep:g})")
+
+
+def _parse_options(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ClearsetError(f"--option {item!r}: write it as name=value")
+        low = value.lower()
+        if low in ("true", "false"):
+            out[name] = low == "true"
+        else:
+            try:
+                out[name] = int(value)
+            except ValueError:
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    out[name] = value
+    return out
+
+
+@command
+def bench(
+    workspace: Path = typer.Argument(..., help="A workspace (embedded; audited for `clean`)."),
+    strategies: str = typer.Option("random,rs2,dbp", help="Comma-separated strategies (clearset curate --list)."),
+    keep: str = typer.Option("0.1,0.3,0.5", help="Comma-separated fractions kept."),
+    seeds: int = typer.Option(2, help="Seeds per cell (0..N-1)."),
+    recipe: str = typer.Option("cifar-resnet8-fast", help="The one training recipe every cell uses."),
+    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
+    budget: str = typer.Option("epochs", help="epochs: the recipe's epochs over each subset; iterations: as many "
+                               "iterations as the full data (epochs / keep), the RS2 card's fair comparison."),
+    trusted: Optional[Path] = typer.Option(None, help="Verified index,label rows for the `filter` strategy."),
+    features: Optional[str] = typer.Option(None, help="Embedding for the strategies, backbone@size."),
+    eval_every: int = typer.Option(0, help="Evaluate every N epochs for time-to-accuracy curves."),
+    full: bool = typer.Option(True, help="Also train on all the data (the reference row)."),
+):
+    """Curate, train and evaluate every (strategy, keep, seed) cell with one recipe; cached per cell, so an
+    interrupted bench resumes. Writes WS/bench/leaderboard.csv/.json; the report plots it."""
+    from .bench.runner import leaderboard_table, run_bench, summarise
+
+    try:
+        keeps = [float(k) for k in _split_list(keep) or []]
+    except ValueError:
+        raise ClearsetError(f"--keep {keep!r}: give comma-separated fractions, e.g. 0.1,0.3") from None
+    board = run_bench(workspace, strategies=_split_list(strategies) or [], keeps=keeps, seeds=list(range(seeds)),
+                      recipe=recipe, epochs=epochs, budget=budget, trusted=trusted, features=features,
+                      eval_every=eval_every, full=full)
+    typer.echo(f"test accuracy, mean ± sd over {seeds} seed(s), budget: {budget}")
+    typer.echo(leaderboard_table(summarise(board)).to_string())
+    typer.echo(str(Path(workspace) / "bench" / "leaderboard.csv"))
+
+
+@command
 def reinforce(
     workspace: Path = typer.Argument(..., help="A workspace with a manifest."),
     teacher: list[Path] = typer.Option(..., help="A teacher run, WS/runs/<name> (repeat for an ensemble: the "
@@ -194,6 +276,8 @@ def reinforce(
     ns: int = typer.Option(10, help="Augmentations stored per image (the paper: 400 on ImageNet)."),
     topk: int = typer.Option(10, help="Teacher probabilities stored per augmentation (the rest is spread evenly)."),
     seed: int = typer.Option(0, help="Seed of the augmentation draws."),
+    augment: str = typer.Option("strong", help="strong: crop, flip, 2 RandAugment ops, random erase (the paper's "
+                                "+RA/RE); light: crop and flip only."),
     split: str = typer.Option("train", help="Split to reinforce."),
     subset: Optional[Path] = typer.Option(None, help="Reinforce only these rows (a subset file with an index column)."),
     name: Optional[str] = typer.Option(None, help="Folder name under WS/reinforced/ (default: ns-topk-seed-hash)."),
@@ -205,8 +289,8 @@ def reinforce(
     cost. Resumes after interruption."""
     from .train import reinforce as run_reinforce
 
-    r = run_reinforce(workspace, teachers=teacher, ns=ns, topk=topk, seed=seed, split=split, subset=subset,
-                      name=name, device=device, force=force)
+    r = run_reinforce(workspace, teachers=teacher, ns=ns, topk=topk, seed=seed, augment=augment, split=split,
+                      subset=subset, name=name, device=device, force=force)
     typer.echo(f"{r.root}: {len(r.index)} images x {r.ns} augmentations, top-{r.topk_idx.shape[2]} teacher probabilities")
 
 
@@ -304,7 +388,7 @@ def demo(workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "
 
 
 @command
-def list_(what: str = typer.Argument(..., help="sources | backbones | checks | sections | recipes | metrics")):
+def list_(what: str = typer.Argument(..., help="sources | backbones | checks | sections | recipes | metrics | strategies")):
     """List the registered names of an extension point."""
     if what == "sources":
         from .data.sources import SOURCES, load_all
@@ -333,13 +417,18 @@ def list_(what: str = typer.Argument(..., help="sources | backbones | checks | s
 
         for name, rec in RECIPES.items():
             typer.echo(f"{name:20s} {rec.description}")
+    elif what == "strategies":
+        from .curate import STRATEGIES
+
+        for name, spec in STRATEGIES.items():
+            typer.echo(f"{name:16s} {spec.description}")
     elif what == "metrics":
         from .evaluate.metrics import METRICS
 
         for name, fn in METRICS.items():
             typer.echo(f"{name:28s} {(fn.__doc__ or '').strip().splitlines()[0] if fn.__doc__ else ''}")
     else:
-        raise ClearsetError(f"cannot list {what!r}: choose sources, backbones, checks, sections, recipes or metrics")
+        raise ClearsetError(f"cannot list {what!r}: choose sources, backbones, checks, sections, recipes, metrics or strategies")
 
 
 def main() -> None:

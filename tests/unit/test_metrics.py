@@ -75,3 +75,12 @@ def test_bad_inputs_are_clear_errors():
         evaluate_predictions(logits_of(p), np.zeros(3, int))
     with pytest.raises(ParameterError, match="non-negative"):
         evaluate_predictions(logits_of(p), np.zeros(4, int), human=-np.ones((4, 3)))
+
+
+def test_multilabel_accuracy_class_mean_differs_from_the_image_mean():
+    # class 0 has 3 images (all right), class 1 has 1 image (wrong): image mean 3/4, class mean (1 + 0) / 2
+    human = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    p = np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1], [0.9, 0.1]])
+    m = evaluate_predictions(logits_of(p), np.array([0, 0, 0, 1]), human=human)
+    assert m["human_multilabel_accuracy"] == pytest.approx(0.75)
+    assert m["human_multilabel_accuracy_class_mean"] == pytest.approx(0.5)

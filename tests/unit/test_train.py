@@ -333,7 +333,8 @@ def test_linear_probe_recipe_matches_scikit_learn_and_evaluates(tmp_path):
     (ws.root / "features").mkdir()
     path = ws.features_path("fake", 8)
     np.save(path, feats)
-    ws.step("embed", params={}, inputs={}, outputs=[path], sidecar=ws.sidecar_of(path)).finish()
+    ws.step("embed", params={"backbone": "fake", "image_size": 8}, inputs={}, outputs=[path],
+            sidecar=ws.sidecar_of(path)).finish()
     run = train(ws, recipe="linear-probe", features="fake@8")
     tr, te = (m["split"] == "train").to_numpy(), (m["split"] == "test").to_numpy()
     y = m["label"].to_numpy()

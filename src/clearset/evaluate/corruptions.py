@@ -2,7 +2,7 @@
 generated on the fly for a whole batch with tensor ops, at the data's own resolution.
 
 Severity constants are those of the CIFAR-10-C generator (``make_cifar_c.py``), with lengths in pixels
-scaled by (image side / 32). Differences from that generator, all deliberate:
+scaled by (image side / 32) for images larger than 32 px. Differences from that generator, all deliberate:
 - motion blur and the snow streaks use a one-sided Gaussian line kernel (what ImageMagick's motion blur
   computes) instead of calling ImageMagick;
 - frost overlays a procedural ice texture (the original frost photographs are not redistributable here),
@@ -52,7 +52,7 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0) -> torch.T
 
 
 def _scale(x: torch.Tensor) -> float:
-    return x.shape[-1] / 32.0
+    return max(1.0, x.shape[-1] / 32.0)  # CIFAR-10-C lengths hold at 32 px; only larger images scale up
 
 
 def _randn(rng: np.random.Generator, shape, loc=0.0, scale=1.0) -> torch.Tensor:

@@ -145,6 +145,17 @@ def human_multilabel_accuracy(e: EvalInputs, share: float = HUMAN_SHARE) -> floa
     return float((h[np.arange(len(p)), p.argmax(1)] >= share).mean())
 
 
+@register_metric("human_multilabel_accuracy_class_mean", needs_human=True)
+def human_multilabel_accuracy_class_mean(e: EvalInputs, share: float = HUMAN_SHARE) -> float:
+    """Multi-label accuracy as the ImageNet-M notebook computes it: the mean of the per-class accuracies
+    (classes = the given labels), not the mean over images."""
+    p, h = _human(e)
+    ok = h[np.arange(len(p)), p.argmax(1)] >= share
+    labels = np.asarray(e.labels)
+    classes = [c for c in np.unique(labels) if c >= 0]
+    return float(np.mean([ok[labels == c].mean() for c in classes])) if classes else float("nan")
+
+
 @register_metric("human_expected_agreement", needs_human=True)
 def human_expected_agreement(e: EvalInputs) -> float:
     p, h = _human(e)

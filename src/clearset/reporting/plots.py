@@ -170,3 +170,33 @@ def robustness_heatmap(result: dict, path: Path) -> Path:
     ax.set_title(f"accuracy % under corruption (clean {result['clean_acc'] * 100:.1f}%)", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.04)
     return save_figure(fig, path)
+
+
+def accuracy_vs_keep(summary: list[dict], path: Path) -> Path:
+    """Test accuracy (mean ± sd over seeds) against the fraction kept, one line per strategy."""
+    fig, ax = _figure(5.0, 3.4)
+    strategies = sorted({r["strategy"] for r in summary if r["strategy"] != "full"})
+    for s in strategies:
+        rows = sorted((r for r in summary if r["strategy"] == s), key=lambda r: r["keep"])
+        ax.errorbar([r["keep"] for r in rows], [r["test_acc_mean"] for r in rows], yerr=[r["test_acc_sd"] for r in rows],
+                    marker="o", ms=3, capsize=2, lw=1, label=s)
+    full = [r for r in summary if r["strategy"] == "full"]
+    if full:
+        ax.axhline(full[0]["test_acc_mean"], color="#444", ls="--", lw=1, label="all data")
+    ax.set_xlabel("fraction of training images kept")
+    ax.set_ylabel("test accuracy")
+    ax.legend(frameon=False, fontsize=6, ncol=2)
+    return save_figure(fig, path)
+
+
+def accuracy_vs_time(cells: list[dict], path: Path) -> Path:
+    """Test accuracy of every cell against its training seconds (the cost side of curation)."""
+    fig, ax = _figure(5.0, 3.4)
+    for s in sorted({c["strategy"] for c in cells}):
+        pts = [(c["train_seconds"], c["test_acc"]) for c in cells if c["strategy"] == s and c["test_acc"] is not None]
+        if pts:
+            ax.scatter(*zip(*pts), s=10, label=s)
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("test accuracy")
+    ax.legend(frameon=False, fontsize=6, ncol=2)
+    return save_figure(fig, path)

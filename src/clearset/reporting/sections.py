@@ -244,3 +244,20 @@ def _mistake_grids(ctx: ReportContext, root, summary: dict, per_kind: int = 12) 
                  for r in rows.itertuples()]
         kinds.append({"kind": kind.replace("_", " "), "count": count, "share": summary["shares"][kind], "tiles": tiles})
     return {"errors": summary["errors"], "evidence": summary["evidence"], "kinds": kinds}
+
+
+@section("bench", "Curation bench", order=50)
+def bench(ctx: ReportContext) -> dict[str, Any] | None:
+    """The leaderboard of `clearset bench`: accuracy per strategy and fraction kept, mean ± sd over seeds."""
+    from ..bench.runner import leaderboard_table
+    from ..workspace import read_json
+
+    path = ctx.ws.root / "bench" / "leaderboard.json"
+    if not path.exists():
+        return None
+    board = read_json(path)
+    table = leaderboard_table(board["summary"])
+    return {"budget": board["budget"], "recipe": board["recipe"]["name"], "epochs": board["recipe"]["epochs"],
+            "columns": [f"{k:g}" for k in table.columns], "rows": [(s, list(r)) for s, r in table.iterrows()],
+            "keep_png": ctx.rel(plots.accuracy_vs_keep(board["summary"], ctx.asset("bench/accuracy_vs_keep.png"))),
+            "time_png": ctx.rel(plots.accuracy_vs_time(board["cells"], ctx.asset("bench/accuracy_vs_time.png")))}

@@ -155,6 +155,22 @@ def read_subset(path: str | Path, train_index: np.ndarray) -> tuple[np.ndarray, 
     return np.array([lookup[int(i)] for i in idx], dtype=np.int64), weights
 
 
+def _subset_labels(path: str | Path, n_classes: int) -> np.ndarray | None:
+    """The ``label`` column of a subset file (parquet/csv), when present, checked against the classes."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix == ".npy":
+        return None
+    table = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    if "label" not in table.columns:
+        return None
+    lab = table["label"].to_numpy()
+    if not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or lab.max() >= n_classes:
+        raise ParameterError(f"{path}: 'label' must hold class numbers 0..{n_classes - 1}")
+    return lab.astype(np.int64)
+
+
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     """Learning-rate multiplier at iteration ``step`` of ``total`` (linear warm-up, then the schedule)."""
     if schedule == "onecycle":  # linear up for 30% of the run, then linear down to zero
@@ -222,6 +238,17 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     weights = np.ones(len(train_index), np.float32)
     if subset is not None:
         positions, weights = read_subset(subset, train_index)
+        relabel = _subset_labels(subset, len(classes))
+        if relabel is not None:  # a curated subset that fixes labels (clean --relabel)
+            labels = labels.copy()
+            labels[positions] = relabel
+            targets_name = targets_name or f"relabelled:{hash_json(relabel.tolist())[:16]}"
+        if sampler is None:
+            from ..curate import subset_sampler
+
+            found = subset_sampler(subset, len(positions))
+            if found is not None:
+                sampler, sampler_name = found
     if known_classes is not None:
         known_classes = sorted(set(known_classes))
         if not known_classes or min(known_classes) < 0 or max(known_classes) >= len(classes):

@@ -2,7 +2,9 @@
 parameters, not pixels) with a teacher ensemble's top-k probabilities; training then replays a stored
 augmentation and uses its stored target, at no teacher cost (methods.md, Dataset Reinforcement card).
 
-- Augmentations: shift-crop + flip + two RandAugment ops (magnitude 9) + random erase with p 0.25, all
+- Augmentations (``augment="strong"``, the card's "+RA/RE"): shift-crop + flip + two RandAugment ops
+  (magnitude 9) + random erase with p 0.25; ``"light"``: shift-crop + flip only (what the plain recipes
+  use, for short schedules where strong augmentation costs more than it gives). All
   integer parameters (train/augment.py ``draw_params`` / ``apply_params``): replay is bit-identical.
 - Teacher = the mean of the members' softmaxes at T = 1 (not of their logits); top-k stored as float16.
 - Training (``train(..., reinforced=DIR)``): with p = 0.99 a random stored augmentation of each image and
@@ -67,8 +69,11 @@ def load_reinforced(path: str | Path) -> Reinforced:
                       torch.from_numpy(arrays["topk_p"].astype(np.float32)), read_json(root / "reinforce.meta.json"))
 
 
+AUGMENT = {"strong": {"n_ops": 2, "erase_p": 0.25}, "light": {"n_ops": 0, "erase_p": 0.0}}
+
+
 def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], ns: int = 10, topk: int = 10,
-              seed: int = 0, split: str = "train", subset: str | Path | None = None, name: str | None = None,
+              seed: int = 0, augment: str = "strong", split: str = "train", subset: str | Path | None = None, name: str | None = None,
               batch_size: int = 1024, device: str = "auto", force: bool = False) -> Reinforced:
     """Draw ``ns`` augmentations per image of ``split`` (or of the ``subset`` file's rows) and store the
     teachers' top-``topk`` probabilities."""
@@ -79,6 +84,8 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     ws.require_manifest()
     if ns < 1 or topk < 1:
         raise ParameterError("--ns and --topk must be at least 1")
+    if augment not in AUGMENT:
+        raise ParameterError(f"--augment must be one of {', '.join(AUGMENT)}")
     if not teachers:
         raise ParameterError("reinforcement needs at least one --teacher run")
     runs = [load_run(t) for t in teachers]
@@ -101,6 +108,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     if keep is not None:
         index = index[keep]
     params_key = {"ns": ns, "topk": topk, "seed": seed, "split": split, "size": size,
+                  **({"augment": augment} if augment != "strong" else {}),
                   "subset": hash_json(index.tolist()) if subset is not None else None,
                   "teachers": [r.config["key"] for r in runs]}
     step = ws.step("reinforce", params=params_key, inputs={"manifest": ws.fingerprint(ws.manifest_path)},
@@ -121,7 +129,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     n = len(index)
     params_path = root / "params.npz"
     if not params_path.exists():
-        params = draw_params((n, ns), torch.Generator().manual_seed(seed), size=size)
+        params = draw_params((n, ns), torch.Generator().manual_seed(seed), size=size, **AUGMENT[augment])
         with atomic_path(params_path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, index=index, **params.arrays())
         write_json(root / "params.meta.json", {"key": step.key})

@@ -1,0 +1,98 @@
+"""Does a CNN trained on the pixels improve label-issue detection on real human noise (CIFAR-10N)?
+
+For each label set, 5-fold out-of-fold probabilities of ``--recipe`` (default cifar-resnet8-fast, 10
+epochs) trained on the pixels of the other folds, through clearset's trainer; then confident learning
+(cleanlab find_label_issues, prune_by_class) on (a) the feature models alone (clearset's default:
+logistic regression + kNN on EfficientNet-Lite0@128 features), (b) the CNN alone, (c) the mean of both.
+Baseline as in bench/audit_cifar10n.py: scikit-learn LogisticRegression OOF on the same features +
+cleanlab defaults. Reports precision, recall, F1, AUROC of label quality and the F1 gain over baseline.
+
+    .venv/bin/python bench/label_issues_cnn.py [--labels aggre,worse] [--folds 5]
+
+Writes bench/results/label_issues_cnn.json (and caches the CNN OOF probabilities in bench/.cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+import clearset
+from clearset.audit.label_issues import fold_indices, out_of_fold_probs
+from clearset.train import train
+from clearset.train.loop import load_images, predict
+from clearset.vectors import normalise_features
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CACHE = ROOT / "bench" / ".cache"
+import sys
+
+sys.path.insert(0, str(ROOT / "bench"))
+from audit_cifar10n import BACKBONE, SIZE, baseline, scores  # noqa: E402
+
+
+def cnn_oof(ws, labels: np.ndarray, recipe: str, folds: int, seed: int) -> np.ndarray:
+    """(N, K) out-of-fold softmax of ``recipe`` trained on the other folds' pixels."""
+    probs = np.zeros((len(labels), labels.max() + 1), np.float32)
+    images = None
+    for f, (tr, te) in enumerate(fold_indices(labels, folds, seed)):
+        sub = CACHE / f"oof_{ws.root.name}_{folds}_{f}.parquet"
+        pd.DataFrame({"index": tr}).to_parquet(sub)
+        t = time.perf_counter()
+        run = train(ws, recipe=recipe, seed=seed + f, subset=sub, eval_split=None)
+        if images is None:
+            images = load_images(ws, np.arange(len(labels)), run.config["recipe"]["image_size"])
+        norm = run.config["normalisation"]
+        logits = predict(run.load_model(), images[torch.from_numpy(te)], torch.tensor(norm["mean"]).view(1, 3, 1, 1),
+                         torch.tensor(norm["std"]).view(1, 3, 1, 1), autocast=run.config["precision"] == "bf16")
+        probs[te] = torch.softmax(torch.from_numpy(logits), 1).numpy()
+        print(f"  fold {f}: held-out agreement with given labels {(probs[te].argmax(1) == labels[te]).mean():.4f} "
+              f"({time.perf_counter() - t:.0f} s)", flush=True)
+    return probs
+
+
+def main() -> None:
+    from cleanlab.filter import find_label_issues
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--labels", default="aggre,worse")
+    ap.add_argument("--recipe", default="cifar-resnet8-fast")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "label_issues_cnn.json")
+    args = ap.parse_args()
+    clean = np.load(SHARED / "labels" / "cifar10n_clean.npy")
+    result = {"bench": "label_issues_cnn", "date": time.strftime("%Y-%m-%d"), "recipe": args.recipe,
+              "folds": args.folds, "label_sets": {}}
+    for name in args.labels.split(","):
+        ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / f"ws_cifar10n_{name}", split="train",
+                             labels=[str(SHARED / "labels" / f"cifar10n_{name}.npy")])
+        labels = ws.manifest()["label"].to_numpy()
+        truth = labels != clean
+        x = normalise_features(np.asarray(clearset.embed(ws, backbone=BACKBONE, image_size=SIZE).load()))
+        b_flags, b_quality = baseline(x, labels)
+        feat = out_of_fold_probs(x, labels, 10, normalised=True)
+        cnn = cnn_oof(ws, labels, args.recipe, args.folds, args.seed)
+        row = {"noise": float(truth.mean()), "baseline": scores(b_flags, b_quality, truth)}
+        for arm, p in {"features": feat, "cnn": cnn, "features+cnn": (feat + cnn) / 2}.items():
+            flags = find_label_issues(labels, p, filter_by="prune_by_class")
+            row[arm] = scores(flags, p[np.arange(len(labels)), labels], truth)
+            row[arm]["f1_gain"] = row[arm]["f1"] - row["baseline"]["f1"]
+            print(f"{name:6s} {arm:13s} P {row[arm]['precision']:.3f} R {row[arm]['recall']:.3f} "
+                  f"F1 {row[arm]['f1']:.3f} (gain {row[arm]['f1_gain']:+.3f}) AUROC {row[arm]['auroc']:.3f}", flush=True)
+        result["label_sets"][name] = row
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Curation (``clearset curate WS --strategy NAME --keep 0.3``): every pruning strategy behind one interface.
+
+Strategies are registered array functions (curate/base.py); this module builds their inputs from the
+workspace (the labelled training rows, the newest embedding, the audit's tables) and writes the result
+as ``WS/subsets/<strategy>-k<keep>-s<seed>.parquet`` (``index``, ``weight`` [, ``label``]) with a sidecar
+holding the strategy's details -- the file ``clearset train --subset`` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError
+from ..workspace import Workspace, fingerprint_path, read_json, write_table
+from . import clean, craig, density, filter, prototypes, random, rs2, scores, semdedup  # noqa: F401  (registration)
+from .base import STRATEGIES, CurateData, Subset, register_strategy, select
+from .rs2 import rs2_sampler
+
+log = logging.getLogger("clearset")
+__all__ = ["STRATEGIES", "CurateData", "Subset", "curate", "curate_data", "register_strategy", "rs2_sampler",
+           "select", "subset_sampler", "CurateResult"]
+
+
+@dataclass
+class CurateResult:
+    path: Path
+    subset: Subset
+    index: np.ndarray  # manifest indices kept
+    cached: bool
+
+
+def curate_data(ws: Workspace, *, split: str = "train", features: str | None = None,
+                trusted: str | Path | None = None, need: tuple[str, ...] = ()) -> tuple[CurateData, np.ndarray, dict]:
+    """The strategy inputs over the labelled rows of ``split``: (data, their manifest indices, input keys)."""
+    from ..audit import _choose_features
+
+    m = ws.manifest()
+    rows = m[(m["split"] == split) & (m["label"] >= 0)]
+    if rows.empty:
+        raise ParameterError(f"{ws.root}: no labelled images in split {split!r} to curate")
+    index = rows["index"].to_numpy(np.int64)
+    data = CurateData(labels=rows["label"].to_numpy(np.int64), n_classes=len(ws.classes()))
+    inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
+    if "features" in need or features is not None:
+        path, key = _choose_features(ws, features)
+        if path is not None:
+            data.features = np.load(path, mmap_mode="r")[index]
+            inputs["features"] = key
+    audit = ws.root / "audit"
+    if (audit / "label_issues.parquet").exists():
+        li = pd.read_parquet(audit / "label_issues.parquet").set_index("index").reindex(index)
+        data.label_quality = li["label_quality"].fillna(1.0).to_numpy(np.float64)
+        data.is_label_issue = li["is_label_issue"].fillna(False).to_numpy(bool)
+        data.suggested_label = li["suggested_label"].fillna(-1).to_numpy(np.int64)
+        inputs["label_issues"] = ws.fingerprint(audit / "label_issues.parquet")
+    if (audit / "duplicates.parquet").exists():
+        d = pd.read_parquet(audit / "duplicates.parquet", columns=["index", "duplicate_index"])
+        later = np.maximum(d["index"].to_numpy(), d["duplicate_index"].to_numpy())  # the later copy of a pair goes
+        pos = {int(v): p for p, v in enumerate(index)}
+        data.duplicate_of = np.full(len(index), -1, np.int64)
+        for row, first in zip(later, np.minimum(d["index"].to_numpy(), d["duplicate_index"].to_numpy())):
+            if int(row) in pos:
+                data.duplicate_of[pos[int(row)]] = first
+        inputs["duplicates"] = ws.fingerprint(audit / "duplicates.parquet")
+    if (audit / "outliers.parquet").exists():
+        o = pd.read_parquet(audit / "outliers.parquet", columns=["index", "is_outlier"]).set_index("index").reindex(index)
+        data.is_outlier = o["is_outlier"].fillna(False).to_numpy(bool)
+        inputs["outliers"] = ws.fingerprint(audit / "outliers.parquet")
+    if trusted is not None:
+        data.trusted = read_trusted(trusted, index, data.n_classes)
+        inputs["trusted"] = fingerprint_path(trusted)
+    return data, index, inputs
+
+
+def read_trusted(path: str | Path, index: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N,) verified label per candidate row, -1 where unverified, from a file of ``index``, ``label`` rows."""
+    path = Path(path)
+    if not path.exists():
+        raise ParameterError(f"{path}: trusted-labels file not found")
+    table = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    if not {"index", "label"} <= set(table.columns):
+        raise ParameterError(f"{path}: a trusted-labels file needs 'index' and 'label' columns (verified labels)")
+    lab = table["label"].to_numpy()
+    if len(lab) == 0 or lab.min() < 0 or lab.max() >= n_classes:
+        raise ParameterError(f"{path}: labels must be class numbers 0..{n_classes - 1}")
+    out = np.full(len(index), -1, np.int64)
+    pos = pd.Series(np.arange(len(index)), index=index)
+    hit = table["index"].isin(pos.index).to_numpy()
+    if not hit.all():
+        raise ParameterError(f"{path}: {int((~hit).sum())} indices are not labelled training images of this workspace")
+    out[pos[table["index"].to_numpy()].to_numpy()] = lab
+    return out
+
+
+def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, seed: int = 0, split: str = "train",
+           features: str | None = None, trusted: str | Path | None = None, out: str | Path | None = None,
+           force: bool = False, **options) -> CurateResult:
+    """Select with ``strategy`` and write the subset file (cached by strategy, keep, seed, options, inputs)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.require_manifest()
+    spec = STRATEGIES.get(strategy)
+    unknown = set(options) - set(_keyword_options(spec.fn))
+    if unknown:
+        raise ParameterError(f"strategy {strategy!r} has no option(s) {sorted(unknown)}; it takes "
+                             f"{sorted(_keyword_options(spec.fn)) or 'none'}")
+    data, index, inputs = curate_data(ws, split=split, features=features, trusted=trusted, need=spec.needs)
+    from .base import n_keep_of
+
+    n_keep_of(keep, data.n)  # bad --keep fails before any work
+    name = f"{strategy}-k{keep:g}-s{seed}"
+    path = Path(out) if out is not None else ws.root / "subsets" / f"{name}.parquet"
+    step = ws.step("curate", params={"strategy": strategy, "keep": keep, "seed": seed, "split": split, **options},
+                   inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))
+    if step.cached() and not force:
+        table = pd.read_parquet(path)
+        meta = read_json(step.sidecar)
+        pos = np.searchsorted(index, table["index"].to_numpy())
+        return CurateResult(path, Subset(pos, table["weight"].to_numpy(np.float32), meta.get("info", {})),
+                            table["index"].to_numpy(), cached=True)
+    subset = select(strategy, data, keep, seed, **options)
+    table = pd.DataFrame({"index": index[subset.rows], "weight": subset.weight})
+    info = dict(subset.info)
+    if "labels" in info:
+        table["label"] = np.asarray(info.pop("labels"), dtype=np.int64)
+    write_table(path, table)
+    step.finish(info=_jsonable(info), kept=int(len(table)), candidates=int(data.n))
+    log.info("curate: %s kept %d of %d -> %s", strategy, len(table), data.n, path)
+    return CurateResult(path, Subset(subset.rows, subset.weight, info), table["index"].to_numpy(), cached=False)
+
+
+def subset_sampler(path: str | Path, n_rows: int) -> tuple[object, str] | None:
+    """(sampler, name) when the subset file's sidecar asks for a per-epoch sampler (RS2), else None."""
+    side = Workspace.sidecar_of(Path(path))
+    if not side.exists():
+        return None
+    spec = (read_json(side).get("info") or {}).get("sampler")
+    if not spec or spec.get("name") != "rs2":
+        return None
+    return rs2_sampler(n_rows, int(spec["per_epoch"]), int(spec["seed"])), f"rs2-{spec['per_epoch']}-s{spec['seed']}"
+
+
+def _keyword_options(fn) -> list[str]:
+    import inspect
+
+    return [p.name for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY or
+            (p.default is not inspect.Parameter.empty and p.name not in ("data", "n_keep", "seed"))]
+
+
+def _jsonable(info: dict) -> dict:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in info.items()}

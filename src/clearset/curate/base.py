@@ -1,0 +1,181 @@
+"""What every curation strategy shares: the registry, the inputs, the result and its contract.
+
+A strategy is a registered function ``(data: CurateData, n_keep: int, seed: int, **options) -> Subset``
+over arrays only (no files); ``clearset.curate.curate`` does the workspace I/O. ``select`` checks the
+contract every strategy must meet: deterministic for a seed, exactly ``n_keep = round(keep * N)`` distinct
+valid rows (a strategy that cannot, such as RS2, says so in its ``exact=False`` registration), finite
+non-negative weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..registry import Registry
+
+
+@dataclass
+class Subset:
+    """Rows (positions into the curated rows, ascending) with per-row training weights, and what the
+    strategy wants recorded (e.g. RS2's per-epoch sampler, cluster statistics)."""
+
+    rows: np.ndarray
+    weight: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CurateData:
+    """The arrays strategies read, all aligned with the N candidate rows (the labelled training images)."""
+
+    labels: np.ndarray  # (N,) int64
+    n_classes: int
+    features: np.ndarray | None = None  # (N, D) embeddings (raw: strategies normalise)
+    pred_probs: np.ndarray | None = None  # (N, C) out-of-fold probabilities (the audit's)
+    label_quality: np.ndarray | None = None  # (N,) audit label quality (lower = more likely wrong)
+    is_label_issue: np.ndarray | None = None  # (N,) bool
+    suggested_label: np.ndarray | None = None  # (N,) int64
+    duplicate_of: np.ndarray | None = None  # (N,) int64 row of an earlier copy, -1 if none
+    is_outlier: np.ndarray | None = None  # (N,) bool
+    trusted: np.ndarray | None = None  # (N,) bool: rows whose labels were verified (the filter strategy)
+    _normalised: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    def normalised(self) -> np.ndarray:
+        """Power- and L2-normalised features (float32), computed once."""
+        if self._normalised is None:
+            self.require("features", "this strategy")
+            from ..vectors import normalise_features
+
+            self._normalised = normalise_features(self.features)
+        return self._normalised
+
+    def require(self, name: str, who: str) -> None:
+        if getattr(self, name) is None:
+            hint = {"features": "run `clearset embed WS` first",
+                    "label_quality": "run `clearset audit WS --checks label_issues` first",
+                    "is_label_issue": "run `clearset audit WS --checks label_issues` first",
+                    "trusted": "pass --trusted FILE (rows with verified labels)"}.get(name, "")
+            raise ParameterError(f"{who} needs {name.replace('_', ' ')}; {hint}".rstrip("; "))
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    fn: Callable[..., Subset]
+    needs: tuple[str, ...]
+    description: str
+    exact: bool  # returns exactly n_keep rows
+
+
+STRATEGIES: Registry[Strategy] = Registry("curation strategy")
+
+
+def register_strategy(name: str, *, needs: Iterable[str] = (), description: str = "", exact: bool = True):
+    def decorator(fn):
+        STRATEGIES.register(name)(Strategy(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0],
+                                           exact))
+        return fn
+
+    return decorator
+
+
+def n_keep_of(keep: float, n: int) -> int:
+    if not isinstance(keep, (int, float)) or not 0 < keep <= 1:
+        raise ParameterError(f"--keep must be a fraction in (0, 1] (the share of images kept), got {keep!r}")
+    if n == 0:
+        raise ParameterError("nothing to curate: no labelled training images")
+    return max(1, int(round(keep * n)))
+
+
+def select(name: str, data: CurateData, keep: float, seed: int = 0, **options) -> Subset:
+    """Run strategy ``name`` keeping ``round(keep * N)`` rows, and check its contract."""
+    strategy = STRATEGIES.get(name)
+    n_keep = n_keep_of(keep, data.n)
+    for need in strategy.needs:
+        data.require(need, f"strategy {name!r}")
+    out = strategy.fn(data, n_keep, seed, **options)
+    rows = np.asarray(out.rows, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    rows, weight = rows[order], np.asarray(out.weight, dtype=np.float32)[order]
+    if len(rows) and (rows[0] < 0 or rows[-1] >= data.n or (np.diff(rows) == 0).any()):
+        raise RuntimeError(f"strategy {name!r} returned invalid or repeated rows")  # a bug, not a user error
+    if strategy.exact and len(rows) != n_keep:
+        raise RuntimeError(f"strategy {name!r} returned {len(rows)} rows, not {n_keep}")
+    if len(weight) != len(rows) or not np.isfinite(weight).all() or (weight < 0).any():
+        raise RuntimeError(f"strategy {name!r} returned bad weights")
+    return Subset(rows, weight, {"strategy": name, "keep": keep, "n_keep": n_keep, "seed": seed, **out.info})
+
+
+def take_top(score: np.ndarray, n_keep: int, seed: int) -> np.ndarray:
+    """Rows of the ``n_keep`` highest scores; ties broken by a seeded random order (deterministic)."""
+    tiebreak = np.random.default_rng(seed).permutation(len(score))
+    order = np.lexsort((tiebreak, -np.asarray(score, dtype=np.float64)))
+    return np.sort(order[:n_keep])
+
+
+def ones(n: int) -> np.ndarray:
+    return np.ones(n, dtype=np.float32)
+
+
+def spherical_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(L2-normalised centroids (k, D), assignment (N,), cosine similarity to the own centroid (N,)) by FAISS
+    spherical k-means; k is capped at N."""
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    k = max(1, min(k, len(x)))
+    if k == 1:
+        c = x.mean(0, keepdims=True)
+        c /= max(np.linalg.norm(c), 1e-12)
+    else:
+        km = faiss.Kmeans(x.shape[1], k, niter=niter, spherical=True, seed=seed + 1, verbose=False,
+                          max_points_per_centroid=max(256, -(-len(x) // k)))
+        km.train(x)
+        c = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(c.astype(np.float32))
+    sim, assign = index.search(x, 1)
+    return c.astype(np.float32), assign[:, 0].astype(np.int64), sim[:, 0]
+
+
+def quotas_by_class(labels: np.ndarray, n_classes: int, n_keep: int) -> np.ndarray:
+    """Per-class counts summing to n_keep, proportional to class sizes (largest remainder), capped at size."""
+    sizes = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return bounded_quotas(sizes / sizes.sum() * n_keep, np.zeros_like(sizes), sizes, n_keep)
+
+
+def bounded_quotas(target: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: int) -> np.ndarray:
+    """Integer x with lo <= x <= hi (hi integral), sum(x) = total, closest to ``target`` in L2: the
+    Euclidean projection clip(target + lambda, lo, hi) (lambda by bisection: the QP's exact solution), then
+    rounded down and the remainder handed to the largest fractional parts that have room."""
+    target, lo, hi = (np.asarray(a, dtype=np.float64) for a in (target, lo, hi))
+    lo = np.minimum(lo, hi)
+    total = int(min(total, hi.sum()))
+    a, b = -target.max() - hi.max() - 1, hi.max() + np.abs(target).max() + 1
+    for _ in range(200):
+        mid = (a + b) / 2
+        if np.clip(target + mid, lo, hi).sum() < total:
+            a = mid
+        else:
+            b = mid
+    x = np.clip(target + b, lo, hi)
+    out = np.floor(x + 1e-9).astype(np.int64)
+    out = np.minimum(out, hi.astype(np.int64))
+    short = total - int(out.sum())
+    if short > 0:
+        frac = np.where(out < hi, x - out, -np.inf)
+        for j in np.argsort(-frac, kind="stable")[:short]:
+            out[j] += 1
+    elif short < 0:
+        frac = np.where(out > 0, x - out, np.inf)
+        for j in np.argsort(frac, kind="stable")[: -short]:
+            out[j] -= 1
+    return out

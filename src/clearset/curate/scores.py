@@ -1,0 +1,67 @@
+"""Scores from short training runs: ``el2n`` (Paul et al., "Deep learning on a data diet") and
+``forgetting`` (Toneva et al.). Both keep the hardest examples.
+
+CPU-sized adaptation, stated plainly: the short runs are softmax-regression probes on the normalised
+embeddings (minibatch SGD, a few epochs, several seeds), not networks trained on the pixels.
+- EL2N: ||softmax - onehot(label)||₂ after ``epochs`` epochs, averaged over ``runs`` seeds.
+- forgetting: per example, how often it goes from correctly to incorrectly classified between
+  consecutive epochs, summed over runs; examples never learned count as forgotten every epoch.
+Under label noise both rank mislabelled images as the hardest and keep them (the papers' caveat).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import CurateData, Subset, ones, register_strategy, take_top
+
+
+def probe_trajectory(x: np.ndarray, labels: np.ndarray, n_classes: int, *, epochs: int, seed: int,
+                     lr: float = 0.5, batch: int = 256) -> list[np.ndarray]:
+    """Softmax of every row after each epoch of minibatch SGD on a linear probe (one seed)."""
+    g = torch.Generator().manual_seed(seed)
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    yt = torch.from_numpy(labels)
+    w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
+    b = torch.zeros(n_classes, requires_grad=True)
+    torch.nn.init.normal_(w, std=0.01, generator=g)
+    opt = torch.optim.SGD([w, b], lr=lr, momentum=0.9)
+    out = []
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=g).split(batch):
+            loss = torch.nn.functional.cross_entropy(xt[idx] @ w + b, yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            out.append(torch.softmax(xt @ w + b, 1).numpy())
+    return out
+
+
+def el2n_scores(data: CurateData, seed: int, epochs: int, runs: int) -> np.ndarray:
+    onehot = np.eye(data.n_classes, dtype=np.float32)[data.labels]
+    scores = [np.linalg.norm(probe_trajectory(data.normalised(), data.labels, data.n_classes, epochs=epochs,
+                                              seed=seed * 101 + r)[-1] - onehot, axis=1) for r in range(runs)]
+    return np.mean(scores, 0)
+
+
+@register_strategy("el2n", needs=("features",),
+                   description="keep the highest EL2N (error norm early in training; probe runs on the embeddings)")
+def el2n(data: CurateData, n_keep: int, seed: int, epochs: int = 2, runs: int = 4) -> Subset:
+    rows = take_top(el2n_scores(data, seed, epochs, runs), n_keep, seed)
+    return Subset(rows, ones(len(rows)), {"epochs": epochs, "runs": runs, "model": "linear probe on embeddings"})
+
+
+@register_strategy("forgetting", needs=("features",),
+                   description="keep the most forgotten examples (forgetting events over short probe runs)")
+def forgetting(data: CurateData, n_keep: int, seed: int, epochs: int = 8, runs: int = 2) -> Subset:
+    events = np.zeros(data.n)
+    for r in range(runs):
+        correct = np.stack([p.argmax(1) == data.labels for p in
+                            probe_trajectory(data.normalised(), data.labels, data.n_classes, epochs=epochs,
+                                             seed=seed * 101 + r)])
+        events += (correct[:-1] & ~correct[1:]).sum(0)
+        events += np.where(~correct.any(0), epochs, 0)  # never learned: forgotten at every epoch
+    rows = take_top(events, n_keep, seed)
+    return Subset(rows, ones(len(rows)), {"epochs": epochs, "runs": runs, "model": "linear probe on embeddings"})

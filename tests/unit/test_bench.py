@@ -1,0 +1,60 @@
+"""The curation bench: every cell trained once and cached, budgets, leaderboard files, report, CLI errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clearset
+from clearset.bench import run_bench
+from clearset.errors import ParameterError
+from clearset.train.recipes import Recipe, register_recipe, RECIPES
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    m = ws.manifest()
+    (ws.root / "features").mkdir()
+    path = ws.features_path("fake", 8)
+    rng = np.random.default_rng(0)
+    feats = np.eye(10)[np.maximum(m["label"].to_numpy(), 0)] + rng.normal(0, 0.5, (len(m), 10))
+    np.save(path, feats.astype(np.float32))
+    ws.step("embed", params={"backbone": "fake", "image_size": 8, "precision": "fp32"}, inputs={}, outputs=[path],
+            sidecar=ws.sidecar_of(path)).finish()
+    if "bench-tiny" not in RECIPES:
+        register_recipe(Recipe("bench-tiny", "test", model="resnet8", epochs=2, batch_size=64, lr=0.05,
+                               image_size=8, crop_pad=0))
+    return ws
+
+
+def test_bench_cells_budgets_leaderboard_and_report(ws, caplog):
+    board = run_bench(ws, strategies=["random", "rs2"], keeps=[0.2], seeds=[0, 1], recipe="bench-tiny")
+    assert len(board) == 2 * 2 + 2  # cells + a full-data row per seed
+    assert set(board["strategy"]) == {"random", "rs2", "full"} and board["test_acc"].between(0, 1).all()
+    n_train = int((ws.manifest()["split"] == "train").sum())
+    r = board[(board["strategy"] == "random") & (board["keep"] == 0.2)]
+    assert (r["train_images"] == round(0.2 * n_train)).all() and (r["epochs"] == 2).all()
+    rs2 = board[(board["strategy"] == "rs2") & (board["keep"] == 0.2)]
+    assert (rs2["images_seen"] > 0).all()
+    saved = json.loads((ws.root / "bench" / "leaderboard.json").read_text())
+    assert len(saved["cells"]) == len(board) and {s["strategy"] for s in saved["summary"]} == set(board["strategy"])
+    assert pd.read_csv(ws.root / "bench" / "leaderboard.csv").shape[0] == len(board)
+    caplog.set_level("INFO", logger="clearset")
+    again = run_bench(ws, strategies=["random", "rs2"], keeps=[0.2], seeds=[0, 1], recipe="bench-tiny")
+    assert "train: cached" in caplog.text and np.allclose(again["test_acc"], board["test_acc"])
+    iters = run_bench(ws, strategies=["random"], keeps=[0.5], seeds=[0], recipe="bench-tiny", budget="iterations",
+                      full=False)
+    assert int(iters["epochs"].iloc[0]) == 4  # 2 epochs / keep 0.5: as many iterations as the full data
+    html = clearset.report(ws).read_text()
+    assert "Curation bench" in html and "accuracy_vs_keep.png" in html
+
+
+def test_bench_bad_input(ws):
+    for kw, msg in [({"strategies": ["nope"]}, "unknown curation strategy"), ({"keeps": [0]}, "--keep"),
+                    ({"budget": "time"}, "--budget"), ({"seeds": []}, "--seeds")]:
+        args = {"strategies": ["random"], "keeps": [0.5], "seeds": [0], "recipe": "bench-tiny", **kw}
+        with pytest.raises(ParameterError, match=msg):
+            run_bench(ws, **args)
+    assert not (ws.root / "bench").exists() and not (ws.root / "runs").exists()

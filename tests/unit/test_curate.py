@@ -1,0 +1,186 @@
+"""Curation strategies: one shared contract for every strategy, then each algorithm against its card."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clearset.curate import STRATEGIES, CurateData, rs2_sampler, select
+from clearset.curate.base import bounded_quotas
+from clearset.errors import ParameterError
+
+
+def make_data(n=120, classes=3, seed=0, d=8):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    centres = rng.normal(0, 1, (classes, d))
+    feats = centres[labels] + rng.normal(0, 0.5, (n, d))
+    trusted = np.full(n, -1)
+    trusted[: max(classes * 3, n // 10)] = labels[: max(classes * 3, n // 10)]
+    return CurateData(labels=labels, n_classes=classes, features=feats.astype(np.float32),
+                      label_quality=rng.random(n), is_label_issue=rng.random(n) < 0.1,
+                      suggested_label=(labels + 1) % classes, duplicate_of=np.full(n, -1),
+                      is_outlier=np.zeros(n, bool), trusted=trusted)
+
+
+def fresh(data):
+    return CurateData(**{k: v for k, v in data.__dict__.items() if not k.startswith("_")})
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_meets_the_contract(name):
+    spec = STRATEGIES.get(name)
+    for data, keep in [(make_data(), 0.3), (make_data(n=40, classes=1), 0.5), (make_data(n=31, classes=4), 0.9)]:
+        if name == "filter" and data.n_classes == 1:
+            continue  # a filter needs two verified classes (tested below)
+        a = select(name, fresh(data), keep, seed=1)
+        b = select(name, fresh(data), keep, seed=1)
+        assert np.array_equal(a.rows, b.rows) and np.array_equal(a.weight, b.weight), "deterministic for a seed"
+        assert a.rows.dtype == np.int64 and (np.diff(a.rows) > 0).all() and 0 <= a.rows[0] and a.rows[-1] < data.n
+        if spec.exact:
+            assert len(a.rows) == round(keep * data.n)
+        assert np.isfinite(a.weight).all() and (a.weight >= 0).all() and len(a.weight) == len(a.rows)
+    tiny = make_data(n=7, classes=3)  # classes of 3, 2 and 2 images
+    if name != "filter":
+        assert len(select(name, fresh(tiny), 1.0, seed=0).rows) == 7
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ParameterError, match="--keep"):
+            select(name, make_data(), bad)
+
+
+def test_missing_inputs_say_what_to_run():
+    data = CurateData(labels=np.arange(10) % 2, n_classes=2)
+    with pytest.raises(ParameterError, match="clearset embed"):
+        select("dbp", data, 0.5)
+    with pytest.raises(ParameterError, match="clearset audit"):
+        select("clean", data, 0.5)
+    with pytest.raises(ParameterError, match="--trusted"):
+        select("filter", CurateData(labels=np.arange(10) % 2, n_classes=2, features=np.eye(10, 4)), 0.5)
+
+
+def test_bounded_quotas_is_the_projection_with_an_exact_total():
+    target = np.array([10.4, 0.2, 5.9, 3.5])
+    x = bounded_quotas(target, np.full(4, 1.0), np.array([6, 5, 9, 9]), 20)
+    assert x.sum() == 20 and (x >= 1).all() and (x <= [6, 5, 9, 9]).all()
+    assert x[0] == 6  # capped at the cluster size; the surplus moves to the others
+    from scipy.optimize import minimize  # independent: the continuous QP by SLSQP
+
+    res = minimize(lambda v: ((v - target) ** 2).sum(), np.full(4, 5.0), method="SLSQP",
+                   bounds=[(1, h) for h in (6, 5, 9, 9)], constraints={"type": "eq", "fun": lambda v: v.sum() - 20})
+    assert np.abs(x - res.x).max() < 1.0  # rounding moves each quota by less than one image
+
+
+def test_rs2_sampler_covers_everything_before_repeating_and_is_stateless():
+    s = rs2_sampler(10, 3, seed=5)
+    import torch
+
+    g = torch.Generator()
+    epochs = [s(e, g).tolist() for e in range(6)]
+    assert all(len(e) == 3 for e in epochs)
+    first_pass = sum(epochs[:3], []) + epochs[3][:1]
+    assert sorted(first_pass) == list(range(10))  # a permutation of all 10 before any repeat
+    assert s(4, g).tolist() == epochs[4]  # epoch e is a function of (seed, e) only: resume-safe
+
+
+def test_semdedup_drops_planted_copies_first():
+    from clearset.curate.semdedup import duplicate_scores
+
+    data = make_data(n=100, classes=2, d=16)
+    feats = data.features.copy()
+    feats[90:] = feats[:10] + 1e-4  # 10 near-copies
+    data.features = feats
+    kept = select("semdedup", data, 0.9, seed=0).rows
+    kept = set(kept.tolist())
+    assert all((i in kept) != (90 + i in kept) for i in range(10))  # exactly one of each near-copy pair
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assign, sim = np.zeros(6, np.int64), np.array([0.6, 0.1, 0.5, 0.2, 0.4, 0.3], np.float32)
+    score = duplicate_scores(x, assign, sim, block=4)  # block smaller than the cluster: two blocks
+    order = np.argsort(sim)
+    for pos, r in enumerate(order):  # brute force: max similarity to anything earlier in the order
+        expect = -1 if pos == 0 else max(float(x[r] @ x[q]) for q in order[:pos])
+        assert score[r] == pytest.approx(expect, abs=1e-6)
+
+
+def test_dbp_follows_the_card():
+    from clearset.curate.density import cluster_complexity
+
+    rng = np.random.default_rng(0)
+    tight = rng.normal(0, 0.01, (60, 3)) + [1, 0, 0]
+    loose = rng.normal(0, 0.25, (60, 3)) + [0, 1, 0]
+    x = np.concatenate([tight, loose]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    data = CurateData(labels=np.zeros(120, np.int64), n_classes=1, features=x)
+    sub = select("dbp", data, 0.5, seed=0, clusters=2)
+    assert (sub.rows >= 60).sum() > (sub.rows < 60).sum()  # the complex (loose) cluster gets the larger quota
+    assert (sub.rows < 60).sum() >= 0.5 * 60 / 2  # but at least half the uniform share (balance 0.5)
+    c = np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0]], np.float32)
+    assign = np.array([0, 0, 1, 2])
+    sim = np.array([1.0, 0.8, 0.9, 0.5])
+    d_intra, d_inter = cluster_complexity(c, assign, sim, nearest=1)
+    assert np.allclose(d_intra, [0.1, 0.1, 0.5]) and np.allclose(d_inter, [1 - 0.6, 1 - 0.8, 1 - 0.8])
+
+
+def test_clean_and_filter_prefer_correct_labels():
+    data = make_data(n=200, classes=2)
+    wrong = np.zeros(200, bool)
+    wrong[::5] = True
+    noisy = data.labels.copy()
+    noisy[wrong] = 1 - noisy[wrong]
+    data.suggested_label = data.labels.copy()  # the audit suggests the true label
+    data.labels = noisy
+    data.is_label_issue = wrong
+    kept = select("clean", fresh(data), 0.5, seed=0).rows
+    assert not wrong[kept].any()
+    relabelled = select("clean", fresh(data), 0.5, seed=0, relabel=True)
+    assert relabelled.info["relabelled"] == int(wrong[relabelled.rows].sum()) > 0
+    data.trusted = np.full(200, -1)
+    data.trusted[:40] = np.arange(40) % 2  # verified labels
+    kept = select("filter", fresh(data), 0.5, seed=0).rows
+    assert wrong[kept].mean() < 0.5 * wrong.mean()
+
+
+def test_craig_weights_count_the_members_each_medoid_serves():
+    from clearset.curate.craig import facility_location
+
+    g = np.concatenate([np.zeros((30, 2)), np.ones((10, 2)) * 5]).astype(np.float32)
+    picks, w = facility_location(g, 2, seed=0)
+    assert sorted(w.tolist()) == [10.0, 30.0] and {int(p) < 30 for p in picks} == {True, False}
+
+
+def test_curate_workspace_cli_and_training_on_the_subset(tmp_path):
+    import clearset
+    from typer.testing import CliRunner
+
+    from clearset.cli import app
+    from clearset.curate import curate
+
+    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    m = ws.manifest()
+    (ws.root / "features").mkdir()
+    path = ws.features_path("fake", 8)
+    np.save(path, np.random.default_rng(0).normal(size=(len(m), 6)).astype(np.float32))
+    ws.step("embed", params={"backbone": "fake", "image_size": 8}, inputs={}, outputs=[path],
+            sidecar=ws.sidecar_of(path)).finish()
+    r = curate(ws, strategy="dbp", keep=0.25)
+    train_rows = m[m["split"] == "train"]
+    assert len(r.index) == round(0.25 * len(train_rows)) and set(r.index) <= set(train_rows["index"])
+    assert curate(ws, strategy="dbp", keep=0.25).cached
+    runner = CliRunner()
+    res = runner.invoke(app, ["curate", str(ws.root), "--strategy", "clean", "--keep", "0.5"])
+    assert res.exit_code == 2 and "clearset audit" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["curate", str(ws.root), "--strategy", "random", "--keep", "2"])
+    assert res.exit_code == 2 and "--keep" in res.output
+    res = runner.invoke(app, ["curate", str(ws.root), "--strategy", "dbp", "--option", "clusterz=3"])
+    assert res.exit_code == 2 and "no option" in res.output
+    assert not any((ws.root / "subsets").glob("clean*")) and not any((ws.root / "subsets").glob("random*"))
+    rs = curate(ws, strategy="rs2", keep=0.1)
+    from clearset.train import train
+    from clearset.train.recipes import Recipe
+
+    tiny = Recipe("tiny", "t", model="convnet3", epochs=2, batch_size=32, lr=0.05, image_size=8, crop_pad=0)
+    run = train(ws, recipe=tiny, subset=rs.path)
+    assert run.config["sampler"].startswith("rs2-") and run.config["train_images"] == len(train_rows)
+    assert all(abs(e["images_per_s"]) > 0 for e in run.metrics)
+    lab = tmp_path / "relabel.parquet"
+    pd.DataFrame({"index": train_rows["index"][:50], "weight": 1.0, "label": 3}).to_parquet(lab)
+    assert train(ws, recipe=tiny, subset=lab).config["targets"].startswith("relabelled:")
