@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -33,9 +32,7 @@ from clearset.audit import AuditData
 from clearset.vectors import normalise_features
 from clearset.audit.label_issues import label_issues_check
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = ROOT / "bench" / ".cache"
+from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 BACKBONE, SIZE = "efficientnet_lite0", 128
 
 

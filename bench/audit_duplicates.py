@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,9 +29,7 @@ from clearset.audit.duplicates import (DEFAULT_THRESHOLD, EMBEDDING_FLOOR, NEIGH
 from clearset.audit.knn import knn
 from clearset.vectors import normalise_features
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = ROOT / "bench" / ".cache"
+from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 EDITS = ["jpeg", "resize", "crop", "shift", "colour"]
 
 

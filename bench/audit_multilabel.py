@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -22,8 +21,7 @@ from sklearn.metrics import roc_auc_score
 import clearset
 from clearset.audit import run_audit
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))
+from common import ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 AMBIGUOUS_BELOW = 0.7
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,9 +26,7 @@ import clearset
 from clearset.audit import run_audit
 from clearset.bench.runner import leaderboard_table, run_bench, summarise
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = ROOT / "bench" / ".cache"
+from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 ALL = "random,rs2,prototypes,dbp,semdedup+dbp,el2n,craig,filter,clean"
 
 

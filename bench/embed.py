@@ -22,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = ROOT / "bench" / ".cache"
+from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 BASELINE = r'''
 import sys, time, json, numpy as np, torch

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -27,9 +26,7 @@ from clearset.evaluate.mistakes import mistake_taxonomy
 from clearset.evaluate.robustness import robustness
 from clearset.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = ROOT / "bench" / ".cache"
+from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 
 def main() -> None:

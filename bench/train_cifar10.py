@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import time
 from pathlib import Path
 
@@ -31,9 +29,7 @@ from clearset.models.cifar import create_model
 from clearset.train import get_recipe, train
 from clearset.train.loop import lr_factor
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = ROOT / "bench" / ".cache"
+from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 
 def plain_loop(x_train, y_train, x_test, y_test, rec, seed: int, workers: int, max_batches: int | None = None):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -24,9 +23,7 @@ import clearset
 from clearset.evaluate.evaluation import evaluate_run
 from clearset.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = ROOT / "bench" / ".cache"
+from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 KNOWN = [0, 1, 2, 3, 4, 5]
 KEYS = ("top1", "top5", "mean_per_class_accuracy", "nll", "brier", "ece", "adaptive_ece",
         "human_plurality_accuracy", "human_multilabel_accuracy", "human_expected_agreement", "human_cross_entropy")

@@ -169,6 +169,9 @@ def train(
                                               "folder written by `clearset reinforce` (replaces the recipe's augmentations)."),
     features: Optional[str] = typer.Option(None, help="For --recipe linear-probe: the stored embedding, "
                                            "backbone@size (default: the latest `clearset embed`)."),
+    compile: str = typer.Option("auto", help="torch.compile for training: auto (on for CUDA, off on CPU), on, off."),
+    resume: bool = typer.Option(True, help="Continue an interrupted run where it stopped (--no-resume: start "
+                                "it again from epoch 1; a finished run stays a cache hit)."),
     force: bool = typer.Option(False, help="Start over even if the run is finished or resumable."),
 ):
     """Train a model on the workspace (per-epoch checkpoints: re-run the same command to resume after a
@@ -179,7 +182,8 @@ def train(
                   eval_split=eval_split, force=force, teachers=teacher or None, kd_temperature=kd_temperature,
                   kd_hard_weight=kd_hard_weight, tract=tract_lambda if tract else None,
                   known_classes=_class_indices(workspace, known) if known else None, device=device,
-                  precision=precision, eval_every=eval_every, reinforced=reinforced, features=features)
+                  precision=precision, eval_every=eval_every, reinforced=reinforced, features=features,
+                  resume=resume, compile=compile)
     last = r.metrics[-1] if r.metrics else {}
     acc = last.get("eval_acc")
     typer.echo(f"{r.root}{' (cached)' if r.cached else ''}: {len(r.metrics)} epochs"

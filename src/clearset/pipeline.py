@@ -4,8 +4,8 @@ The demo plants known problems in a copy of the digits (seeded): flipped labels,
 copies and brightness/contrast-changed copies) and outliers (colour fractal images labelled as
 digits). It then ingests, embeds, probes and audits that copy, and scores what the audit found against
 what was planted; trains a small ResNet-8 on it, and evaluates it beyond top-1 (calibration, the 15
-corruptions at three severities, the taxonomy of its remaining mistakes). Later stages (curate...)
-add their steps here as they land.
+corruptions at three severities, the taxonomy of its remaining mistakes); and benches three curation
+strategies at 30% of the data with the linear-probe recipe.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ DEMO_BACKBONE = "efficientnet_lite0"
 DEMO_SIZE = 64
 FLIP_SHARE, N_EXACT, N_EDITED, N_OUTLIERS = 0.05, 15, 15, 12
 DEMO_EPOCHS = 15
+DEMO_STRATEGIES = ["random", "dbp", "clean"]
 
 
 @dataclass
@@ -95,6 +96,15 @@ def _train_and_evaluate(ws, *, force: bool) -> str:
             f"{rob['mean_corruption_acc']:.1%} under corruption; {mistakes['errors']} errors ({kinds or 'none'})")
 
 
+def _small_bench(ws) -> str:
+    """Random, DBP and audit-based cleaning at 30% against all the data, with the linear-probe recipe."""
+    from .bench.runner import run_bench, summarise
+
+    board = run_bench(ws, strategies=DEMO_STRATEGIES, keeps=[0.3], seeds=[0], recipe="linear-probe")
+    acc = {r["strategy"]: r["test_acc_mean"] for r in summarise(board)}
+    return "linear probe on 30%: " + ", ".join(f"{s} {acc[s]:.1%}" for s in DEMO_STRATEGIES) + f"; all data {acc['full']:.1%}"
+
+
 def run_demo(workspace: str | Path = "demo-workspace", *, force: bool = False) -> DemoResult:
     import io
 
@@ -114,6 +124,7 @@ def run_demo(workspace: str | Path = "demo-workspace", *, force: bool = False) -
     probe = linear_probe(ws, backbone=DEMO_BACKBONE, image_size=DEMO_SIZE)
     summary = run_audit(ws, force=force)
     trained = _train_and_evaluate(ws, force=force)
+    curated = _small_bench(ws)
     report = build_report(ws)
 
     audit_dir = ws.root / "audit"
@@ -137,5 +148,6 @@ def run_demo(workspace: str | Path = "demo-workspace", *, force: bool = False) -
         "outliers": _precision_recall(set(out.loc[out["is_outlier"], "index"].tolist()),
                                       set(truth["outliers"].tolist())),
         "training": trained,
+        "curation": curated,
         "time": f"{time.perf_counter() - t0:.1f} s",
     })

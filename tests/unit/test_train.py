@@ -34,6 +34,24 @@ def weights(run):
     return load_file(run.root / "model.safetensors")
 
 
+def interrupted_run(ws, monkeypatch, stop_at: int, **kw) -> None:
+    """Train TINY with a Ctrl-C raised inside the ``stop_at``-th batch (counted by random_crop calls)."""
+    import clearset.train.loop as loop
+
+    real_crop, calls = loop.random_crop, []
+
+    def crop_then_interrupt(*a):
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        return real_crop(*a)
+
+    monkeypatch.setattr(loop, "random_crop", crop_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(ws, recipe=TINY, **kw)
+    monkeypatch.setattr(loop, "random_crop", real_crop)
+
+
 def same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -53,20 +71,7 @@ def test_same_seed_same_weights_and_cache_hit(ws):
 @pytest.mark.parametrize("stop_at", [3, 5])  # Ctrl-C in batch 3 of epoch 1 / batch 2 of epoch 2 (3 batches each)
 def test_resume_after_interruption_equals_uninterrupted_run(ws, monkeypatch, stop_at):
     full = train(ws, recipe=TINY, seed=1, name="full")
-    import clearset.train.loop as loop
-
-    real_crop, calls = loop.random_crop, []
-
-    def crop_then_interrupt(*a):
-        calls.append(1)
-        if len(calls) == stop_at:
-            raise KeyboardInterrupt
-        return real_crop(*a)
-
-    monkeypatch.setattr(loop, "random_crop", crop_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        train(ws, recipe=TINY, seed=1, name="part")
-    monkeypatch.setattr(loop, "random_crop", real_crop)
+    interrupted_run(ws, monkeypatch, stop_at, seed=1, name="part")
     part = ws.root / "runs" / "part"
     assert (part / "checkpoint.pt").exists() and not (part / "model.safetensors").exists()
     state = torch.load(part / "checkpoint.pt", weights_only=False)
@@ -348,3 +353,14 @@ def test_linear_probe_recipe_matches_scikit_learn_and_evaluates(tmp_path):
     assert train(ws, recipe="linear-probe", features="fake@8").cached
     with pytest.raises(ParameterError, match="no model of the pixels"):
         run.load_model()
+
+
+def test_no_resume_discards_an_interrupted_run(ws, monkeypatch):
+    import clearset.train.loop as loop
+
+    interrupted_run(ws, monkeypatch, 4, seed=2, name="again")
+    real_crop, calls = loop.random_crop, []
+    monkeypatch.setattr(loop, "random_crop", lambda *a: (calls.append(1), real_crop(*a))[1])
+    fresh = train(ws, recipe=TINY, seed=2, name="again", resume=False)
+    assert len(calls) == 6  # both epochs (3 batches each) trained again from the start
+    assert same(weights(fresh), weights(train(ws, recipe=TINY, seed=2, name="other")))

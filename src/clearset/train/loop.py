@@ -204,7 +204,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
           overrides: dict | None = None, known_classes: list[int] | None = None, tract: float | None = None,
           teachers: list[str | Path] | None = None, kd_temperature: float = 1.0, kd_hard_weight: float = 0.0,
           device: str = "auto", eval_every: int = 0, reinforced: str | Path | None = None,
-          features: str | None = None) -> Run:
+          features: str | None = None, resume: bool = True, compile: str = "auto") -> Run:
     """Train ``recipe`` on the workspace's ``train_split`` and write ``WS/runs/<name>/``.
 
     subset: a file of manifest ``index`` (+ ``weight``) rows to train on (what ``clearset curate`` writes).
@@ -220,8 +220,10 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     reinforced: a ``clearset reinforce`` folder: replay its stored augmentations with their stored teacher
       targets (p 0.99; else the original image, one-hot) instead of the recipe's augmentations.
     features: for the ``linear-probe`` recipe, which stored embedding (backbone@size; default the latest).
-    A finished run with the same configuration is a cache hit; an unfinished one resumes from its last
-    completed epoch; ``force`` starts over.
+    compile: torch.compile the model for training: "on", "off", or "auto" (on for CUDA, off on CPU, where
+      compilation costs more than it saves on these small nets: bench/train_compile.py).
+    A finished run with the same configuration is a cache hit; an unfinished one resumes where it stopped
+    (``resume=False`` discards its checkpoint and starts at epoch 1); ``force`` starts over in every case.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require_manifest()
@@ -293,6 +295,11 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     }
     if rein is not None:  # only present when used, so the keys of earlier runs stay valid
         config["reinforced"] = rein.meta["key"]
+    if compile not in ("auto", "on", "off"):
+        raise ParameterError("--compile must be auto, on or off")
+    use_compile = compile == "on" or (compile == "auto" and dev.type == "cuda")
+    if use_compile:
+        config["compile"] = True
     if rec.model == "linear":  # the linear-probe recipe: stored features, no pixels
         from .linear import train_linear_probe
 
@@ -330,6 +337,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / "config.json", config)
     net = net.to(dev, memory_format=torch.channels_last)
+    forward = torch.compile(net) if use_compile else net  # same parameters; state dicts come from ``net``
     teacher_nets = [(t.load_model().to(dev, memory_format=torch.channels_last),
                      torch.tensor(t.config["normalisation"]["mean"], device=dev).view(1, 3, 1, 1),
                      torch.tensor(t.config["normalisation"]["std"], device=dev).view(1, 3, 1, 1)) for t in teacher_runs]
@@ -342,7 +350,9 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         opt = torch.optim.AdamW(params, lr=rec.lr, weight_decay=rec.weight_decay)
     start_epoch, history, step, partial = 0, [], 0, None
     ckpt = root / "checkpoint.pt"
-    if ckpt.exists() and not force:
+    if ckpt.exists() and not force and not resume:
+        log.info("train: discarding the checkpoint of %s (--no-resume)", root.name)
+    if ckpt.exists() and not force and resume:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         if state.get("key") == key:
             net.load_state_dict(state["model"])
@@ -388,7 +398,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
                 + kd_hard_weight * t
             temp = kd_temperature
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = net(x)
+            logits = forward(x)
         w = w_t[sel.to(dev)]
         per_sample = -(t * F.log_softmax(logits.float() / temp, 1)).sum(1) * temp ** 2
         loss = (per_sample * w).sum() / w.sum().clamp_min(1e-12)
