@@ -110,6 +110,8 @@ def audit(
     threshold: Optional[float] = typer.Option(None, help="Near-duplicate threshold on aligned similarity (default 0.94; see docs/audit.md)."),
     export: Optional[Path] = typer.Option(None, help="Also write a new manifest with suggested relabels and "
                                           "drops as columns (use it later with --labels)."),
+    spatial: bool = typer.Option(False, help="multilabel also reads the backbone's spatial class maps (ReLabel): "
+                                 "one more pass of the backbone over the images."),
     force: bool = typer.Option(False, help="Recompute cached checks."),
 ):
     """Find label errors, duplicates and train/test leakage, outliers, multi-label images, confused
@@ -117,7 +119,7 @@ def audit(
     from .audit import export_clean_manifest, run_audit
 
     summary = run_audit(workspace, checks=_split_list(checks), features=features, pred_probs=pred_probs,
-                        threshold=threshold, force=force)
+                        threshold=threshold, spatial=spatial, force=force)
     for name, s in summary["checks"].items():
         figures = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         typer.echo(f"{name:13s} " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"

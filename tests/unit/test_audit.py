@@ -271,3 +271,24 @@ def test_joint_fold_logreg_equals_scikit_learn_per_fold():
         ref[test] = model.predict_proba(x[test])
     assert 0.05 < ref.min() and ref.max() < 0.999 or (ref < 0.95).mean() > 0.2
     np.testing.assert_allclose(got, ref, atol=1e-2)
+
+
+def test_spatial_class_maps_equal_the_fold_heads_on_a_one_location_map(tmp_path):
+    """At 32 px EfficientNet's feature map has one location, which is the pooled embedding itself: the
+    spatial class maps must then equal the out-of-fold logistic-regression probabilities (an independent
+    path: embed -> oof_logreg)."""
+    from clearset.audit.label_issues import DEFAULT_C, oof_logreg
+    from clearset.vectors import normalise_features
+
+    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    emb = clearset.embed(ws, backbone="efficientnet_lite0", image_size=32)
+    summary = run_audit(ws, checks=["label_issues", "multilabel"], spatial=True)
+    assert summary["checks"]["multilabel"]["spatial"] is True
+    ml = pd.read_parquet(ws.root / "audit" / "multilabel.parquet")
+    assert {"oof_score", "spatial_score"} <= set(ml.columns) and ml["spatial_score"].between(0, 1).all()
+    labels = ws.manifest()["label"].to_numpy()
+    heads = {}
+    probs = oof_logreg(normalise_features(np.asarray(emb.load())), labels, 10, c=DEFAULT_C, heads=heads)
+    second = -np.sort(-probs, axis=1)[:, 1]
+    assert np.abs(ml["spatial_score"].to_numpy() - second).max() < 0.03  # bf16 batches differ slightly
+    assert np.allclose(ml["score"], (ml["oof_score"] + ml["spatial_score"]) / 2, atol=1e-6)

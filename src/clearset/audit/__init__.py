@@ -40,13 +40,14 @@ def audit_dir(ws: Workspace) -> Path:
 
 def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None = None,
               features: str | None = None, pred_probs: str | Path | None = None,
-              threshold: float | None = None, force: bool = False) -> dict:
+              threshold: float | None = None, spatial: bool = False, force: bool = False) -> dict:
     """Run ``checks`` (default: all) on the workspace; returns the summary written to audit/summary.json.
 
     Args:
         features: which embedding, ``backbone@size`` (default: the most recent one).
         pred_probs: an .npy of out-of-fold probabilities (N, C) to use instead of computing them.
         threshold: near-duplicate threshold on aligned similarity (default: duplicates.DEFAULT_THRESHOLD).
+        spatial: the multilabel check also uses the backbone's spatial class maps (one more backbone pass).
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     m = ws.manifest()
@@ -61,6 +62,10 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         features=np.load(feat_path, mmap_mode="r") if feat_path else None,
         pred_probs=_load_pred_probs(pred_probs, len(m), len(ws.classes())),
         image_loader=ws.store().iter_images)
+    if feat_path is not None:
+        params = ws.meta(feat_path).get("params", {})
+        if "backbone" in params and "image_size" in params:
+            data.extras["embedding"] = {"backbone": params["backbone"], "image_size": params["image_size"]}
     inputs = {"manifest": ws.fingerprint(ws.manifest_path), "features": feat_key,
               "pred_probs": fingerprint_path(pred_probs) if pred_probs else None}
     out = audit_dir(ws)
@@ -69,6 +74,8 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     summary.setdefault("checks", {})
     for name in names:
         options = {"threshold": threshold} if (name == "duplicates" and threshold is not None) else {}
+        if name == "multilabel" and spatial:
+            options = {"spatial": True}
         step_inputs = dict(inputs)
         if name in ("multilabel", "class_pairs") and pred_probs is None and probs_path.exists():
             step_inputs["pred_probs"] = ws.fingerprint(probs_path)
