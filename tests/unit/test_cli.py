@@ -50,3 +50,19 @@ def test_ingest_and_list_sources(tmp_path):
     assert "6 images, 2 classes" in r.stdout
     r = run("list", "sources")
     assert r.returncode == 0 and "imagefolder" in r.stdout and "webdataset" in r.stdout
+
+
+def test_public_names_are_not_shadowed_by_submodules():
+    import importlib
+    import pkgutil
+    import types
+
+    import clearset
+
+    for mod in pkgutil.walk_packages(clearset.__path__, "clearset."):
+        importlib.import_module(mod.name)
+    for name in clearset._API:
+        assert not isinstance(getattr(clearset, name), types.ModuleType), name
+    import clearset.train as t
+
+    assert callable(t.reinforce) and not isinstance(t.reinforce, types.ModuleType)

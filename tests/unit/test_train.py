@@ -244,7 +244,7 @@ def test_replayed_augmentation_is_independent_of_the_batch_and_identity_is_exact
 
 
 def test_densify_spreads_the_remaining_mass_evenly():
-    from clearset.train.reinforce import Reinforced
+    from clearset.train.reinforcement import Reinforced
 
     idx, p = torch.tensor([[2, 0]]), torch.tensor([[0.6, 0.3]])
     t = Reinforced.densify(None, idx, p, 5)
@@ -256,7 +256,7 @@ def test_reinforce_stores_the_teacher_ensemble_mean_softmax_of_the_replayed_augm
     from clearset.train.augment import apply_params
     import importlib
 
-    rmod = importlib.import_module("clearset.train.reinforce")
+    rmod = importlib.import_module("clearset.train.reinforcement")
     loop = importlib.import_module("clearset.train.loop")
 
     t1 = train(ws, recipe=TINY, seed=0, name="t1")

@@ -2,6 +2,6 @@
 
 from .loop import Run, load_run, train
 from .recipes import RECIPES, Recipe, get_recipe
-from .reinforce import Reinforced, load_reinforced, reinforce
+from .reinforcement import Reinforced, load_reinforced, reinforce
 
 __all__ = ["RECIPES", "Recipe", "Reinforced", "Run", "get_recipe", "load_reinforced", "load_run", "reinforce", "train"]

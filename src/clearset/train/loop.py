@@ -30,7 +30,7 @@ from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
 from .augment import AugParams, apply_params, cutout, mix, random_crop, random_flip
 from .recipes import Recipe, get_recipe
-from .reinforce import P_REINFORCED, Reinforced, load_reinforced
+from .reinforcement import P_REINFORCED, Reinforced, load_reinforced
 
 log = logging.getLogger("clearset")
 # An epoch sampler returns the training rows (positions into the subset) to visit this epoch, in order,
