@@ -15,10 +15,13 @@ def test_each_error_takes_the_first_kind_that_explains_it():
     flagged = np.array([1, 0, 0, 0, 1, 0, 0], bool)
     human = np.array([[9, 1, 0], [8, 2, 0], [10, 0, 0], [10, 0, 0], [0, 10, 0], [0, 10, 0], [1, 1, 1]], float)
     neighbour = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0]], bool)
+    kind = classify_mistakes(labels, preds, flagged=flagged, neighbour=neighbour, share=0.15)
+    assert kind[0] == "label_error"  # the audit's flag decides without human labels
     kind = classify_mistakes(labels, preds, flagged=flagged, human=human, neighbour=neighbour, share=0.15)
-    # 0: audit flag; 1: humans gave the prediction 20%; 2: class 1 neighbours class 0; 3: nothing explains it;
+    # 0: humans back the label, so the audit flag is overruled (10% < 15%: not ambiguous; class 1 neighbours
+    # class 0); 1: humans gave the prediction 20%; 2: class 1 neighbours class 0; 3: nothing explains it;
     # 4 and 5: right; 6: no label
-    assert kind.tolist() == ["label_error", "ambiguous", "confusable", "other", "", "", ""]
+    assert kind.tolist() == ["confusable", "ambiguous", "confusable", "other", "", "", ""]
     human[3] = [0, 0, 10]  # the human plurality disagrees with the label -> a label error
     assert classify_mistakes(labels, preds, human=human)[3] == "label_error"
     cands = [[], [0, 1], [], [0, 2], [], [], []]
@@ -59,6 +62,9 @@ def test_taxonomy_of_a_run_with_audit_files_and_report(tmp_path):
     preds = run.predictions()["logits"].argmax(1)
     errors = preds != y[45:]
     assert t["errors"] == int(errors.sum()) and sum(t["counts"].values()) == t["errors"]
+    table = pd.read_parquet(run.root / "mistakes.parquet")
+    assert (table["kind"] != "label_error").all()  # humans agree with every label here: audit flags overruled
+    t = mistake_taxonomy(run.root, neighbours=1)
     table = pd.read_parquet(run.root / "mistakes.parquet")
     flagged_errors = set(test_idx[errors & (test_idx % 5 == 0)])
     assert set(table.loc[table["kind"] == "label_error", "index"]) == flagged_errors

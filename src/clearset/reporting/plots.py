@@ -183,6 +183,7 @@ def accuracy_vs_keep(summary: list[dict], path: Path) -> Path:
     full = [r for r in summary if r["strategy"] == "full"]
     if full:
         ax.axhline(full[0]["test_acc_mean"], color="#444", ls="--", lw=1, label="all data")
+    ax.set_xlim(0, 1.02)
     ax.set_xlabel("fraction of training images kept")
     ax.set_ylabel("test accuracy")
     ax.legend(frameon=False, fontsize=6, ncol=2)
