@@ -30,7 +30,14 @@ bench: $(STAMP)
 	$(PY) bench/audit_multilabel.py
 	$(PY) bench/audit_scale.py
 	$(PY) bench/train_cifar10.py
+	$(PY) bench/train_eval_cifar10.py
 	$(PY) bench/train_variants.py
+	$(PY) bench/train_compile.py
+	$(PY) bench/robustness_cifar10.py
+	$(PY) bench/curate_cifar10n.py --labels worse
+	$(PY) bench/curate_cifar10n.py --labels clean --keep 0.3,0.5
+	$(PY) bench/curate_scale.py
+	$(PY) bench/label_issues_cnn.py
 
 clean:
 	rm -rf demo-workspace .pytest_cache
