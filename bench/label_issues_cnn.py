@@ -1,7 +1,8 @@
 """Does a CNN trained on the pixels improve label-issue detection on real human noise (CIFAR-10N)?
 
 For each label set, 5-fold out-of-fold probabilities of ``--recipe`` (default cifar-resnet8-fast, 10
-epochs) trained on the pixels of the other folds, through clearset's trainer; then confident learning
+epochs) trained on the pixels of the other folds (``clearset oof``, through clearset's trainer); then
+confident learning
 (cleanlab find_label_issues, prune_by_class) on (a) the feature models alone (clearset's default:
 logistic regression + kNN on EfficientNet-Lite0@128 features), (b) the CNN alone, (c) the mean of both.
 Baseline as in bench/audit_cifar10n.py: scikit-learn LogisticRegression OOF on the same features +
@@ -20,13 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 
 import clearset
-from clearset.audit.label_issues import fold_indices, out_of_fold_probs
-from clearset.train import train
-from clearset.train.loop import load_images, predict
+from clearset.audit.label_issues import out_of_fold_probs
+from clearset.audit.oof import pixel_oof
 from clearset.vectors import normalise_features
 
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
@@ -34,26 +32,6 @@ import sys
 
 sys.path.insert(0, str(ROOT / "bench"))
 from audit_cifar10n import BACKBONE, SIZE, baseline, scores  # noqa: E402
-
-
-def cnn_oof(ws, labels: np.ndarray, recipe: str, folds: int, seed: int) -> np.ndarray:
-    """(N, K) out-of-fold softmax of ``recipe`` trained on the other folds' pixels."""
-    probs = np.zeros((len(labels), labels.max() + 1), np.float32)
-    images = None
-    for f, (tr, te) in enumerate(fold_indices(labels, folds, seed)):
-        sub = CACHE / f"oof_{ws.root.name}_{folds}_{f}.parquet"
-        pd.DataFrame({"index": tr}).to_parquet(sub)
-        t = time.perf_counter()
-        run = train(ws, recipe=recipe, seed=seed + f, subset=sub, eval_split=None)
-        if images is None:
-            images = load_images(ws, np.arange(len(labels)), run.config["recipe"]["image_size"])
-        norm = run.config["normalisation"]
-        logits = predict(run.load_model(), images[torch.from_numpy(te)], torch.tensor(norm["mean"]).view(1, 3, 1, 1),
-                         torch.tensor(norm["std"]).view(1, 3, 1, 1), autocast=run.config["precision"] == "bf16")
-        probs[te] = torch.softmax(torch.from_numpy(logits), 1).numpy()
-        print(f"  fold {f}: held-out agreement with given labels {(probs[te].argmax(1) == labels[te]).mean():.4f} "
-              f"({time.perf_counter() - t:.0f} s)", flush=True)
-    return probs
 
 
 def main() -> None:
@@ -77,7 +55,10 @@ def main() -> None:
         x = normalise_features(np.asarray(clearset.embed(ws, backbone=BACKBONE, image_size=SIZE).load()))
         b_flags, b_quality = baseline(x, labels)
         feat = out_of_fold_probs(x, labels, 10, normalised=True)
-        cnn = cnn_oof(ws, labels, args.recipe, args.folds, args.seed)
+        t = time.perf_counter()
+        cnn = np.load(pixel_oof(ws, recipe=args.recipe, folds=args.folds, seed=args.seed))
+        print(f"{name:6s} pixel OOF ({time.perf_counter() - t:.0f} s): agreement with the given labels "
+              f"{(cnn.argmax(1) == labels).mean():.4f}", flush=True)
         row = {"noise": float(truth.mean()), "baseline": scores(b_flags, b_quality, truth)}
         for arm, p in {"features": feat, "cnn": cnn, "features+cnn": (feat + cnn) / 2}.items():
             flags = find_label_issues(labels, p, filter_by="prune_by_class")

@@ -112,6 +112,8 @@ def audit(
                                           "drops as columns (use it later with --labels)."),
     spatial: bool = typer.Option(False, help="multilabel also reads the backbone's spatial class maps (ReLabel): "
                                  "one more pass of the backbone over the images."),
+    combine: bool = typer.Option(False, help="label_issues averages --pred-probs (e.g. from `clearset oof`) with "
+                                 "the embedding models instead of replacing them."),
     force: bool = typer.Option(False, help="Recompute cached checks."),
 ):
     """Find label errors, duplicates and train/test leakage, outliers, multi-label images, confused
@@ -119,13 +121,29 @@ def audit(
     from .audit import export_clean_manifest, run_audit
 
     summary = run_audit(workspace, checks=_split_list(checks), features=features, pred_probs=pred_probs,
-                        threshold=threshold, spatial=spatial, force=force)
+                        threshold=threshold, spatial=spatial, combine=combine, force=force)
     for name, s in summary["checks"].items():
         figures = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         typer.echo(f"{name:13s} " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                for k, v in list(figures.items())[:6]))
     if export:
         typer.echo(f"exported {export_clean_manifest(workspace, export)}")
+
+
+@command
+def oof(
+    workspace: Path = typer.Argument(..., help="An ingested workspace."),
+    recipe: str = typer.Option("cifar-resnet8-fast", help="Training recipe of the fold models."),
+    folds: int = typer.Option(5, help="Number of stratified folds."),
+    seed: int = typer.Option(0, help="Seed of the folds and the runs."),
+    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
+    force: bool = typer.Option(False, help="Retrain every fold."),
+):
+    """Out-of-fold class probabilities of networks trained on the pixels (one cached run per fold);
+    use them with `clearset audit --pred-probs FILE --combine`."""
+    from .audit.oof import pixel_oof
+
+    typer.echo(str(pixel_oof(workspace, recipe=recipe, folds=folds, seed=seed, epochs=epochs, force=force)))
 
 
 @command

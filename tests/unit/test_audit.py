@@ -292,3 +292,30 @@ def test_spatial_class_maps_equal_the_fold_heads_on_a_one_location_map(tmp_path)
     second = -np.sort(-probs, axis=1)[:, 1]
     assert np.abs(ml["spatial_score"].to_numpy() - second).max() < 0.03  # bf16 batches differ slightly
     assert np.allclose(ml["score"], (ml["oof_score"] + ml["spatial_score"]) / 2, atol=1e-6)
+
+
+def test_pixel_oof_and_combined_label_issues(tmp_path):
+    from clearset.audit.oof import pixel_oof
+    from clearset.train.recipes import RECIPES, Recipe, register_recipe
+
+    if "oof-tiny" not in RECIPES:
+        register_recipe(Recipe("oof-tiny", "test", model="resnet8", epochs=1, batch_size=64, lr=0.05, image_size=8,
+                               crop_pad=0))
+    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    path = pixel_oof(ws, recipe="oof-tiny", folds=2)
+    probs = np.load(path)
+    labels = ws.manifest()["label"].to_numpy()
+    assert probs.shape == (len(labels), 10) and np.allclose(probs.sum(1), 1, atol=1e-4)
+    runs = sorted((ws.root / "runs").iterdir())
+    assert len(runs) == 2 and pixel_oof(ws, recipe="oof-tiny", folds=2) == path  # cached
+    # each fold's model never trained on the rows it predicts
+    import json
+
+    for run in runs:
+        sub = pd.read_parquet(json.loads((run / "config.json").read_text())["subset_file"])
+        assert len(sub) < len(labels)
+    with pytest.raises(ParameterError, match="--pred-probs"):
+        run_audit(ws, checks=["label_issues"], combine=True)
+    clearset.embed(ws, backbone="efficientnet_lite0", image_size=32)
+    s = run_audit(ws, checks=["label_issues"], pred_probs=path, combine=True)
+    assert s["checks"]["label_issues"]["models"] == ["logreg", "knn", "given pred_probs"]

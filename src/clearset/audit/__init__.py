@@ -40,7 +40,8 @@ def audit_dir(ws: Workspace) -> Path:
 
 def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None = None,
               features: str | None = None, pred_probs: str | Path | None = None,
-              threshold: float | None = None, spatial: bool = False, force: bool = False) -> dict:
+              threshold: float | None = None, spatial: bool = False, combine: bool = False,
+              force: bool = False) -> dict:
     """Run ``checks`` (default: all) on the workspace; returns the summary written to audit/summary.json.
 
     Args:
@@ -48,6 +49,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         pred_probs: an .npy of out-of-fold probabilities (N, C) to use instead of computing them.
         threshold: near-duplicate threshold on aligned similarity (default: duplicates.DEFAULT_THRESHOLD).
         spatial: the multilabel check also uses the backbone's spatial class maps (one more backbone pass).
+        combine: average ``pred_probs`` with the embedding models' out-of-fold probabilities (label_issues).
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     m = ws.manifest()
@@ -76,6 +78,8 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         options = {"threshold": threshold} if (name == "duplicates" and threshold is not None) else {}
         if name == "multilabel" and spatial:
             options = {"spatial": True}
+        if name == "label_issues" and combine:
+            options = {"combine": True}
         step_inputs = dict(inputs)
         if name in ("multilabel", "class_pairs") and pred_probs is None and probs_path.exists():
             step_inputs["pred_probs"] = ws.fingerprint(probs_path)

@@ -160,9 +160,15 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *,
 
 @register_check("label_issues", description="images whose label is probably wrong")
 def label_issues_check(data: AuditData, *, models: tuple[str, ...] = DEFAULT_MODELS, folds: int = 5,
-                       filter_by: str = DEFAULT_FILTER, c: float = DEFAULT_C, seed: int = 0) -> CheckResult:
+                       filter_by: str = DEFAULT_FILTER, c: float = DEFAULT_C, seed: int = 0,
+                       combine: bool = False) -> CheckResult:
     labelled = np.flatnonzero(data.labels >= 0)
     t0 = time.perf_counter()
+    given = None
+    if combine:  # average the given probabilities (e.g. pixel-CNN folds) with the embedding models'
+        if data.pred_probs is None:
+            raise ParameterError("--combine averages --pred-probs with the embedding models: pass --pred-probs")
+        given, data.pred_probs = data.pred_probs, None
     if data.pred_probs is None:
         data.require("features", check="label_issues")
         probs = np.zeros((data.n, data.n_classes), dtype=np.float32)
@@ -170,6 +176,8 @@ def label_issues_check(data: AuditData, *, models: tuple[str, ...] = DEFAULT_MOD
         shared = data.neighbours(20) if len(labelled) == data.n else None  # unlabelled rows cannot vote
         probs[labelled] = out_of_fold_probs(x[labelled], data.labels[labelled], data.n_classes, models=models,
                                             folds=folds, seed=seed, c=c, normalised=True, neighbours=shared)
+        if given is not None:
+            probs[labelled] = (probs[labelled] + given[labelled]) / 2
         data.pred_probs = probs  # later checks (multilabel, class_pairs) reuse them
         data.extras["pred_probs_computed"] = True
     fit_seconds = time.perf_counter() - t0
@@ -177,7 +185,8 @@ def label_issues_check(data: AuditData, *, models: tuple[str, ...] = DEFAULT_MOD
     df["index"] = labelled
     acc = float((data.pred_probs[labelled].argmax(1) == data.labels[labelled]).mean()) if len(labelled) else 0.0
     summary = {"label_issues": int(df["is_label_issue"].sum()), "share": float(df["is_label_issue"].mean()),
-               "models": list(models) if data.extras.get("pred_probs_computed") else "given pred_probs",
+               "models": (list(models) + (["given pred_probs"] if given is not None else []))
+               if data.extras.get("pred_probs_computed") else "given pred_probs",
                "filter_by": filter_by, "out_of_fold_accuracy_vs_given": acc,
                "model_seconds": round(fit_seconds, 2)}
     return CheckResult(df, summary)

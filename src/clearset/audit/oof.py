@@ -1,0 +1,68 @@
+"""Out-of-fold probabilities from networks trained on the pixels (``clearset oof WS --recipe NAME``).
+
+The label-issue check's default out-of-fold models work on the embeddings; a network trained on the
+pixels makes different mistakes, and averaging both can rank label errors better (bench/label_issues_cnn.py
+measures it). Each of ``folds`` stratified folds of the labelled images is predicted by a ``recipe`` run
+trained on the other folds through clearset's trainer (so every fold run is cached and resumable).
+Writes ``WS/oof/<recipe>-f<folds>-s<seed>.npy`` (N, C) float32 (zeros for unlabelled rows) with a
+sidecar; pass it to ``clearset audit --pred-probs FILE --combine`` to average it with the embedding models.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..workspace import Workspace, atomic_path
+
+log = logging.getLogger("clearset")
+
+
+def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8-fast", folds: int = 5,
+              seed: int = 0, epochs: int | None = None, force: bool = False) -> Path:
+    import pandas as pd
+    import torch
+
+    from ..train import train
+    from ..train.loop import load_images, predict
+    from .label_issues import fold_indices
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.require_manifest()
+    if folds < 2:
+        raise ParameterError("--folds must be at least 2")
+    m = ws.manifest()
+    labelled = m[m["label"] >= 0]
+    if labelled["label"].nunique() < 2:
+        raise ParameterError(f"{ws.root}: out-of-fold models need labelled images of at least two classes")
+    index, labels = labelled["index"].to_numpy(np.int64), labelled["label"].to_numpy(np.int64)
+    path = ws.root / "oof" / f"{recipe}-f{folds}-s{seed}.npy"
+    step = ws.step("oof", params={"recipe": recipe, "folds": folds, "seed": seed, "epochs": epochs},
+                   inputs={"manifest": ws.fingerprint(ws.manifest_path)}, outputs=[path], sidecar=ws.sidecar_of(path))
+    if step.cached() and not force:
+        log.info("oof: cached %s", path)
+        return path
+    probs = np.zeros((len(m), len(ws.classes())), np.float32)
+    images = None
+    for f, (tr, te) in enumerate(fold_indices(labels, folds, seed)):
+        sub = ws.root / "oof" / f"fold{f}-of{folds}-s{seed}.parquet"
+        sub.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"index": index[tr]}).to_parquet(sub)
+        run = train(ws, recipe=recipe, epochs=epochs, seed=seed + f, subset=sub, train_split=None, eval_split=None,
+                    force=force)
+        if images is None:
+            images = load_images(ws, index, run.config["recipe"]["image_size"], desc="load labelled")
+        norm = run.config["normalisation"]
+        logits = predict(run.load_model(), images[torch.from_numpy(te)], torch.tensor(norm["mean"]).view(1, 3, 1, 1),
+                         torch.tensor(norm["std"]).view(1, 3, 1, 1), autocast=run.config["precision"] == "bf16")
+        probs[index[te]] = torch.softmax(torch.from_numpy(logits), 1).numpy()
+        log.info("oof: fold %d/%d held-out agreement with the labels %.4f", f + 1, folds,
+                 float((probs[index[te]].argmax(1) == labels[te]).mean()))
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, probs)
+    agree = float((probs[index].argmax(1) == labels).mean())
+    step.finish(images=int(len(index)), agreement=agree)
+    return path
