@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--strategies", default=ALL)
     ap.add_argument("--budget", default="epochs")
     ap.add_argument("--trusted", type=int, default=500)
+    ap.add_argument("--no-full", action="store_true", help="skip the all-data reference rows")
     args = ap.parse_args()
     label_file = SHARED / "labels" / f"cifar10n_{args.labels}.npy"
     ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / f"ws_curate_{args.labels}", labels=[f"train={label_file}"])
@@ -59,7 +60,7 @@ def main() -> None:
     t = time.perf_counter()
     board = run_bench(ws, strategies=strategies, keeps=[float(k) for k in args.keep.split(",")],
                       seeds=list(range(args.seeds)), recipe=args.recipe, epochs=args.epochs, budget=args.budget,
-                      trusted=trusted)
+                      trusted=trusted, full=not args.no_full)
     subsets = ws.root / "subsets"
     pos = pd.Series(np.arange(len(train)), index=train["index"].to_numpy())
     noise = []
