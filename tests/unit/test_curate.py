@@ -184,3 +184,26 @@ def test_curate_workspace_cli_and_training_on_the_subset(tmp_path):
     lab = tmp_path / "relabel.parquet"
     pd.DataFrame({"index": train_rows["index"][:50], "weight": 1.0, "label": 3}).to_parquet(lab)
     assert train(ws, recipe=tiny, subset=lab).config["targets"].startswith("relabelled:")
+
+
+def test_craig_augment_appends_strong_copies_of_the_coreset(tmp_path):
+    import clearset
+    from clearset.curate import curate
+    from clearset.train import train
+    from clearset.train.recipes import Recipe
+
+    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    m = ws.manifest()
+    (ws.root / "features").mkdir()
+    path = ws.features_path("fake", 8)
+    np.save(path, np.random.default_rng(0).normal(size=(len(m), 6)).astype(np.float32))
+    ws.step("embed", params={"backbone": "fake", "image_size": 8}, inputs={}, outputs=[path],
+            sidecar=ws.sidecar_of(path)).finish()
+    r = curate(ws, strategy="craig-augment", keep=0.1)
+    table = pd.read_parquet(r.path)
+    n_train = int((m["split"] == "train").sum())
+    assert len(table) == n_train and int(table["augment"].sum()) == round(0.1 * n_train)
+    tiny = Recipe("tiny", "t", model="resnet8", epochs=1, batch_size=64, lr=0.05, image_size=8, crop_pad=0)
+    run = train(ws, recipe=tiny, subset=r.path)
+    assert run.config["strong_copies"] == round(0.1 * n_train)
+    assert run.config["train_images"] == n_train + round(0.1 * n_train)

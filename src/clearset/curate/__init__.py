@@ -127,6 +127,8 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     info = dict(subset.info)
     if "labels" in info:
         table["label"] = np.asarray(info.pop("labels"), dtype=np.int64)
+    if "augment_rows" in info:  # rows the trainer appends again as strongly augmented copies
+        table["augment"] = np.isin(subset.rows, info.pop("augment_rows"))
     write_table(path, table)
     step.finish(info=_jsonable(info), kept=int(len(table)), candidates=int(data.n))
     log.info("curate: %s kept %d of %d -> %s", strategy, len(table), data.n, path)

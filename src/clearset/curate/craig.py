@@ -6,6 +6,10 @@ Per class, greedy maximisation of F(S) = sum_i max_{j in S} (d_max - ||g_i - g_j
 ("lazier than lazy greedy": each step evaluates a seeded random sample of n/q·ln(100) candidates), with
 the class quota proportional to its size. Each medoid's weight is the number of class members closest to
 it, normalised so the kept weights average 1.
+
+``craig-augment`` is the card's training mode: every image stays (weight 1) and the coreset is appended
+again as strongly augmented copies (the subset file's ``augment`` column; the trainer applies crop, flip,
+two RandAugment operations and random erase to those copies). ``keep`` is the coreset's share.
 """
 
 from __future__ import annotations
@@ -60,3 +64,12 @@ def craig(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
         weights.append(w)
     rows, weights = np.concatenate(rows), np.concatenate(weights)
     return Subset(rows, weights / weights.mean(), {"epochs": epochs, "model": "linear probe on embeddings"})
+
+
+@register_strategy("craig-augment", needs=("features",), exact=False,
+                   description="all images, plus strongly augmented copies of a CRAIG coreset of keep·N "
+                               "(the data-efficient augmentation card's training mode)")
+def craig_augment(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
+    core = craig(data, n_keep, seed, epochs=epochs)
+    return Subset(np.arange(data.n), np.ones(data.n, np.float32), {"augment_rows": np.sort(core.rows),
+                                                                     "model": "linear probe on embeddings"})

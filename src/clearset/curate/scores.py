@@ -22,7 +22,7 @@ def probe_trajectory(x: np.ndarray, labels: np.ndarray, n_classes: int, *, epoch
     """Softmax of every row after each epoch of minibatch SGD on a linear probe (one seed)."""
     g = torch.Generator().manual_seed(seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    yt = torch.from_numpy(labels)
+    yt = torch.from_numpy(np.array(labels, dtype=np.int64))
     w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
     b = torch.zeros(n_classes, requires_grad=True)
     torch.nn.init.normal_(w, std=0.01, generator=g)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .. import progress
 from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
-from .augment import AugParams, apply_params, cutout, mix, random_crop, random_flip
+from .augment import AugParams, apply_params, cutout, draw_params, mix, random_crop, random_flip
 from .recipes import Recipe, get_recipe
 from .reinforcement import P_REINFORCED, Reinforced, load_reinforced
 
@@ -155,17 +155,21 @@ def read_subset(path: str | Path, train_index: np.ndarray) -> tuple[np.ndarray, 
     return np.array([lookup[int(i)] for i in idx], dtype=np.int64), weights
 
 
-def _subset_labels(path: str | Path, n_classes: int) -> np.ndarray | None:
-    """The ``label`` column of a subset file (parquet/csv), when present, checked against the classes."""
+def _subset_column(path: str | Path, column: str) -> np.ndarray | None:
     import pandas as pd
 
     path = Path(path)
     if path.suffix == ".npy":
         return None
     table = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    if "label" not in table.columns:
+    return table[column].to_numpy() if column in table.columns else None
+
+
+def _subset_labels(path: str | Path, n_classes: int) -> np.ndarray | None:
+    """The ``label`` column of a subset file (parquet/csv), when present, checked against the classes."""
+    lab = _subset_column(path, "label")
+    if lab is None:
         return None
-    lab = table["label"].to_numpy()
     if not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or lab.max() >= n_classes:
         raise ParameterError(f"{path}: 'label' must hold class numbers 0..{n_classes - 1}")
     return lab.astype(np.int64)
@@ -238,6 +242,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     labels, train_index = split_rows(ws, train_split)
     positions = np.arange(len(train_index))
     weights = np.ones(len(train_index), np.float32)
+    strong = None
     if subset is not None:
         positions, weights = read_subset(subset, train_index)
         relabel = _subset_labels(subset, len(classes))
@@ -245,6 +250,11 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
             labels = labels.copy()
             labels[positions] = relabel
             targets_name = targets_name or f"relabelled:{hash_json(relabel.tolist())[:16]}"
+        flags = _subset_column(subset, "augment")
+        if flags is not None and flags.astype(bool).any():  # append strongly augmented copies (craig-augment)
+            flags = flags.astype(bool)
+            strong = np.r_[np.zeros(len(positions), bool), np.ones(int(flags.sum()), bool)]
+            positions, weights = np.r_[positions, positions[flags]], np.r_[weights, np.ones(int(flags.sum()), np.float32)]
         if sampler is None:
             from ..curate import subset_sampler
 
@@ -275,6 +285,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         raise ParameterError("--kd-temperature must be > 0 and --kd-hard-weight within [0, 1]")
     labelled = labels[positions] >= 0
     positions, weights = positions[labelled], weights[labelled]
+    if strong is not None:
+        strong = strong[labelled]
     if len(positions) == 0:
         raise ParameterError(f"{ws.root}: no labelled training images to train on")
     rein = rein_rows = None
@@ -295,6 +307,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     }
     if rein is not None:  # only present when used, so the keys of earlier runs stay valid
         config["reinforced"] = rein.meta["key"]
+    if strong is not None:
+        config["strong_copies"] = int(strong.sum())
     if compile not in ("auto", "on", "off"):
         raise ParameterError("--compile must be auto, on or off")
     use_compile = compile == "on" or (compile == "auto" and dev.type == "cuda")
@@ -369,6 +383,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     config["normalisation"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
     one_hot = soft_targets(labels, class_map, targets, n_out, rec.label_smoothing)
     pos_t, w_t = torch.from_numpy(positions), torch.from_numpy(weights).to(dev)
+    strong_t = torch.from_numpy(strong) if strong is not None else None
     autocast = config["precision"] == "bf16"
     images, one_hot, mean, std = images.to(dev), one_hot.to(dev), mean.to(dev), std.to(dev)
     ev = None
@@ -389,6 +404,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
             x = (x - mean) / std
         else:
             x, t = augment_batch(images[rows], one_hot[rows], rec, gen, mean, std)
+            if strong_t is not None and bool(strong_t[sel].any()):
+                x, t = strong_copies(x, t, images[rows], one_hot[rows], strong_t[sel].to(dev), gen, mean, std)
         x = x.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
             group["lr"] = rec.lr * lr_factor(step, total_steps, int(rec.warmup_epochs * n_batches), rec.schedule)
@@ -514,6 +531,18 @@ def augment_batch(x: torch.Tensor, t: torch.Tensor, rec: Recipe, gen: torch.Gene
     if rec.cutout:
         x = cutout(x, rec.cutout, gen)
     return mix(x, t, gen, mixup=rec.mixup, cutmix=rec.cutmix)
+
+
+def strong_copies(x: torch.Tensor, t: torch.Tensor, raw: torch.Tensor, one_hot: torch.Tensor, which: torch.Tensor,
+                  gen: torch.Generator, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace the rows ``which`` of an augmented batch by strong augmentations of their raw images (crop,
+    flip, two RandAugment operations, random erase) with their own unmixed targets."""
+    k = int(which.sum())
+    p = draw_params((k,), gen, size=raw.shape[-1])
+    x, t = x.clone(), t.clone()
+    x[which] = (apply_params(raw[which], p) - mean) / std
+    t[which] = one_hot[which]
+    return x, t
 
 
 def replay_batch(rein: Reinforced, rows: torch.Tensor, x: torch.Tensor, one_hot: torch.Tensor,
