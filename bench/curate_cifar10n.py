@@ -30,6 +30,19 @@ from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path whe
 ALL = "random,rs2,prototypes,dbp,semdedup+dbp,el2n,craig,filter,clean"
 
 
+def parse_options(spec: str) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for item in filter(None, spec.split(";")):
+        strategy, _, assignment = item.partition(":")
+        name, _, value = assignment.partition("=")
+        try:
+            parsed = float(value) if "." in value else int(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(strategy, {})[name] = parsed
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", default="worse")
@@ -41,6 +54,8 @@ def main() -> None:
     ap.add_argument("--budget", default="epochs")
     ap.add_argument("--trusted", type=int, default=500)
     ap.add_argument("--no-full", action="store_true", help="skip the all-data reference rows")
+    ap.add_argument("--options", default="", help="strategy options, e.g. 'filter:mode=agree;el2n:offset=0.4'")
+    ap.add_argument("--tag", default="", help="suffix of the result file (for option variants)")
     args = ap.parse_args()
     label_file = SHARED / "labels" / f"cifar10n_{args.labels}.npy"
     ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / f"ws_curate_{args.labels}", labels=[f"train={label_file}"])
@@ -60,15 +75,14 @@ def main() -> None:
     t = time.perf_counter()
     board = run_bench(ws, strategies=strategies, keeps=[float(k) for k in args.keep.split(",")],
                       seeds=list(range(args.seeds)), recipe=args.recipe, epochs=args.epochs, budget=args.budget,
-                      trusted=trusted, full=not args.no_full)
-    subsets = ws.root / "subsets"
+                      trusted=trusted, full=not args.no_full, options=parse_options(args.options))
     pos = pd.Series(np.arange(len(train)), index=train["index"].to_numpy())
     noise = []
     for r in board.itertuples():
         if r.strategy == "full":
             noise.append(float(wrong.mean()))
             continue
-        kept = pd.read_parquet(subsets / f"{r.strategy}-k{r.keep:g}-s{r.seed}.parquet")
+        kept = pd.read_parquet(r.subset)
         lab = kept["label"].to_numpy() if "label" in kept else train["label"].to_numpy()[pos[kept["index"]].to_numpy()]
         noise.append(float((lab != clean[pos[kept["index"]].to_numpy()]).mean()))
     board["kept_label_noise"] = noise
@@ -81,10 +95,11 @@ def main() -> None:
     print(leaderboard_table(summary).to_string())
     for s in summary:
         print(f"  {s['strategy']:14s} keep {s['keep']:.1f}: kept label noise {s['kept_label_noise']:.3f}")
-    out = ROOT / "bench" / "results" / f"curate_cifar10n_{args.labels}_{args.recipe}.json"
+    out = ROOT / "bench" / "results" / f"curate_cifar10n_{args.labels}_{args.recipe}{args.tag}.json"
     out.write_text(json.dumps({"bench": "curate_cifar10n", "date": time.strftime("%Y-%m-%d"), "labels": args.labels,
                                "label_noise": float(wrong.mean()), "recipe": args.recipe, "budget": args.budget,
                                "trusted_images": args.trusted, "features": "efficientnet_lite0@128",
+                               "options": parse_options(args.options),
                                "summary": summary, "cells": board.drop(columns=["curve"]).to_dict("records")},
                               indent=2, default=float) + "\n")
     print(f"-> {out}")

@@ -207,3 +207,19 @@ def test_craig_augment_appends_strong_copies_of_the_coreset(tmp_path):
     run = train(ws, recipe=tiny, subset=r.path)
     assert run.config["strong_copies"] == round(0.1 * n_train)
     assert run.config["train_images"] == n_train + round(0.1 * n_train)
+
+
+def test_filter_agree_mode_and_el2n_offset():
+    data = make_data(n=200, classes=2)
+    wrong = np.zeros(200, bool)
+    wrong[::5] = True
+    data.labels = np.where(wrong, 1 - data.labels, data.labels)
+    data.trusted = np.full(200, -1)
+    data.trusted[:40] = np.arange(40) % 2
+    agree = select("filter", fresh(data), 0.3, seed=0, mode="agree")
+    assert wrong[agree.rows].mean() < 0.5 * wrong.mean() and agree.info["mode"] == "agree"
+    with pytest.raises(ParameterError, match="mode"):
+        select("filter", fresh(data), 0.3, mode="best")
+    hard = select("el2n", fresh(data), 0.2, seed=0).rows
+    shifted = select("el2n", fresh(data), 0.2, seed=0, offset=0.2).rows
+    assert len(shifted) == len(hard) and set(hard).isdisjoint(set(shifted))  # the 20% hardest skipped

@@ -73,6 +73,7 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
         seconds = sum(m.get("seconds", 0) for m in run.metrics)
         curve = [(m["epoch"], m["eval_acc"]) for m in run.metrics if m.get("eval_acc") is not None]
         row = {**asdict(cell), "budget": budget, "recipe": rec.name, "epochs": n_epochs,
+               "options": (options or {}).get(cell.strategy, {}), "subset": str(subset) if subset else None,
                "train_images": run.config["train_images"], "test_acc": run.metrics[-1].get("eval_acc"),
                "train_seconds": round(seconds, 1), "images_seen": _images_seen(run), "run": run.name,
                "curve": curve, "cell_seconds": round(time.perf_counter() - t0, 1)}

@@ -2,7 +2,7 @@
 
 Strategies are registered array functions (curate/base.py); this module builds their inputs from the
 workspace (the labelled training rows, the newest embedding, the audit's tables) and writes the result
-as ``WS/subsets/<strategy>-k<keep>-s<seed>.parquet`` (``index``, ``weight`` [, ``label``]) with a sidecar
+as ``WS/subsets/<strategy>-k<keep>-s<seed>[-<options hash>].parquet`` (``index``, ``weight`` [, ``label``]) with a sidecar
 holding the strategy's details -- the file ``clearset train --subset`` reads.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..workspace import Workspace, fingerprint_path, read_json, write_table
+from ..workspace import Workspace, fingerprint_path, hash_json, read_json, write_table
 from . import clean, craig, density, filter, prototypes, random, rs2, scores, semdedup  # noqa: F401  (registration)
 from .base import STRATEGIES, CurateData, Subset, register_strategy, select
 from .rs2 import rs2_sampler
@@ -112,7 +112,7 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     from .base import n_keep_of
 
     n_keep_of(keep, data.n)  # bad --keep fails before any work
-    name = f"{strategy}-k{keep:g}-s{seed}"
+    name = f"{strategy}-k{keep:g}-s{seed}" + (f"-{hash_json(options)[:8]}" if options else "")
     path = Path(out) if out is not None else ws.root / "subsets" / f"{name}.parquet"
     step = ws.step("curate", params={"strategy": strategy, "keep": keep, "seed": seed, "split": split, **options},
                    inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))

@@ -48,9 +48,16 @@ def el2n_scores(data: CurateData, seed: int, epochs: int, runs: int) -> np.ndarr
 
 @register_strategy("el2n", needs=("features",),
                    description="keep the highest EL2N (error norm early in training; probe runs on the embeddings)")
-def el2n(data: CurateData, n_keep: int, seed: int, epochs: int = 2, runs: int = 4) -> Subset:
-    rows = take_top(el2n_scores(data, seed, epochs, runs), n_keep, seed)
-    return Subset(rows, ones(len(rows)), {"epochs": epochs, "runs": runs, "model": "linear probe on embeddings"})
+def el2n(data: CurateData, n_keep: int, seed: int, epochs: int = 2, runs: int = 4, offset: float = 0.0) -> Subset:
+    """``offset``: skip this share of the very hardest first (Paul et al. do so at high pruning rates;
+    under label noise the hardest are mostly mislabelled)."""
+    score = el2n_scores(data, seed, epochs, runs)
+    skip = min(int(round(offset * data.n)), data.n - n_keep)
+    if skip > 0:
+        score = np.where(np.isin(np.arange(data.n), take_top(score, skip, seed)), -np.inf, score)
+    rows = take_top(score, n_keep, seed)
+    return Subset(rows, ones(len(rows)), {"epochs": epochs, "runs": runs, "offset": offset,
+                                          "model": "linear probe on embeddings"})
 
 
 @register_strategy("forgetting", needs=("features",),
