@@ -45,10 +45,12 @@ def test_bench_cells_budgets_leaderboard_and_report(ws, caplog):
     again = run_bench(ws, strategies=["random", "rs2"], keeps=[0.2], seeds=[0, 1], recipe="bench-tiny")
     assert "train: cached" in caplog.text and np.allclose(again["test_acc"], board["test_acc"])
     iters = run_bench(ws, strategies=["random"], keeps=[0.5], seeds=[0], recipe="bench-tiny", budget="iterations",
-                      full=False)
+                      full=False, eval_every=1)
     assert int(iters["epochs"].iloc[0]) == 4  # 2 epochs / keep 0.5: as many iterations as the full data
+    curve = iters["curve"].iloc[0]
+    assert len(curve) == 4 and all(b[0] > a[0] for a, b in zip(curve, curve[1:]))  # seconds accumulate
     html = clearset.report(ws).read_text()
-    assert "Curation bench" in html and "accuracy_vs_keep.png" in html
+    assert "Curation bench" in html and "accuracy_vs_keep.png" in html and "time_to_accuracy.png" in html
 
 
 def test_bench_bad_input(ws):

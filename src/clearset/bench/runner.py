@@ -15,6 +15,7 @@ seed) cell curated, trained with the same recipe and evaluated, as DataComp and 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -71,9 +72,14 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
         run = train(ws, recipe=rec.with_overrides(epochs=n_epochs), seed=cell.seed, subset=subset,
                     eval_every=eval_every)
         seconds = sum(m.get("seconds", 0) for m in run.metrics)
-        curve = [(m["epoch"], m["eval_acc"]) for m in run.metrics if m.get("eval_acc") is not None]
+        elapsed, curve = 0.0, []  # (training seconds so far, test accuracy): the time-to-accuracy view
+        for m in run.metrics:
+            elapsed += m.get("seconds", 0)
+            if m.get("eval_acc") is not None:
+                curve.append((round(elapsed, 1), m["eval_acc"]))
         row = {**asdict(cell), "budget": budget, "recipe": rec.name, "epochs": n_epochs,
-               "options": (options or {}).get(cell.strategy, {}), "subset": str(subset) if subset else None,
+               "options": json.dumps((options or {}).get(cell.strategy, {}), sort_keys=True),
+               "subset": str(subset) if subset else None,
                "train_images": run.config["train_images"], "test_acc": run.metrics[-1].get("eval_acc"),
                "train_seconds": round(seconds, 1), "images_seen": _images_seen(run), "run": run.name,
                "curve": curve, "cell_seconds": round(time.perf_counter() - t0, 1)}

@@ -201,3 +201,21 @@ def accuracy_vs_time(cells: list[dict], path: Path) -> Path:
     ax.set_ylabel("test accuracy")
     ax.legend(frameon=False, fontsize=6, ncol=2)
     return save_figure(fig, path)
+
+
+def time_to_accuracy(cells: list[dict], path: Path) -> Path:
+    """Test accuracy against training seconds along each cell's run (``clearset bench --eval-every N``),
+    mean over seeds per (strategy, keep): RS2's time-to-accuracy view."""
+    fig, ax = _figure(5.0, 3.4)
+    groups: dict = {}
+    for c in cells:
+        if len(c.get("curve") or []) > 1:
+            groups.setdefault((c["strategy"], c["keep"]), []).append(np.array(c["curve"], dtype=float))
+    for (strategy, keep), curves in sorted(groups.items()):
+        n = min(len(cv) for cv in curves)
+        mean = np.mean([cv[:n] for cv in curves], axis=0)
+        ax.plot(mean[:, 0], mean[:, 1], marker="o", ms=2, lw=1, label=f"{strategy} {keep:g}")
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("test accuracy")
+    ax.legend(frameon=False, fontsize=6, ncol=2)
+    return save_figure(fig, path)

@@ -260,4 +260,6 @@ def bench(ctx: ReportContext) -> dict[str, Any] | None:
     return {"budget": board["budget"], "recipe": board["recipe"]["name"], "epochs": board["recipe"]["epochs"],
             "columns": [f"{k:g}" for k in table.columns], "rows": [(s, list(r)) for s, r in table.iterrows()],
             "keep_png": ctx.rel(plots.accuracy_vs_keep(board["summary"], ctx.asset("bench/accuracy_vs_keep.png"))),
-            "time_png": ctx.rel(plots.accuracy_vs_time(board["cells"], ctx.asset("bench/accuracy_vs_time.png")))}
+            "time_png": ctx.rel(plots.accuracy_vs_time(board["cells"], ctx.asset("bench/accuracy_vs_time.png"))),
+            "tta_png": ctx.rel(plots.time_to_accuracy(board["cells"], ctx.asset("bench/time_to_accuracy.png")))
+            if any(len(c.get("curve") or []) > 1 for c in board["cells"]) else None}
