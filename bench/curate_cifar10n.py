@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--no-full", action="store_true", help="skip the all-data reference rows")
     ap.add_argument("--options", default="", help="strategy options, e.g. 'filter:mode=agree;el2n:offset=0.4'")
     ap.add_argument("--tag", default="", help="suffix of the result file (for option variants)")
+    ap.add_argument("--eval-every", type=int, default=0, help="test every N epochs (time-to-accuracy curves)")
     args = ap.parse_args()
     label_file = SHARED / "labels" / f"cifar10n_{args.labels}.npy"
     ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / f"ws_curate_{args.labels}", labels=[f"train={label_file}"])
@@ -75,7 +76,8 @@ def main() -> None:
     t = time.perf_counter()
     board = run_bench(ws, strategies=strategies, keeps=[float(k) for k in args.keep.split(",")],
                       seeds=list(range(args.seeds)), recipe=args.recipe, epochs=args.epochs, budget=args.budget,
-                      trusted=trusted, full=not args.no_full, options=parse_options(args.options))
+                      trusted=trusted, full=not args.no_full, options=parse_options(args.options),
+                      eval_every=args.eval_every)
     pos = pd.Series(np.arange(len(train)), index=train["index"].to_numpy())
     noise = []
     for r in board.itertuples():
