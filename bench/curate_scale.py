@@ -5,8 +5,8 @@ Data: bench/audit_scale.py's synthetic set (1,000 Gaussian concept clusters on t
 near-copies, 200 outliers), memory-mapped. Each arm runs in a child process under /usr/bin/time (wall
 seconds, peak RSS):
 - clearset: ``select("semdedup", keep=0.8, clusters=1000)`` and ``select("dbp", keep=0.5, clusters=1000)``
-  (FAISS spherical k-means, 20 iterations on FAISS's default sample of 256 points per centroid, then
-  per-cluster similarity blocks in torch);
+  (FAISS spherical k-means, 20 iterations on a sample of 256 points per centroid -- FAISS's default --
+  above 200,000 points, then every point assigned; per-cluster similarity blocks in torch);
 - numpy: the same steps written directly: Lloyd's spherical k-means on every point (X @ C^T for all N
   at once, 20 iterations, centroids by sorted reduceat), then per cluster the full similarity matrix
   (SemDeDup) or the complexity and quotas (DBP; both arms share clearset's exact quota solver).

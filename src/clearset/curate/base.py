@@ -125,9 +125,14 @@ def ones(n: int) -> np.ndarray:
     return np.ones(n, dtype=np.float32)
 
 
+FULL_TRAINING_UP_TO = 200_000  # k-means trains on every point up to this many, then on a sample
+
+
 def spherical_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(L2-normalised centroids (k, D), assignment (N,), cosine similarity to the own centroid (N,)) by FAISS
-    spherical k-means; k is capped at N."""
+    spherical k-means (20 iterations on every point up to 200,000 points, beyond that on a seeded sample of
+    max(256, 200,000 / k) points per centroid -- FAISS's default is 256; then every point assigned); k is
+    capped at N."""
     import faiss
 
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -137,7 +142,7 @@ def spherical_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> tuple
         c /= max(np.linalg.norm(c), 1e-12)
     else:
         km = faiss.Kmeans(x.shape[1], k, niter=niter, spherical=True, seed=seed + 1, verbose=False,
-                          max_points_per_centroid=max(256, -(-len(x) // k)))
+                          max_points_per_centroid=max(256, -(-min(len(x), FULL_TRAINING_UP_TO) // k)))
         km.train(x)
         c = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
     index = faiss.IndexFlatIP(x.shape[1])
