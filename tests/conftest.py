@@ -58,3 +58,20 @@ def find_chromium() -> str | None:
         if path:
             return path
     return None
+
+
+def digits_with_features(root: Path, features: np.ndarray | None = None, dim: int = 6):
+    """The bundled digits ingested at ``root``, with a stand-in embedding ``fake@8`` (given, or seeded
+    noise of ``dim`` columns) registered like `clearset embed` output."""
+    import clearset
+
+    ws = clearset.ingest("builtin:digits", root)
+    n = len(ws.manifest())
+    if features is None:
+        features = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
+    path = ws.features_path("fake", 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.asarray(features, dtype=np.float32))
+    ws.step("embed", params={"backbone": "fake", "image_size": 8, "precision": "fp32"}, inputs={}, outputs=[path],
+            sidecar=ws.sidecar_of(path)).finish()
+    return ws

@@ -10,19 +10,16 @@ import clearset
 from clearset.bench import run_bench
 from clearset.errors import ParameterError
 from clearset.train.recipes import Recipe, register_recipe, RECIPES
+from conftest import digits_with_features
 
 
 @pytest.fixture
 def ws(tmp_path):
     ws = clearset.ingest("builtin:digits", tmp_path / "ws")
     m = ws.manifest()
-    (ws.root / "features").mkdir()
-    path = ws.features_path("fake", 8)
     rng = np.random.default_rng(0)
     feats = np.eye(10)[np.maximum(m["label"].to_numpy(), 0)] + rng.normal(0, 0.5, (len(m), 10))
-    np.save(path, feats.astype(np.float32))
-    ws.step("embed", params={"backbone": "fake", "image_size": 8, "precision": "fp32"}, inputs={}, outputs=[path],
-            sidecar=ws.sidecar_of(path)).finish()
+    ws = digits_with_features(tmp_path / "ws", feats)
     if "bench-tiny" not in RECIPES:
         register_recipe(Recipe("bench-tiny", "test", model="resnet8", epochs=2, batch_size=64, lr=0.05,
                                image_size=8, crop_pad=0))

@@ -7,6 +7,7 @@ import pytest
 from clearset.curate import STRATEGIES, CurateData, rs2_sampler, select
 from clearset.curate.base import bounded_quotas
 from clearset.errors import ParameterError
+from conftest import digits_with_features
 
 
 def make_data(n=120, classes=3, seed=0, d=8):
@@ -154,13 +155,8 @@ def test_curate_workspace_cli_and_training_on_the_subset(tmp_path):
     from clearset.cli import app
     from clearset.curate import curate
 
-    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    ws = digits_with_features(tmp_path / "ws")
     m = ws.manifest()
-    (ws.root / "features").mkdir()
-    path = ws.features_path("fake", 8)
-    np.save(path, np.random.default_rng(0).normal(size=(len(m), 6)).astype(np.float32))
-    ws.step("embed", params={"backbone": "fake", "image_size": 8}, inputs={}, outputs=[path],
-            sidecar=ws.sidecar_of(path)).finish()
     r = curate(ws, strategy="dbp", keep=0.25)
     train_rows = m[m["split"] == "train"]
     assert len(r.index) == round(0.25 * len(train_rows)) and set(r.index) <= set(train_rows["index"])
@@ -192,13 +188,8 @@ def test_craig_augment_appends_strong_copies_of_the_coreset(tmp_path):
     from clearset.train import train
     from clearset.train.recipes import Recipe
 
-    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    ws = digits_with_features(tmp_path / "ws")
     m = ws.manifest()
-    (ws.root / "features").mkdir()
-    path = ws.features_path("fake", 8)
-    np.save(path, np.random.default_rng(0).normal(size=(len(m), 6)).astype(np.float32))
-    ws.step("embed", params={"backbone": "fake", "image_size": 8}, inputs={}, outputs=[path],
-            sidecar=ws.sidecar_of(path)).finish()
     r = curate(ws, strategy="craig-augment", keep=0.1)
     table = pd.read_parquet(r.path)
     n_train = int((m["split"] == "train").sum())
