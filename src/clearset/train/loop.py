@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -126,17 +127,8 @@ def load_split(ws: Workspace, split: str | None, size: int) -> tuple[torch.Tenso
 def read_subset(path: str | Path, train_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(positions into the training rows, weights) from a subset file with an ``index`` column (manifest
     indices) and an optional ``weight`` column: .parquet, .csv, or .npy (indices only)."""
-    import pandas as pd
-
     path = Path(path)
-    if not path.exists():
-        raise ParameterError(f"{path}: subset file not found")
-    if path.suffix == ".npy":
-        table = pd.DataFrame({"index": np.load(path)})
-    elif path.suffix == ".csv":
-        table = pd.read_csv(path)
-    else:
-        table = pd.read_parquet(path)
+    table = _subset_table(path)
     if "index" not in table.columns:
         raise ParameterError(f"{path}: a subset needs an 'index' column (manifest indices)")
     idx = table["index"].to_numpy()
@@ -155,13 +147,25 @@ def read_subset(path: str | Path, train_index: np.ndarray) -> tuple[np.ndarray, 
     return np.array([lookup[int(i)] for i in idx], dtype=np.int64), weights
 
 
-def _subset_column(path: str | Path, column: str) -> np.ndarray | None:
+def _subset_table(path: Path):
+    """The subset file as a DataFrame, read once per (path, size, mtime) however many columns are used."""
+    if not path.exists():
+        raise ParameterError(f"{path}: subset file not found")
+    st = path.stat()
+    return _read_subset_table(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_subset_table(path: str, size: int, mtime_ns: int):
     import pandas as pd
 
-    path = Path(path)
-    if path.suffix == ".npy":
-        return None
-    table = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    if path.endswith(".npy"):
+        return pd.DataFrame({"index": np.load(path)})
+    return pd.read_csv(path) if path.endswith(".csv") else pd.read_parquet(path)
+
+
+def _subset_column(path: str | Path, column: str) -> np.ndarray | None:
+    table = _subset_table(Path(path))
     return table[column].to_numpy() if column in table.columns else None
 
 
@@ -269,6 +273,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     if known_classes is not None:
         keep = class_map[labels[positions]] >= 0
         positions, weights = positions[keep], weights[keep]
+        strong = strong[keep] if strong is not None else None
         classes = [classes[c] for c in known_classes]
     n_out = len(classes)
     if targets is not None:
