@@ -319,3 +319,12 @@ def test_pixel_oof_and_combined_label_issues(tmp_path):
     clearset.embed(ws, backbone="efficientnet_lite0", image_size=32)
     s = run_audit(ws, checks=["label_issues"], pred_probs=path, combine=True)
     assert s["checks"]["label_issues"]["models"] == ["logreg", "knn", "given pred_probs"]
+
+
+def test_blockwise_normalisation_equals_the_whole_array(monkeypatch):
+    import clearset.vectors as vectors
+
+    x = np.random.default_rng(0).normal(size=(1000, 8)).astype(np.float32)
+    whole = vectors.normalise_features(x)
+    monkeypatch.setattr(vectors, "BLOCK_ROWS", 64)
+    assert np.array_equal(vectors.normalise_features(x), whole)
