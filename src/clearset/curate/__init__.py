@@ -60,12 +60,12 @@ def curate_data(ws: Workspace, *, split: str = "train", features: str | None = N
         inputs["label_issues"] = ws.fingerprint(audit / "label_issues.parquet")
     if (audit / "duplicates.parquet").exists():
         d = pd.read_parquet(audit / "duplicates.parquet", columns=["index", "duplicate_index"])
-        later = np.maximum(d["index"].to_numpy(), d["duplicate_index"].to_numpy())  # the later copy of a pair goes
-        pos = {int(v): p for p, v in enumerate(index)}
+        a, b = d["index"].to_numpy(), d["duplicate_index"].to_numpy()
+        later, first = np.maximum(a, b), np.minimum(a, b)  # the later copy of a pair goes
+        pos = pd.Series(np.arange(len(index)), index=index).reindex(later).to_numpy()
+        hit = ~np.isnan(pos)
         data.duplicate_of = np.full(len(index), -1, np.int64)
-        for row, first in zip(later, np.minimum(d["index"].to_numpy(), d["duplicate_index"].to_numpy())):
-            if int(row) in pos:
-                data.duplicate_of[pos[int(row)]] = first
+        data.duplicate_of[pos[hit].astype(np.int64)] = first[hit]
         inputs["duplicates"] = ws.fingerprint(audit / "duplicates.parquet")
     if (audit / "outliers.parquet").exists():
         o = pd.read_parquet(audit / "outliers.parquet", columns=["index", "is_outlier"]).set_index("index").reindex(index)

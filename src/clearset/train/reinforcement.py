@@ -78,7 +78,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     """Draw ``ns`` augmentations per image of ``split`` (or of the ``subset`` file's rows) and store the
     teachers' top-``topk`` probabilities."""
     from ..features import resolve_precision
-    from .loop import load_run, load_split, read_subset, resolve_device, teacher_probs
+    from .loop import load_images, load_run, read_subset, resolve_device, teacher_probs
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require_manifest()
@@ -123,9 +123,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     if root.exists() and (root / "params.meta.json").exists() and read_json(root / "params.meta.json").get("key") != step.key:
         raise WorkspaceError(f"{root} holds a different reinforcement; choose another --name or pass --force")
 
-    images, _, _ = load_split(ws, split, size)
-    if keep is not None:
-        images = images[torch.from_numpy(keep)]
+    images = load_images(ws, index, size, desc=f"load {split}")  # only the rows being reinforced
     n = len(index)
     params_path = root / "params.npz"
     if not params_path.exists():
