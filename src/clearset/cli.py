@@ -241,6 +241,61 @@ def curate(
     typer.echo(f"{r.path}{' (cached)' if r.cached else ''}: kept {len(r.index):,} images ({strategy}, keep {keep:g})")
 
 
+@command
+def distill(
+    workspace: Optional[Path] = typer.Argument(None, help="A workspace."),
+    method: str = typer.Option("dm", help="dm, datadam or random; append +fyi for the flip wrapper (dm+fyi). "
+                               "See --list."),
+    ipc: int = typer.Option(10, help="Synthetic images per class (at most the smallest class)."),
+    iterations: Optional[int] = typer.Option(None, help="Matching iterations (default 1000; the papers run "
+                                             "8,000-20,000 on GPUs)."),
+    seed: int = typer.Option(0, help="Seed of the initialisation, networks and augmentation draws."),
+    init: str = typer.Option("real", help="Start from random real images of each class (real) or noise."),
+    lr: float = typer.Option(1.0, help="SGD learning rate on the pixels (momentum 0.5)."),
+    real_batch: int = typer.Option(64, help="Real images drawn per class each iteration."),
+    power: float = typer.Option(1.0, help="Attention power p of datadam (the authors' code: 1; paper: 4)."),
+    dsa_strategy: str = typer.Option("color_crop_cutout_flip_scale_rotate", "--dsa",
+                                     help="Differentiable siamese augmentation groups joined by _, or none."),
+    image_size: Optional[int] = typer.Option(None, help="Side of the synthetic images (default: the images' own)."),
+    depth: int = typer.Option(3, help="ConvNet depth (each block halves the side)."),
+    width: int = typer.Option(128, help="ConvNet width."),
+    norm: str = typer.Option("instance", help="ConvNet normalisation: instance, batch or none."),
+    option: Optional[list[str]] = typer.Option(None, help="A method option as name=value (repeatable), e.g. "
+                                               "sam_weight=100, task_balance=0.01."),
+    eval_seeds: int = typer.Option(3, help="Evaluate: fresh ConvNets trained on the set (0 = skip)."),
+    eval_epochs: int = typer.Option(300, help="Evaluate: epochs per network."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Also write the set to this .npz."),
+    name: Optional[str] = typer.Option(None, help="Name under WS/distilled/ (default <method>-ipc<ipc>-s<seed>-<key>)."),
+    device: str = typer.Option("auto", help="auto (CUDA when visible), cpu, cuda[:N]."),
+    list_methods: bool = typer.Option(False, "--list", help="List the methods and exit."),
+    force: bool = typer.Option(False, help="Recompute even if cached."),
+):
+    """Distil the training images into a few synthetic images per class, then evaluate the set by training
+    fresh ConvNets on it alone (mean and sd of test accuracy). Interrupted runs resume."""
+    from .distill import DISTILLERS, distill as run_distill, evaluate_distilled
+    from .workspace import Workspace, read_json
+
+    if list_methods:
+        for n, spec in DISTILLERS.items():
+            typer.echo(f"{n:10s} {spec.description}")
+        typer.echo(f"{'+fyi':10s} wrapper: match the synthetic batch together with its horizontal flip")
+        return
+    if workspace is None:
+        raise ClearsetError("give a workspace (or --list to see the methods)")
+    d = run_distill(workspace, method=method, ipc=ipc, iterations=iterations, seed=seed, init=init, lr=lr,
+                    real_batch=real_batch, strategy=dsa_strategy, image_size=image_size, depth=depth, width=width,
+                    norm=norm, power=power, name=name, out=out, force=force, device=device,
+                    **_parse_options(option or []))
+    meta = read_json(Workspace.sidecar_of(d.path))
+    speed = meta.get("iterations_per_second")
+    typer.echo(f"{d.path}: {len(d.labels)} images ({d.ipc} per class, {method}, {d.config['iterations']} iterations"
+               + (f", {speed:.2f} it/s" if speed else "") + ")")
+    if eval_seeds:
+        res = evaluate_distilled(workspace, d, seeds=eval_seeds, epochs=eval_epochs, device=device)
+        typer.echo(f"test accuracy of ConvNets trained on it: {res['test_acc_mean']:.4f} ± {res['test_acc_sd']:.4f} "
+                   f"({eval_seeds} seeds, {eval_epochs} epochs)")
+
+
 def _parse_options(items: list[str]) -> dict:
     out = {}
     for item in items:

@@ -214,3 +214,35 @@ def test_filter_agree_mode_and_el2n_offset():
     hard = select("el2n", fresh(data), 0.2, seed=0).rows
     shifted = select("el2n", fresh(data), 0.2, seed=0, offset=0.2).rows
     assert len(shifted) == len(hard) and set(hard).isdisjoint(set(shifted))  # the 20% hardest skipped
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_spherical_kmeans_recovers_planted_clusters_and_assigns_exactly(bf16, monkeypatch):
+    import clearset.audit.knn as knn_mod
+    from clearset.curate import kmeans
+
+    monkeypatch.setattr(knn_mod, "bf16_native", lambda: bf16)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (6, 16))
+    truth = np.repeat(np.arange(6), 50)
+    x = centres[truth] + rng.normal(0, 0.1, (300, 16))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    c, assign, sim = kmeans.spherical_kmeans(x, 6, seed=0)
+    assert np.allclose(np.linalg.norm(c, axis=1), 1, atol=1e-5)
+    # every planted cluster maps to one centroid, and no two planted clusters share one
+    pairs = {(t, a) for t, a in zip(truth, assign)}
+    assert len(pairs) == 6 and len({a for _, a in pairs}) == 6
+    exact = x @ c.T
+    assert np.array_equal(assign, exact.argmax(1)) and np.allclose(sim, exact.max(1), atol=1e-6)
+    again = kmeans.spherical_kmeans(x, 6, seed=0)
+    assert all(np.array_equal(u, v) for u, v in zip((c, assign, sim), again)), "deterministic for a seed"
+
+
+def test_spherical_kmeans_reseeds_empty_clusters_and_caps_k():
+    from clearset.curate.kmeans import lloyd, spherical_kmeans
+
+    x = np.repeat(np.eye(3, dtype=np.float32), [20, 20, 1], axis=0)  # 3 distinct points, 41 rows
+    c = lloyd(x, 3, niter=5, rng=np.random.default_rng(4))  # an init with two centroids on one point empties one
+    assert {tuple(np.round(r, 4)) for r in c} == {tuple(r) for r in np.eye(3)}
+    c, assign, _ = spherical_kmeans(x[[0, 20]], 5, seed=0)
+    assert len(c) == 2 and set(assign) == {0, 1}

@@ -41,18 +41,18 @@ def build_index(vectors: np.ndarray, *, seed: int = 0):
 
 
 def knn(vectors: np.ndarray, k: int, *, queries: np.ndarray | None = None, index=None,
-        exclude_self: bool = True, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        exclude_self: bool = True, method: str = "auto", rerank: int = RERANK_EXTRA) -> tuple[np.ndarray, np.ndarray]:
     """Similarities (N, k) and indices (N, k) of each query's k nearest vectors by inner product.
 
     With ``queries=None`` the vectors query themselves and, with ``exclude_self``, each row leaves out
     its own index (exact duplicates of it stay). Missing neighbours are index -1, similarity -inf.
-    ``method``: ``auto``, ``bf16`` (bf16 scores + fp32 re-rank), ``faiss``.
+    ``method``: ``auto``, ``bf16`` (bf16 scores + fp32 re-rank of the best k + ``rerank``), ``faiss``.
     """
     if method not in ("auto", "bf16", "faiss"):
         raise ValueError(f"unknown kNN method {method!r}")
     n = len(vectors)
     if index is None and n <= EXACT_MAX and (method == "bf16" or (method == "auto" and bf16_native())):
-        return _knn_bf16(np.asarray(vectors, dtype=np.float32), k, queries, exclude_self)
+        return _knn_bf16(np.asarray(vectors, dtype=np.float32), k, queries, exclude_self, rerank)
     return _knn_faiss(vectors, k, queries, index, exclude_self)
 
 
@@ -65,7 +65,7 @@ def bf16_native() -> bool:
         return False
 
 
-def _knn_bf16(vectors, k, queries, exclude_self):
+def _knn_bf16(vectors, k, queries, exclude_self, rerank):
     import torch
 
     base = torch.from_numpy(np.ascontiguousarray(vectors))
@@ -79,7 +79,7 @@ def _knn_bf16(vectors, k, queries, exclude_self):
     if k_eff <= 0:
         return sims, ids
     chunk = int(np.clip(SCORE_BUDGET // max(m, 1), 64, 4096))
-    n_cand = min(k_eff + RERANK_EXTRA, m)
+    n_cand = min(k_eff + rerank, m)
     # buffers reused by every chunk: fresh 100 MB score matrices cost page faults, not arithmetic
     score_buf = torch.empty(chunk, m, dtype=torch.bfloat16)
     cand_buf = torch.empty(chunk * n_cand, base.shape[1])

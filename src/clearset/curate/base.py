@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..registry import Registry
+from .kmeans import spherical_kmeans  # noqa: F401  (re-exported for the strategies)
 
 
 @dataclass
@@ -123,32 +124,6 @@ def take_top(score: np.ndarray, n_keep: int, seed: int) -> np.ndarray:
 
 def ones(n: int) -> np.ndarray:
     return np.ones(n, dtype=np.float32)
-
-
-FULL_TRAINING_UP_TO = 200_000  # k-means trains on every point up to this many, then on a sample
-
-
-def spherical_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(L2-normalised centroids (k, D), assignment (N,), cosine similarity to the own centroid (N,)) by FAISS
-    spherical k-means (20 iterations on every point up to 200,000 points, beyond that on a seeded sample of
-    max(256, 200,000 / k) points per centroid -- FAISS's default is 256; then every point assigned); k is
-    capped at N."""
-    import faiss
-
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    k = max(1, min(k, len(x)))
-    if k == 1:
-        c = x.mean(0, keepdims=True)
-        c /= max(np.linalg.norm(c), 1e-12)
-    else:
-        km = faiss.Kmeans(x.shape[1], k, niter=niter, spherical=True, seed=seed + 1, verbose=False,
-                          max_points_per_centroid=max(256, -(-min(len(x), FULL_TRAINING_UP_TO) // k)))
-        km.train(x)
-        c = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(c.astype(np.float32))
-    sim, assign = index.search(x, 1)
-    return c.astype(np.float32), assign[:, 0].astype(np.int64), sim[:, 0]
 
 
 def quotas_by_class(labels: np.ndarray, n_classes: int, n_keep: int) -> np.ndarray:

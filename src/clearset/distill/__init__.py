@@ -1,0 +1,208 @@
+"""Dataset distillation (``clearset distill WS --method dm --ipc 10``): a few synthetic images per class
+that train a network almost as well as the whole training set.
+
+Methods are registered per-class matching losses (distill/base.py): ``dm`` (distribution matching),
+``datadam`` (attention matching), ``random`` (real images, no matching: the baseline); ``+fyi`` wraps any
+matcher with the flip trick (``dm+fyi``). One shared loop (matching.py) and one evaluation protocol
+(evaluate.py) serve them all, so their numbers are comparable.
+
+Writes ``WS/distilled/<name>.npz`` (images in normalised pixel space, labels, normalisation, classes) with a
+sidecar holding the configuration and loop statistics; while running, ``<name>.partial.pt`` every
+``save_every`` iterations (and on Ctrl-C), from which the same command resumes. Evaluation results go
+to ``<name>.eval.json``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError, WorkspaceError
+from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
+from . import datadam, dm, dsa  # noqa: F401  (registration)
+from .base import DISTILLERS, Distilled, Distiller, parse_method, register_distiller
+from .evaluate import EvalConfig, evaluate_synthetic
+from .matching import MatchConfig, flip_batch, match
+
+log = logging.getLogger("clearset")
+__all__ = ["DISTILLERS", "Distilled", "Distiller", "EvalConfig", "MatchConfig", "distill", "evaluate_distilled",
+           "flip_batch", "load_distilled", "register_distiller", "save_distilled"]
+DEFAULT_ITERATIONS = 1000
+
+
+def default_image_size(ws: Workspace, split: str) -> int:
+    """The common side of the split's images (the median of max(height, width))."""
+    m = ws.manifest()
+    rows = m[m["split"] == split]
+    if rows.empty or "height" not in rows:
+        raise ParameterError(f"{ws.root}: no images in split {split!r} to distil")
+    return int(np.median(np.maximum(rows["height"].to_numpy(), rows["width"].to_numpy())))
+
+
+def normalised_split(ws: Workspace, split: str, size: int, mean=None, std=None):
+    """(float images normalised per channel, labels, mean, std) of the labelled rows of ``split``."""
+    from ..train.loop import load_images, split_rows
+
+    labels, index = split_rows(ws, split)
+    keep = labels >= 0
+    labels, index = labels[keep], index[keep]
+    if len(labels) == 0:
+        raise ParameterError(f"{ws.root}: no labelled images in split {split!r}")
+    x = load_images(ws, index, size, desc=f"load {split}").float().div_(255)
+    if mean is None:
+        mean, std = x.mean((0, 2, 3)), x.std((0, 2, 3)).clamp_min(1e-6)
+    mean, std = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+    x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
+    return x, labels, mean.numpy(), std.numpy()
+
+
+def _options_of(distiller: Distiller, options: dict) -> dict:
+    if distiller.loss is None:
+        if options:
+            raise ParameterError(f"method {distiller.name!r} takes no options")
+        return {}
+    allowed = [p for p in inspect.signature(distiller.loss).parameters if p not in ("real", "syn")]
+    unknown = set(options) - set(allowed)
+    if unknown:
+        raise ParameterError(f"method {distiller.name!r} has no option(s) {sorted(unknown)}; it takes "
+                             f"{allowed or 'none'} (and the loop settings: --power, --real-batch, --lr, ...)")
+    return dict(options)
+
+
+def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int = 10,
+            iterations: int | None = None, seed: int = 0, init: str = "real", lr: float = 1.0,
+            real_batch: int = 64, strategy: str = dsa.DEFAULT_STRATEGY, image_size: int | None = None,
+            depth: int = 3, width: int = 128, norm: str = "instance", power: float = 1.0, split: str = "train",
+            name: str | None = None, out: str | Path | None = None, save_every: int = 100, force: bool = False,
+            device: str = "auto", **options) -> Distilled:
+    """Distil the workspace's ``split`` into ``ipc`` synthetic images per class with ``method`` (see the
+    module docstring); a finished run with the same configuration is a cache hit, an interrupted one
+    resumes from its last checkpoint."""
+    from ..train.loop import resolve_device
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.require_manifest()
+    distiller, fyi = parse_method(method)
+    options = _options_of(distiller, options)
+    iterations = DEFAULT_ITERATIONS if iterations is None else iterations
+    if iterations < 0 or real_batch < 1 or lr <= 0 or save_every < 1:
+        raise ParameterError("--iterations must be >= 0, --real-batch >= 1, --lr > 0 and --save-every >= 1")
+    dsa.parse_strategy(strategy)
+    from ..models.cifar import make_norm
+
+    make_norm(norm, 1)  # an unknown --norm fails before any work
+    size = image_size or default_image_size(ws, split)
+    from .matching import check_network_fits
+
+    check_network_fits(size, depth)
+    cfg = MatchConfig(ipc=ipc, iterations=0 if distiller.loss is None else iterations, seed=seed, fyi=fyi, init=init,
+                      lr=lr, real_batch=real_batch, strategy=strategy, depth=depth, width=width, norm=norm, power=power)
+    params = {"method": method, "image_size": size, "split": split, **asdict(cfg), "options": options}
+    key = hash_json({"params": params, "manifest": ws.fingerprint(ws.manifest_path)})
+    name = name or f"{method}-ipc{ipc}-s{seed}-{key[:8]}"
+    path = ws.root / "distilled" / f"{name}.npz"
+    sidecar = ws.sidecar_of(path)
+    if not force and path.exists() and sidecar.exists() and read_json(sidecar).get("key") == key:
+        log.info("distill: cached %s", path)
+        result = load_distilled(path)
+        if out is not None:
+            save_distilled(result, out)
+        return result
+    if path.exists() and sidecar.exists() and read_json(sidecar).get("key") != key and not force:
+        raise WorkspaceError(f"{path} holds a different distillation; choose another --name or pass --force")
+    real, labels, mean, std = normalised_split(ws, split, size)
+    partial = ws.root / "distilled" / f"{name}.partial.pt"
+    state = None
+    if partial.exists() and not force:
+        saved = torch.load(partial, map_location="cpu", weights_only=False)
+        if saved.get("key") == key:
+            state = saved
+            log.info("distill: resuming %s at iteration %d", name, state["iteration"] + 1)
+
+    def checkpoint(snap: dict) -> None:
+        with atomic_path(partial) as tmp:
+            torch.save({"key": key, **snap}, tmp)
+
+    dev = resolve_device(device)
+    images, syn_labels, stats = match(distiller, real, labels, cfg, options=options, state=state,
+                                      on_checkpoint=checkpoint, save_every=save_every, device=dev)
+    result = Distilled(images.numpy().astype(np.float32), syn_labels.astype(np.int64), mean, std, ws.classes(),
+                       {**params, "key": key, "workspace": str(ws.root)}, path)
+    save_distilled(result, path)
+    write_json(sidecar, {"step": "distill", "key": key, "params": params, "name": name,
+                         "iterations_per_second": stats.get("iterations_per_second"), "seconds": stats["seconds"],
+                         "loss_first": stats["losses"][0] if stats["losses"] else None,
+                         "loss_last": stats["losses"][-1] if stats["losses"] else None,
+                         "losses_every_10": stats["losses"][::10]})
+    if partial.exists():
+        partial.unlink()
+    if out is not None:
+        save_distilled(result, out)
+    log.info("distill: %s -> %s", name, path)
+    return result
+
+
+def save_distilled(d: Distilled, path: str | Path) -> Path:
+    """Write a distilled set as .npz (atomically); ``load_distilled`` reads it back unchanged."""
+    import json
+
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ParameterError(f"{path}: a distilled set is written as .npz")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, images=d.images, labels=d.labels, mean=d.mean, std=d.std,
+                     classes=np.array(d.classes, dtype=str), config=np.array(json.dumps(d.config, sort_keys=True)))
+    return path
+
+
+def load_distilled(path: str | Path) -> Distilled:
+    """A distilled set written by ``clearset distill`` (or ``save_distilled``)."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        raise ParameterError(f"{path}: distilled set not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Distilled(z["images"], z["labels"], z["mean"], z["std"], [str(c) for c in z["classes"]],
+                             json.loads(str(z["config"])), path)
+    except (KeyError, ValueError, OSError) as exc:
+        raise ParameterError(f"{path}: not a distilled set ({exc}); write one with `clearset distill`") from None
+
+
+def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path | Distilled, *, seeds: int = 3,
+                       epochs: int = 300, split: str = "test", force: bool = False, device: str = "auto",
+                       **protocol) -> dict:
+    """Train ``seeds`` fresh ConvNets on the distilled set and test them on ``split`` (evaluate.py);
+    the result is written beside the set as ``<name>.eval.json`` (cached)."""
+    from ..train.loop import resolve_device
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    d = distilled if isinstance(distilled, Distilled) else load_distilled(distilled)
+    if d.classes != ws.classes():
+        raise ParameterError(f"{d.path}: the distilled set has other classes than {ws.root}")
+    unknown = set(protocol) - set(EvalConfig.__dataclass_fields__)
+    if unknown:
+        raise ParameterError(f"unknown evaluation setting(s) {sorted(unknown)}")
+    cfg = EvalConfig(epochs=epochs, **{"depth": d.config.get("depth", 3), "width": d.config.get("width", 128),
+                                       "norm": d.config.get("norm", "instance"), **protocol})
+    if seeds < 1 or epochs < 1:
+        raise ParameterError("--eval-seeds and --eval-epochs must be at least 1")
+    key = hash_json({"set": d.config.get("key") or hash_json(d.images.round(5).tolist()), "protocol": cfg.as_dict(),
+                     "seeds": seeds, "split": split, "manifest": ws.fingerprint(ws.manifest_path)})
+    target = (d.path.with_name(d.path.name[: -len(".npz")] + ".eval.json") if d.path is not None
+              else ws.root / "distilled" / f"eval-{key[:8]}.json")
+    if not force and target.exists() and read_json(target).get("key") == key:
+        return read_json(target)
+    test_x, test_y, _, _ = normalised_split(ws, split, d.images.shape[-1], d.mean, d.std)
+    res = evaluate_synthetic(torch.from_numpy(d.images), torch.from_numpy(d.labels), test_x, torch.from_numpy(test_y),
+                             len(d.classes), cfg, seeds, resolve_device(device))
+    res.update(key=key, split=split, images=int(len(d.labels)), ipc=d.ipc, method=d.config.get("method"))
+    write_json(target, res)
+    return res

@@ -1,0 +1,104 @@
+"""What every distillation method shares: the registry, the network probe and the synthetic set.
+
+A distiller is a registered per-class matching loss ``(real: Probe, syn: Probe, **options) -> scalar``
+over what a frozen, freshly initialised ConvNet sees in a class's real and synthetic batches (both
+augmented with the same DSA draw); the shared loop in ``matching.py`` does everything else. ``random``
+has no loss: its "distilled" set is the real-image initialisation itself (the baseline every method
+must beat).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ParameterError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Distiller:
+    name: str
+    loss: Callable[..., torch.Tensor] | None  # None: no matching (the initialisation is the result)
+    description: str
+    probe: dict[str, Any] = field(default_factory=dict)  # what the loss needs: {"attention": True}
+
+
+DISTILLERS: Registry[Distiller] = Registry("distillation method")
+
+
+def register_distiller(name: str, *, description: str = "", attention: bool = False):
+    def decorator(fn):
+        DISTILLERS.register(name)(Distiller(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
+                                            {"attention": attention}))
+        return fn
+
+    return decorator
+
+
+DISTILLERS.register("random")(Distiller("random", None, "random real images of the same count (the baseline)"))
+
+
+def parse_method(method: str) -> tuple[Distiller, bool]:
+    """``"datadam+fyi"`` -> (the datadam distiller, flip wrapper on)."""
+    base, plus, wrapper = method.partition("+")
+    if plus and wrapper != "fyi":
+        raise ParameterError(f"unknown method wrapper {wrapper!r} in {method!r}: the only wrapper is +fyi")
+    distiller = DISTILLERS.get(base)
+    if plus and distiller.loss is None:
+        raise ParameterError(f"{base!r} does no matching, so +fyi does not apply to it")
+    return distiller, bool(plus)
+
+
+@dataclass
+class Probe:
+    """What a network sees in a batch: the outputs of its ReLUs (all but the last) as attention maps,
+    and the embedding (the flattened final feature map, not the logits)."""
+
+    attention: list[torch.Tensor]  # per layer (B, H_l·W_l), L2-normalised per image
+    embedding: torch.Tensor  # (B, D)
+
+
+def attention_map(f: torch.Tensor, power: float) -> torch.Tensor:
+    """(B, C, H, W) activations -> (B, H·W): sum over channels of |f|^power, L2-normalised per image."""
+    a = f.abs().pow(power).sum(1).flatten(1)
+    return a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def probe(net: nn.Module, x: torch.Tensor, *, attention: bool = False, power: float = 1.0) -> Probe:
+    """Run ``x`` through ``net.features`` layer by layer, keeping the attention maps of every ReLU output
+    but the last when asked."""
+    maps = []
+    for layer in net.features:
+        x = layer(x)
+        if attention and isinstance(layer, nn.ReLU):
+            maps.append(x)
+    return Probe([attention_map(m, power) for m in maps[:-1]], x.flatten(1))
+
+
+@dataclass
+class Distilled:
+    """A synthetic training set: images in normalised pixel space (float32, (N, 3, H, W)), their labels,
+    the normalisation that maps them back to pixels, the class names and the configuration."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    mean: np.ndarray  # (3,) in [0, 1] units
+    std: np.ndarray
+    classes: list[str]
+    config: dict
+    path: Path | None = None
+
+    def pixels(self) -> np.ndarray:
+        """uint8 (N, H, W, 3) images for viewing (values outside the valid range are clipped)."""
+        x = self.images * self.std[None, :, None, None] + self.mean[None, :, None, None]
+        return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+
+    @property
+    def ipc(self) -> int:
+        return int(np.bincount(self.labels).max())

@@ -1,0 +1,151 @@
+"""The matching loop every distiller shares (methods.md, DISTILL: one harness for DM, DataDAM and FYI).
+
+Each iteration:
+1. sample a freshly initialised ConvNet (seeded by the iteration) and freeze it;
+2. per class: draw a batch of real images of that class, take the class's synthetic images (with FYI:
+   the synthetic batch concatenated with its horizontal flip -- the real batch is never flipped), draw
+   one DSA parameter set and apply it to both (siamese), and add the distiller's loss between what the
+   network sees in the two;
+3. one SGD step on the synthetic pixels (lr 1, momentum 0.5: the cards' image optimiser).
+
+Synthetic images start from random real images of their class (``init="real"``) or Gaussian noise. All
+random draws come from generators seeded by (seed, iteration), so a run resumed from a checkpoint
+finishes with the same pixels as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .. import progress
+from ..errors import ParameterError
+from . import dsa
+from .base import Distiller, probe
+
+log = logging.getLogger("clearset")
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    ipc: int
+    iterations: int
+    seed: int = 0
+    fyi: bool = False
+    init: str = "real"
+    lr: float = 1.0
+    momentum: float = 0.5
+    real_batch: int = 64
+    strategy: str = dsa.DEFAULT_STRATEGY
+    depth: int = 3
+    width: int = 128
+    norm: str = "instance"
+    power: float = 1.0  # attention power (distillers that match attention)
+
+
+def flip_batch(x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """FYI's BatchAug: [x; flip_h(x)] with the labels repeated (applied to the synthetic side only)."""
+    return torch.cat([x, x.flip(3)]), (None if labels is None else torch.cat([labels, labels]))
+
+
+def check_network_fits(side: int, depth: int) -> None:
+    if side < 2 ** depth:
+        raise ParameterError(f"images of {side} px are too small for a ConvNet of depth {depth} (it halves the "
+                             f"side {depth} times): use images of at least {2 ** depth} px or a smaller --depth")
+
+
+def initial_images(real: torch.Tensor, labels: np.ndarray, ipc: int, init: str, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """(n_classes·ipc, C, H, W) starting images and their labels: ``ipc`` distinct random real images of each
+    class (``init="real"``) or standard-normal noise (``"noise"``)."""
+    if init not in ("real", "noise"):
+        raise ParameterError(f"--init must be real or noise, got {init!r}")
+    classes = np.unique(labels)
+    counts = np.bincount(labels)[classes]
+    if ipc < 1:
+        raise ParameterError("--ipc must be at least 1")
+    if ipc > counts.min():
+        worst = int(classes[counts.argmin()])
+        raise ParameterError(f"--ipc {ipc} is more than the {int(counts.min())} images of class {worst}: "
+                             "choose an ipc no larger than the smallest class")
+    rng = np.random.default_rng(seed)
+    rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), ipc, replace=False) for c in classes])
+    syn_labels = np.repeat(classes, ipc)
+    if init == "noise":
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn((len(rows), *real.shape[1:]), generator=g), syn_labels
+    return real[torch.from_numpy(rows)].clone(), syn_labels
+
+
+def match(distiller: Distiller, real: torch.Tensor, labels: np.ndarray, cfg: MatchConfig, *, options: dict | None = None,
+          state: dict | None = None, on_checkpoint: Callable[[dict], None] | None = None, save_every: int = 100,
+          device: torch.device | None = None) -> tuple[torch.Tensor, np.ndarray, dict]:
+    """Distil ``real`` (normalised float images (N, C, H, W)) with ``labels`` (N,) into ``cfg.ipc`` images per
+    class. ``state`` resumes from a checkpoint dict; ``on_checkpoint(state)`` is called every ``save_every``
+    iterations and on Ctrl-C (then the KeyboardInterrupt propagates). Returns (images, labels, stats)."""
+    from ..models.cifar import ConvNet
+
+    device = device or torch.device("cpu")
+    check_network_fits(real.shape[-1], cfg.depth)
+    syn_init, syn_labels = initial_images(real, labels, cfg.ipc, cfg.init, cfg.seed)
+    syn = (state["images"] if state else syn_init).to(device).requires_grad_(True)
+    opt = torch.optim.SGD([syn], lr=cfg.lr, momentum=cfg.momentum)
+    start, losses, seconds = 0, [], 0.0
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        start, losses, seconds = state["iteration"], list(state["losses"]), state["seconds"]
+    if distiller.loss is None or cfg.iterations == 0:
+        return syn.detach().cpu(), syn_labels, {"iterations": 0, "seconds": 0.0, "losses": []}
+    classes = np.unique(syn_labels)
+    by_class = {int(c): torch.from_numpy(np.flatnonzero(labels == c)) for c in classes}
+    syn_rows = {int(c): torch.from_numpy(np.flatnonzero(syn_labels == c)) for c in classes}
+    attention = distiller.probe.get("attention", False)
+    options = options or {}
+    n_classes = int(labels.max()) + 1
+
+    def snapshot(done: int) -> dict:
+        return {"images": syn.detach().cpu().clone(), "optimizer": opt.state_dict(), "iteration": done,
+                "losses": losses, "seconds": seconds}
+
+    bar = progress.bar(total=cfg.iterations, desc=f"distil {distiller.name}{'+fyi' if cfg.fyi else ''}", unit="it")
+    bar.update(start)
+    try:
+        for it in range(start, cfg.iterations):
+            t0 = time.perf_counter()
+            torch.manual_seed(cfg.seed * 1_000_003 + it)  # the network's initialisation
+            net = ConvNet(n_classes, depth=cfg.depth, width=cfg.width, norm=cfg.norm, image_size=real.shape[-1]).to(device)
+            net.requires_grad_(False)
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
+            loss = torch.zeros((), device=device)
+            for c in classes:
+                pool = by_class[int(c)]
+                pick = pool[torch.randperm(len(pool), generator=gen)[: cfg.real_batch]]
+                xs = syn[syn_rows[int(c)]]
+                if cfg.fyi:
+                    xs, _ = flip_batch(xs)
+                params = dsa.draw(gen, cfg.strategy)
+                with torch.no_grad():
+                    seen_real = probe(net, dsa.apply(real[pick].to(device), params), attention=attention, power=cfg.power)
+                seen_syn = probe(net, dsa.apply(xs, params), attention=attention, power=cfg.power)
+                loss = loss + distiller.loss(seen_real, seen_syn, **options)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))  # len(losses) = iterations done (a checkpoint resumes after them)
+            seconds += time.perf_counter() - t0
+            bar.update(1)
+            if on_checkpoint and (it + 1) % save_every == 0 and it + 1 < cfg.iterations:
+                on_checkpoint(snapshot(it + 1))
+    except KeyboardInterrupt:
+        if on_checkpoint and len(losses) > start:
+            on_checkpoint(snapshot(len(losses)))
+        raise
+    finally:
+        bar.close()
+    return syn.detach().cpu(), syn_labels, {"iterations": cfg.iterations, "seconds": round(seconds, 2),
+                                            "iterations_per_second": round(len(losses) / max(seconds, 1e-9), 3),
+                                            "losses": losses}
