@@ -57,12 +57,18 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=200)
     ap.add_argument("--eval-epochs", type=int, default=300)
     ap.add_argument("--eval-seeds", type=int, default=3)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "distill.json"))
     args = ap.parse_args()
-    out = ROOT / "bench" / "results" / "distill.json"
+    from pathlib import Path
+
+    import torch
+
+    out = Path(args.out)
     result = read_json(out) if out.exists() else {}
     result.update({"bench": "distill", "date": time.strftime("%Y-%m-%d"), "iterations": args.iterations,
                    "eval_epochs": args.eval_epochs, "eval_seeds": args.eval_seeds,
-                   "machine": "2-core CPU (no GPU)", "network": "ConvNet-3, width 128, InstanceNorm"})
+                   "machine": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "2-core CPU (no GPU)",
+                   "network": "ConvNet-3, width 128, InstanceNorm"})
     rows = {(r["dataset"], r["ipc"], r["method"]): r for r in result.get("rows", [])}
     for dataset in args.datasets.split(","):
         ws = workspace(dataset)

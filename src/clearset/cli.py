@@ -190,6 +190,8 @@ def train(
     features: Optional[str] = typer.Option(None, help="For --recipe linear-probe: the stored embedding, "
                                            "backbone@size (default: the latest `clearset embed`)."),
     compile: str = typer.Option("auto", help="torch.compile for training: auto (on for CUDA, off on CPU), on, off."),
+    distilled: Optional[Path] = typer.Option(None, help="Train on a synthetic set from `clearset distill` (.npz) "
+                                             "instead of the training images (e.g. with --recipe convnet3)."),
     resume: bool = typer.Option(True, help="Continue an interrupted run where it stopped (--no-resume: start "
                                 "it again from epoch 1; a finished run stays a cache hit)."),
     force: bool = typer.Option(False, help="Start over even if the run is finished or resumable."),
@@ -203,7 +205,7 @@ def train(
                   kd_hard_weight=kd_hard_weight, tract=tract_lambda if tract else None,
                   known_classes=_class_indices(workspace, known) if known else None, device=device,
                   precision=precision, eval_every=eval_every, reinforced=reinforced, features=features,
-                  resume=resume, compile=compile)
+                  resume=resume, compile=compile, distilled=distilled)
     last = r.metrics[-1] if r.metrics else {}
     acc = last.get("eval_acc")
     typer.echo(f"{r.root}{' (cached)' if r.cached else ''}: {len(r.metrics)} epochs"
@@ -330,6 +332,8 @@ def bench(
     features: Optional[str] = typer.Option(None, help="Embedding for the strategies, backbone@size."),
     eval_every: int = typer.Option(0, help="Evaluate every N epochs for time-to-accuracy curves."),
     full: bool = typer.Option(True, help="Also train on all the data (the reference row)."),
+    distilled: Optional[list[Path]] = typer.Option(None, help="A distilled set (.npz from `clearset distill`) to "
+                                                   "bench beside the strategies (repeatable)."),
 ):
     """Curate, train and evaluate every (strategy, keep, seed) cell with one recipe; cached per cell, so an
     interrupted bench resumes. Writes WS/bench/leaderboard.csv/.json; the report plots it."""
@@ -341,7 +345,7 @@ def bench(
         raise ClearsetError(f"--keep {keep!r}: give comma-separated fractions, e.g. 0.1,0.3") from None
     board = run_bench(workspace, strategies=_split_list(strategies) or [], keeps=keeps, seeds=list(range(seeds)),
                       recipe=recipe, epochs=epochs, budget=budget, trusted=trusted, features=features,
-                      eval_every=eval_every, full=full)
+                      eval_every=eval_every, full=full, distilled=distilled or None)
     typer.echo(f"test accuracy, mean ± sd over {seeds} seed(s), budget: {budget}")
     typer.echo(leaderboard_table(summarise(board)).to_string())
     typer.echo(str(Path(workspace) / "bench" / "leaderboard.csv"))

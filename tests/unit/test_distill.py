@@ -186,3 +186,24 @@ def test_distill_and_evaluate_on_the_digits_workspace(tmp_path):
     assert d.path.with_name(d.path.name.replace(".npz", ".eval.json")).exists()
     rnd = distill(ws, method="random", ipc=2, image_size=16)
     assert rnd.config["iterations"] == 0
+
+
+def test_a_distilled_set_trains_like_a_subset_and_enters_the_bench(tmp_path):
+    from clearset.bench.runner import run_bench
+    from clearset.train import get_recipe, train
+
+    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    d = distill(ws, method="dm", ipc=2, iterations=2, image_size=32, width=16, real_batch=8)
+    rec = get_recipe("convnet3").with_overrides(epochs=2)
+    run = train(ws, recipe=rec, distilled=d.path)
+    assert run.config["train_images"] == 20 and run.config["distilled"] == d.config["key"]
+    assert run.config["normalisation"]["mean"] == pytest.approx(d.mean.tolist())
+    with pytest.raises(ParameterError, match="subset do not apply"):
+        train(ws, recipe=rec, distilled=d.path, subset=tmp_path / "x.parquet")
+    with pytest.raises(ParameterError, match="synthetic images are 32 px"):
+        train(ws, recipe=rec.with_overrides(image_size=16), distilled=d.path)
+    board = run_bench(ws, strategies=["random"], keeps=[0.05], seeds=[0], recipe="convnet3", epochs=1, full=False,
+                      distilled=[d.path])
+    row = board[board["strategy"] == "distilled:dm"].iloc[0]
+    assert row["train_images"] == 20 and 0 <= row["test_acc"] <= 1
+    assert row["keep"] == pytest.approx(20 / (ws.manifest()["split"] == "train").sum())

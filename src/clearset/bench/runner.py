@@ -6,6 +6,9 @@ seed) cell curated, trained with the same recipe and evaluated, as DataComp and 
   would: epochs / keep, the fair comparison of the RS2 card). RS2 draws keep·N fresh rows per epoch, so at
   either budget it sees as many images per epoch as a static subset of the same keep.
 - A reference cell trains on all the data (strategy ``full``) per seed.
+- Distilled sets (``clearset distill``) enter as strategies named ``distilled:<method>``, their keep being
+  the synthetic image count over the training set size; the same recipe trains on them (the sets must be
+  distilled at the recipe's image size).
 - Every cell is cached by its curation and training keys: an interrupted bench resumes, a finished one
   is a cache hit. Cells run through an engine's ``map`` (local today; a Ray engine can run them in
   parallel without changing this code).
@@ -41,7 +44,8 @@ class Cell:
 def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps: list[float], seeds: list[int],
               recipe: str = "cifar-resnet8-fast", epochs: int | None = None, budget: str = "epochs",
               trusted: str | Path | None = None, features: str | None = None, eval_every: int = 0,
-              options: dict[str, dict] | None = None, full: bool = True, engine=None) -> pd.DataFrame:
+              options: dict[str, dict] | None = None, full: bool = True, engine=None,
+              distilled: list[str | Path] | None = None) -> pd.DataFrame:
     """Run every cell (cached) and write the leaderboard; returns it (one row per cell)."""
     from ..curate import STRATEGIES, curate
     from ..train import get_recipe, train
@@ -61,16 +65,27 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
     cells = [Cell(s, k, seed) for s in strategies for k in keeps for seed in seeds]
     if full:
         cells += [Cell("full", 1.0, seed) for seed in seeds]
+    synthetic = {}
+    if distilled:
+        from ..distill import load_distilled
+        from ..train.loop import split_rows
+
+        n_train = int((split_rows(ws, "train")[0] >= 0).sum())
+        for path in distilled:
+            d = load_distilled(path)
+            label = f"distilled:{d.config.get('method', Path(path).stem)}"
+            synthetic[label] = Path(path)
+            cells += [Cell(label, len(d.labels) / n_train, seed) for seed in seeds]
 
     def run_cell(cell: Cell) -> dict:
         t0 = time.perf_counter()
         subset = None
-        if cell.strategy != "full":
+        if cell.strategy != "full" and cell.strategy not in synthetic:
             subset = curate(ws, strategy=cell.strategy, keep=cell.keep, seed=cell.seed, trusted=trusted,
                             features=features, **(options or {}).get(cell.strategy, {})).path
         n_epochs = rec.epochs if budget == "epochs" else max(1, math.ceil(rec.epochs / cell.keep))
         run = train(ws, recipe=rec.with_overrides(epochs=n_epochs), seed=cell.seed, subset=subset,
-                    eval_every=eval_every)
+                    eval_every=eval_every, distilled=synthetic.get(cell.strategy))
         seconds = sum(m.get("seconds", 0) for m in run.metrics)
         elapsed, curve = 0.0, []  # (training seconds so far, test accuracy): the time-to-accuracy view
         for m in run.metrics:
@@ -79,7 +94,7 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
                 curve.append((round(elapsed, 1), m["eval_acc"]))
         row = {**asdict(cell), "budget": budget, "recipe": rec.name, "epochs": n_epochs,
                "options": json.dumps((options or {}).get(cell.strategy, {}), sort_keys=True),
-               "subset": str(subset) if subset else None,
+               "subset": str(subset or synthetic.get(cell.strategy) or "") or None,
                "train_images": run.config["train_images"], "test_acc": run.metrics[-1].get("eval_acc"),
                "train_seconds": round(seconds, 1), "images_seen": _images_seen(run), "run": run.name,
                "curve": curve, "cell_seconds": round(time.perf_counter() - t0, 1)}

@@ -33,6 +33,17 @@ def image_row(images: Sequence[np.ndarray], path: Path, side: int = 72, gap: int
     return path
 
 
+def image_grid(rows: Sequence[Sequence[np.ndarray]], path: Path, side: int = 48, gap: int = 3) -> Path:
+    """Save rows of images (e.g. one row per class) as one PNG."""
+    n_cols = max(1, max((len(r) for r in rows), default=1))
+    grid = Image.new("RGB", (n_cols * side + (n_cols - 1) * gap, max(1, len(rows)) * (side + gap) - gap), (255, 255, 255))
+    for i, row in enumerate(rows):
+        for k, rgb in enumerate(row):
+            grid.paste(thumbnail(rgb, side), (k * (side + gap), i * (side + gap)))
+    save_png(grid, path)
+    return path
+
+
 def save_png(im: Image.Image, path: Path) -> None:
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG", optimize=True)

@@ -246,6 +246,33 @@ def _mistake_grids(ctx: ReportContext, root, summary: dict, per_kind: int = 12) 
     return {"errors": summary["errors"], "evidence": summary["evidence"], "kinds": kinds}
 
 
+@section("distilled", "Distilled sets", order=45)
+def distilled(ctx: ReportContext) -> dict[str, Any] | None:
+    """Every synthetic set under WS/distilled/: method, images per class, iterations, the evaluation
+    (after `clearset distill`, mean ± sd of test accuracy) and the images, one row per class."""
+    from ..distill import load_distilled
+    from ..workspace import read_json
+
+    folder = ctx.ws.root / "distilled"
+    if not folder.is_dir():
+        return None
+    classes, rows = ctx.ws.classes(), []
+    for path in sorted(folder.glob("*.npz")):
+        d = load_distilled(path)
+        name = path.name[: -len(".npz")]
+        meta_path, eval_path = ctx.ws.sidecar_of(path), path.with_name(name + ".eval.json")
+        meta = read_json(meta_path) if meta_path.exists() else {}
+        ev = read_json(eval_path) if eval_path.exists() else {}
+        pixels, per_class = d.pixels(), 10
+        grid = [[pixels[i] for i in np.flatnonzero(d.labels == c)[:per_class]] for c in np.unique(d.labels)[:20]]
+        rows.append({"name": name, "method": d.config.get("method"), "ipc": d.ipc, "images": len(d.labels),
+                     "iterations": d.config.get("iterations"), "speed": meta.get("iterations_per_second"),
+                     "acc": ev.get("test_acc_mean"), "sd": ev.get("test_acc_sd"), "seeds": ev.get("seeds"),
+                     "row_classes": [classes[int(c)] for c in np.unique(d.labels)[:20]],
+                     "grid": ctx.rel(plots.image_grid(grid, ctx.asset(f"distilled/{name}.png")))})
+    return {"rows": rows} if rows else None
+
+
 @section("bench", "Curation bench", order=50)
 def bench(ctx: ReportContext) -> dict[str, Any] | None:
     """The leaderboard of `clearset bench`: accuracy per strategy and fraction kept, mean ± sd over seeds."""

@@ -212,7 +212,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
           overrides: dict | None = None, known_classes: list[int] | None = None, tract: float | None = None,
           teachers: list[str | Path] | None = None, kd_temperature: float = 1.0, kd_hard_weight: float = 0.0,
           device: str = "auto", eval_every: int = 0, reinforced: str | Path | None = None,
-          features: str | None = None, resume: bool = True, compile: str = "auto") -> Run:
+          features: str | None = None, resume: bool = True, compile: str = "auto",
+          distilled: str | Path | None = None) -> Run:
     """Train ``recipe`` on the workspace's ``train_split`` and write ``WS/runs/<name>/``.
 
     subset: a file of manifest ``index`` (+ ``weight``) rows to train on (what ``clearset curate`` writes).
@@ -230,6 +231,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     features: for the ``linear-probe`` recipe, which stored embedding (backbone@size; default the latest).
     compile: torch.compile the model for training: "on", "off", or "auto" (on for CUDA, off on CPU, where
       compilation costs more than it saves on these small nets: bench/train_compile.py).
+    distilled: a ``clearset distill`` set (.npz): train on its synthetic images and labels alone (kept in
+      float, unclipped, normalised as distilled), evaluate on ``eval_split`` as usual.
     A finished run with the same configuration is a cache hit; an unfinished one resumes where it stopped
     (``resume=False`` discards its checkpoint and starts at epoch 1); ``force`` starts over in every case.
     """
@@ -247,6 +250,11 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     positions = np.arange(len(train_index))
     weights = np.ones(len(train_index), np.float32)
     strong = None
+    dist = None
+    if distilled is not None:
+        dist = _distilled_set(distilled, classes, rec, subset=subset, targets=targets, reinforced=reinforced,
+                              known_classes=known_classes, sampler=sampler)
+        labels, positions, weights = dist.labels, np.arange(len(dist.labels)), np.ones(len(dist.labels), np.float32)
     if subset is not None:
         positions, weights = read_subset(subset, train_index)
         relabel = _subset_labels(subset, len(classes))
@@ -276,7 +284,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         strong = strong[keep] if strong is not None else None
         classes = [classes[c] for c in known_classes]
     n_out = len(classes)
-    if targets is not None:
+    if targets is not None and dist is None:
         targets = np.asarray(targets, dtype=np.float32)
         if targets.shape != (len(train_index), n_out):
             raise ParameterError(f"soft targets must be ({len(train_index)}, {n_out}) for this workspace's "
@@ -312,6 +320,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     }
     if rein is not None:  # only present when used, so the keys of earlier runs stay valid
         config["reinforced"] = rein.meta["key"]
+    if dist is not None:
+        config["distilled"] = dist.config.get("key") or hash_json(dist.images.round(5).tolist())
     if strong is not None:
         config["strong_copies"] = int(strong.sum())
     if compile not in ("auto", "on", "off"):
@@ -380,11 +390,16 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
             log.info("train: resuming %s at epoch %d%s", root.name, start_epoch + 1,
                      f", batch {partial['batch'] + 1}" if partial else "")
 
-    images = load_images(ws, train_index, rec.image_size, desc=f"load {train_split}")
-    seen_pixels = images[torch.from_numpy(positions)].float()  # one gather serves both statistics
-    mean = seen_pixels.mean((0, 2, 3)).view(1, 3, 1, 1) / 255.0
-    std = seen_pixels.std((0, 2, 3)).view(1, 3, 1, 1) / 255.0
-    del seen_pixels
+    if dist is not None:  # float pixels x 255, unclipped: the augmentations then normalise them back exactly
+        mean = torch.from_numpy(dist.mean).float().view(1, 3, 1, 1)
+        std = torch.from_numpy(dist.std).float().view(1, 3, 1, 1)
+        images = (torch.from_numpy(dist.images) * std + mean) * 255.0
+    else:
+        images = load_images(ws, train_index, rec.image_size, desc=f"load {train_split}")
+        seen_pixels = images[torch.from_numpy(positions)].float()  # one gather serves both statistics
+        mean = seen_pixels.mean((0, 2, 3)).view(1, 3, 1, 1) / 255.0
+        std = seen_pixels.std((0, 2, 3)).view(1, 3, 1, 1) / 255.0
+        del seen_pixels
     config["normalisation"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
     one_hot = soft_targets(labels, class_map, targets, n_out, rec.label_smoothing)
     pos_t, w_t = torch.from_numpy(positions), torch.from_numpy(weights).to(dev)
@@ -509,6 +524,24 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     ckpt.unlink(missing_ok=True)
     return Run(root, config, history, cached=False)
+
+
+def _distilled_set(path, classes: list[str], rec: Recipe, **others):
+    """The distilled set at ``path``, checked against the workspace, the recipe and the other options."""
+    from ..distill import load_distilled
+
+    used = [k for k, v in others.items() if v is not None]
+    if used:
+        raise ParameterError(f"--distilled trains on the synthetic set alone; {', '.join(used)} do not apply to it")
+    if rec.model == "linear":
+        raise ParameterError("the linear-probe recipe trains on stored features; a distilled set has none")
+    d = load_distilled(path)
+    if d.classes != classes:
+        raise ParameterError(f"{path}: the distilled set has other classes than this workspace")
+    if d.images.shape[-1] != rec.image_size or d.images.shape[1] != 3:
+        raise ParameterError(f"{path}: synthetic images are {d.images.shape[-1]} px, the recipe {rec.name!r} trains at "
+                             f"{rec.image_size} px; distil at --image-size {rec.image_size} or pick a recipe of that size")
+    return d
 
 
 def soft_targets(labels: np.ndarray, class_map: np.ndarray, targets: np.ndarray | None, n_out: int,
