@@ -236,6 +236,9 @@ def test_spherical_kmeans_recovers_planted_clusters_and_assigns_exactly(bf16, mo
     assert np.array_equal(assign, exact.argmax(1)) and np.allclose(sim, exact.max(1), atol=1e-6)
     again = kmeans.spherical_kmeans(x, 6, seed=0)
     assert all(np.array_equal(u, v) for u, v in zip((c, assign, sim), again)), "deterministic for a seed"
+    monkeypatch.setattr(kmeans, "ASSIGN_BLOCK", 7)  # float16 input, assigned 7 rows at a time
+    _, assign16, _ = kmeans.spherical_kmeans(x.astype(np.float16), 6, seed=0)
+    assert len({(t, a) for t, a in zip(truth, assign16)}) == 6
 
 
 def test_spherical_kmeans_reseeds_empty_clusters_and_caps_k():

@@ -21,27 +21,38 @@ import torch
 FULL_TRAINING_UP_TO = 200_000
 POINTS_PER_CENTROID = 256
 BLOCK_SCORES = 32_000_000  # points x centroids scored at once (64 MB in bf16)
+ASSIGN_BLOCK = 262_144  # rows assigned per block (x is never copied whole)
 RERANK = 3  # final assignment: fp32 re-rank of the 4 best bf16 candidates (measured: equal to fp32 argmax)
 
 
 def spherical_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(L2-normalised centroids (k, D), assignment (N,), cosine similarity to the own centroid (N,)) of
-    rows ``x`` (L2-normalised, float32); k is capped at N. Deterministic for a seed on a given machine."""
+    rows ``x`` (L2-normalised; any float dtype, memory-mapped is fine: only the training sample and one
+    block of rows are held as float32); k is capped at N. Deterministic for a seed on a given machine."""
     from ..audit.knn import knn
 
-    x = np.ascontiguousarray(x, dtype=np.float32)
     n = len(x)
     k = max(1, min(k, n))
     if k == 1:
-        c = x.mean(0, keepdims=True)
+        c = _block_sum(x)[None, :]
         c /= max(float(np.linalg.norm(c)), 1e-12)
     else:
         rng = np.random.default_rng(seed + 1)
         per = max(POINTS_PER_CENTROID, -(-min(n, FULL_TRAINING_UP_TO) // k))
-        train = x if n <= k * per else x[np.sort(rng.choice(n, size=k * per, replace=False))]
-        c = lloyd(train, k, niter, rng)
-    sim, ids = knn(c, 1, queries=x, exclude_self=False, rerank=RERANK)
-    return c, ids[:, 0].astype(np.int64), sim[:, 0]
+        rows = np.arange(n) if n <= k * per else np.sort(rng.choice(n, size=k * per, replace=False))
+        c = lloyd(np.ascontiguousarray(x[rows], dtype=np.float32), k, niter, rng)
+    c = c.astype(np.float32)
+    assign, sim = np.empty(n, np.int64), np.empty(n, np.float32)
+    for s in range(0, n, ASSIGN_BLOCK):  # one float32 block at a time: x may be a float16 memory map
+        block_sim, block_ids = knn(c, 1, queries=np.asarray(x[s : s + ASSIGN_BLOCK], dtype=np.float32),
+                                   exclude_self=False, rerank=RERANK)
+        assign[s : s + ASSIGN_BLOCK], sim[s : s + ASSIGN_BLOCK] = block_ids[:, 0], block_sim[:, 0]
+    return c, assign, sim
+
+
+def _block_sum(x: np.ndarray) -> np.ndarray:
+    return sum((np.asarray(x[s : s + ASSIGN_BLOCK], dtype=np.float64).sum(0) for s in range(0, len(x), ASSIGN_BLOCK)),
+               np.zeros(x.shape[1])).astype(np.float32)
 
 
 def lloyd(x: np.ndarray, k: int, niter: int, rng: np.random.Generator) -> np.ndarray:
