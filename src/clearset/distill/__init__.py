@@ -107,13 +107,14 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     name = name or f"{method}-ipc{ipc}-s{seed}-{key[:8]}"
     path = ws.root / "distilled" / f"{name}.npz"
     sidecar = ws.sidecar_of(path)
-    if not force and path.exists() and sidecar.exists() and read_json(sidecar).get("key") == key:
+    existing = read_json(sidecar).get("key") if path.exists() and sidecar.exists() else None
+    if not force and existing == key:
         log.info("distill: cached %s", path)
         result = load_distilled(path)
         if out is not None:
             save_distilled(result, out)
         return result
-    if path.exists() and sidecar.exists() and read_json(sidecar).get("key") != key and not force:
+    if not force and existing not in (None, key):
         raise WorkspaceError(f"{path} holds a different distillation; choose another --name or pass --force")
     real, labels, mean, std = normalised_split(ws, split, size)
     partial = ws.root / "distilled" / f"{name}.partial.pt"
@@ -194,7 +195,7 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
                                        "norm": d.config.get("norm", "instance"), **protocol})
     if seeds < 1 or epochs < 1:
         raise ParameterError("--eval-seeds and --eval-epochs must be at least 1")
-    key = hash_json({"set": d.config.get("key") or hash_json(d.images.round(5).tolist()), "protocol": cfg.as_dict(),
+    key = hash_json({"set": d.key, "protocol": cfg.as_dict(),
                      "seeds": seeds, "split": split, "manifest": ws.fingerprint(ws.manifest_path)})
     target = (d.path.with_name(d.path.name[: -len(".npz")] + ".eval.json") if d.path is not None
               else ws.root / "distilled" / f"eval-{key[:8]}.json")

@@ -100,5 +100,12 @@ class Distilled:
         return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
 
     @property
+    def key(self) -> str:
+        """The distillation's cache key (a hash of the pixels for a set made outside ``clearset distill``)."""
+        from ..workspace import hash_json
+
+        return self.config.get("key") or hash_json(self.images.round(5).tolist())
+
+    @property
     def ipc(self) -> int:
         return int(np.bincount(self.labels).max())

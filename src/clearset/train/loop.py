@@ -321,7 +321,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     if rein is not None:  # only present when used, so the keys of earlier runs stay valid
         config["reinforced"] = rein.meta["key"]
     if dist is not None:
-        config["distilled"] = dist.config.get("key") or hash_json(dist.images.round(5).tolist())
+        config["distilled"] = dist.key
     if strong is not None:
         config["strong_copies"] = int(strong.sum())
     if compile not in ("auto", "on", "off"):
