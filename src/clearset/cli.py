@@ -47,6 +47,22 @@ def command(fn):
     return app.command(fn.__name__.rstrip("_"))(wrapper)
 
 
+def _engine_option():
+    return typer.Option("local", "--engine", help="Where the work runs: local (threads on this machine) or ray "
+                        "(a Ray cluster; same results; see docs/scaling.md).")
+
+
+def _address_option():
+    return typer.Option(None, "--address", help="Ray cluster address for --engine ray, e.g. ray://head:10001 "
+                        "(default: $RAY_ADDRESS, else a Ray started on this machine).")
+
+
+def _engine(name: str, address: Optional[str]):
+    from .engines import get_engine
+
+    return get_engine(name, address=address)
+
+
 def _split_list(value: Optional[str]) -> Optional[list[str]]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -65,13 +81,16 @@ def ingest(
     classes: Optional[str] = typer.Option(None, help="Class names in label order, comma-separated."),
     on_error: str = typer.Option("skip", help="Unreadable images: 'skip' (listed in ingest_errors.parquet) "
                                  "or 'fail'."),
+    engine: str = _engine_option(),
+    address: Optional[str] = _address_option(),
     force: bool = typer.Option(False, help="Redo even if this ingest already completed."),
 ):
     """Read a dataset once: validate and hash every image, write manifest.parquet and classes.json."""
     from .data.ingest import ingest as run
 
-    ws = run(source, workspace, split=_split_list(split), labels=labels, classes=_split_list(classes),
-             on_error=on_error, force=force)
+    with _engine(engine, address) as eng:
+        ws = run(source, workspace, split=_split_list(split), labels=labels, classes=_split_list(classes),
+                 on_error=on_error, engine=eng, force=force)
     m = ws.manifest()
     typer.echo(f"{ws.manifest_path}: {len(m)} images, {len(ws.classes())} classes")
 
@@ -88,13 +107,16 @@ def embed(
     dtype: str = typer.Option("float32", help="Storage dtype: float32 or float16."),
     threads: Optional[int] = typer.Option(None, help="Decoding threads."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)."),
+    engine: str = _engine_option(),
+    address: Optional[str] = _address_option(),
     force: bool = typer.Option(False, help="Recompute even if cached."),
 ):
     """Extract features (and ImageNet logits) for every image; resumes after interruption."""
     from .features import embed as run
 
-    r = run(workspace, backbone=backbone, image_size=image_size, batch_size=batch_size, precision=precision,
-            dtype=dtype, threads=threads, device=device, force=force)
+    with _engine(engine, address) as eng:
+        r = run(workspace, backbone=backbone, image_size=image_size, batch_size=batch_size, precision=precision,
+                dtype=dtype, threads=threads, device=device, engine=eng, force=force)
     typer.echo(f"{r.features}: {r.shape[0]} x {r.shape[1]} ({r.precision}"
                f"{', cached' if r.cached else f', {r.images_per_s:.0f} img/s'})")
 
@@ -114,14 +136,17 @@ def audit(
                                  "one more pass of the backbone over the images."),
     combine: bool = typer.Option(False, help="label_issues averages --pred-probs (e.g. from `clearset oof`) with "
                                  "the embedding models instead of replacing them."),
+    engine: str = _engine_option(),
+    address: Optional[str] = _address_option(),
     force: bool = typer.Option(False, help="Recompute cached checks."),
 ):
     """Find label errors, duplicates and train/test leakage, outliers, multi-label images, confused
     classes and dataset properties. Results: WS/audit/*.parquet and WS/audit/summary.json."""
     from .audit import export_clean_manifest, run_audit
 
-    summary = run_audit(workspace, checks=_split_list(checks), features=features, pred_probs=pred_probs,
-                        threshold=threshold, spatial=spatial, combine=combine, force=force)
+    with _engine(engine, address) as eng:
+        summary = run_audit(workspace, checks=_split_list(checks), features=features, pred_probs=pred_probs,
+                            threshold=threshold, spatial=spatial, combine=combine, engine=eng, force=force)
     for name, s in summary["checks"].items():
         figures = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         typer.echo(f"{name:13s} " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -334,6 +359,8 @@ def bench(
     full: bool = typer.Option(True, help="Also train on all the data (the reference row)."),
     distilled: Optional[list[Path]] = typer.Option(None, help="A distilled set (.npz from `clearset distill`) to "
                                                    "bench beside the strategies (repeatable)."),
+    engine: str = _engine_option(),
+    address: Optional[str] = _address_option(),
 ):
     """Curate, train and evaluate every (strategy, keep, seed) cell with one recipe; cached per cell, so an
     interrupted bench resumes. Writes WS/bench/leaderboard.csv/.json; the report plots it."""
@@ -343,9 +370,11 @@ def bench(
         keeps = [float(k) for k in _split_list(keep) or []]
     except ValueError:
         raise ClearsetError(f"--keep {keep!r}: give comma-separated fractions, e.g. 0.1,0.3") from None
-    board = run_bench(workspace, strategies=_split_list(strategies) or [], keeps=keeps, seeds=list(range(seeds)),
-                      recipe=recipe, epochs=epochs, budget=budget, trusted=trusted, features=features,
-                      eval_every=eval_every, full=full, distilled=distilled or None)
+    with _engine(engine, address) as eng:
+        board = run_bench(workspace, strategies=_split_list(strategies) or [], keeps=keeps,
+                          seeds=list(range(seeds)), recipe=recipe, epochs=epochs, budget=budget, trusted=trusted,
+                          features=features, eval_every=eval_every, full=full, distilled=distilled or None,
+                          engine=eng if eng.parallel else None)
     typer.echo(f"test accuracy, mean ± sd over {seeds} seed(s), budget: {budget}")
     typer.echo(leaderboard_table(summarise(board)).to_string())
     typer.echo(str(Path(workspace) / "bench" / "leaderboard.csv"))

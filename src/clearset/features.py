@@ -26,6 +26,7 @@ import torch
 
 from .data.arrays import RowFile
 from .data.images import resize_center
+from .engines import Engine, using
 from .engines.local import default_threads, ordered_map
 from .errors import ParameterError
 from .models.backbones import create_backbone
@@ -83,7 +84,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_lite0",
           image_size: int | None = None, batch_size: int = 128, threads: int | None = None,
           precision: str = "auto", dtype: str = "float32", chunk_size: int = 4096,
-          device: str | None = None, force: bool = False) -> EmbedResult:
+          device: str | None = None, engine: str | Engine | None = None, force: bool = False) -> EmbedResult:
     """Embed every image of the workspace with ``backbone`` at ``image_size`` x ``image_size``.
 
     Args:
@@ -96,7 +97,9 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
         precision: ``auto`` (bf16 where the hardware runs it natively, else fp32), ``fp32`` or ``bf16``.
         dtype: storage dtype of the features, ``float32`` or ``float16``.
         chunk_size: rows written between progress saves (the unit of resume).
-        device: ``cpu``, ``cuda``...; default cuda when available.
+        device: ``cpu``, ``cuda``...; default cuda when available (on each worker, for ``--engine ray``).
+        engine: ``local`` (default), ``ray`` or an Engine. With Ray each task embeds one chunk of rows on
+            a worker that keeps its model; the driver writes the rows in order and records progress.
     Returns:
         EmbedResult with the feature path, its shape and throughput.
     """
@@ -132,33 +135,20 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     if done:
         log.info("embed: resuming at row %d of %d", done, n)
 
-    if dev.type == "cpu":
-        keep_large_allocations_in_heap()
-    bb.model.to(dev).to(memory_format=torch.channels_last)  # in place
-    mean = torch.tensor(bb.mean, device=dev).view(1, 3, 1, 1) * 255
-    std = torch.tensor(bb.std, device=dev).view(1, 3, 1, 1) * 255
-    store = ws.store()
-    load_batch = partial(_load_batch, store, size)
-    batches = [range(s, min(s + batch_size, n)) for s in range(done, n, batch_size)]
-    autocast = (torch.autocast(dev.type, dtype=torch.bfloat16) if prec == "bf16" else contextlib.nullcontext())
+    rows_per_chunk = max(1, -(-chunk_size // batch_size)) * batch_size  # whole batches: same batches anywhere
+    chunks = [range(s, min(s + rows_per_chunk, n)) for s in range(done, n, rows_per_chunk)]
+    worker = Embedder(str(ws.root), backbone, size, prec, batch_size, device, threads)
     progress = bar(total=n, desc=f"embed {backbone}@{size}")
     progress.update(done)
-    started, since_save, rows, finite = time.perf_counter(), 0, 0, True
-    with torch.inference_mode(), autocast:
-        for idx, pixels in zip(batches, ordered_map(load_batch, batches, threads=threads or default_threads(),
-                                                     window=4)):
-            x = torch.from_numpy(pixels).to(dev, non_blocking=True).permute(0, 3, 1, 2)  # NHWC = channels_last
-            x = (x.float() - mean) / std
-            outs = bb.features_and_logits(x)
+    started, rows, finite = time.perf_counter(), 0, True
+    with using(engine, threads=threads) as eng:
+        for idx, outs in zip(chunks, eng.map(embed_rows, chunks, prepare=worker, threads=1)):
             for file, out in zip(files, outs):
-                finite = finite and bool(torch.isfinite(out).all())
-                file.write(idx.start, out.float().cpu().numpy())
-            since_save += len(idx)
+                finite = finite and bool(np.isfinite(out).all())
+                file.write(idx.start, out)
             rows += len(idx)
             progress.update(len(idx))
-            if since_save >= chunk_size or idx.stop == n:
-                _save_progress(files, progress_file, step.key, idx.stop)
-                since_save = 0
+            _save_progress(files, progress_file, step.key, idx.stop)
     progress.close()
     seconds = time.perf_counter() - started
     if not finite:
@@ -169,7 +159,7 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
         os.replace(part, final)
     rate = rows / seconds if seconds > 0 else 0.0
     step.finish(images=n, feature_dim=bb.feature_dim, images_per_s=round(rate, 2), device=str(dev),
-                resumed_from=done)
+                engine=getattr(engine, "name", engine or "local"), resumed_from=done)
     progress_file.unlink(missing_ok=True)
     log.info("embed: %d x %d features (%s, %.0f img/s) -> %s", n, bb.feature_dim, prec, rate, feat_path)
     return EmbedResult(feat_path, outputs[1] if len(outputs) > 1 else None, (n, bb.feature_dim), rate, prec,
@@ -188,6 +178,57 @@ def pixel_fingerprint(manifest) -> str:
 
 def _load_batch(store, size: int, idx: range) -> np.ndarray:
     return np.stack([resize_center(store.load(i), size) for i in idx])
+
+
+@dataclass(frozen=True)
+class Embedder:
+    """What a worker needs to embed rows of a workspace; calling it builds the model once per worker."""
+
+    workspace: str
+    backbone: str
+    size: int
+    precision: str
+    batch_size: int
+    device: str | None = None
+    threads: int | None = None
+
+    def __call__(self, _shared=None) -> "_EmbedState":
+        dev = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dev.type == "cpu":
+            keep_large_allocations_in_heap()
+        bb = create_backbone(self.backbone)
+        bb.model.to(dev).to(memory_format=torch.channels_last)  # in place
+        mean = torch.tensor(bb.mean, device=dev).view(1, 3, 1, 1) * 255
+        std = torch.tensor(bb.std, device=dev).view(1, 3, 1, 1) * 255
+        return _EmbedState(self, bb, dev, mean, std, Workspace(self.workspace).store())
+
+
+@dataclass
+class _EmbedState:
+    spec: Embedder
+    bb: object
+    dev: torch.device
+    mean: torch.Tensor
+    std: torch.Tensor
+    store: object
+
+
+def embed_rows(state: _EmbedState, rows: range) -> list[np.ndarray]:
+    """Features (and ImageNet logits, if the backbone has them) of manifest rows ``rows``, float32.
+
+    Images are decoded and resized on threads, a few batches ahead of the model."""
+    spec, dev = state.spec, state.dev
+    batches = [range(s, min(s + spec.batch_size, rows.stop)) for s in range(rows.start, rows.stop, spec.batch_size)]
+    load = partial(_load_batch, state.store, spec.size)
+    autocast = (torch.autocast(dev.type, dtype=torch.bfloat16) if spec.precision == "bf16"
+                else contextlib.nullcontext())
+    parts: list[list[np.ndarray]] = []
+    with torch.inference_mode(), autocast:
+        for pixels in ordered_map(load, batches, threads=spec.threads or default_threads(), window=4):
+            x = torch.from_numpy(pixels).to(dev, non_blocking=True).permute(0, 3, 1, 2)  # NHWC = channels_last
+            x = (x.float() - state.mean) / state.std
+            parts.append([out.float().cpu().numpy() for out in state.bb.features_and_logits(x) if out is not None])
+    return [np.concatenate(col) for col in zip(*parts)]
 
 
 def _open_partials(paths: list[Path], widths: list[int], n: int, dtype: str, progress_file: Path, key: str,

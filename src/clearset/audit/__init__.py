@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..engines import Engine, using
 from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, fingerprint_path, read_json, write_json, write_table
 from . import duplicates, label_issues, multilabel, neighborhoods, outliers, properties  # noqa: F401  (registers)
@@ -41,7 +42,7 @@ def audit_dir(ws: Workspace) -> Path:
 def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None = None,
               features: str | None = None, pred_probs: str | Path | None = None,
               threshold: float | None = None, spatial: bool = False, combine: bool = False,
-              force: bool = False) -> dict:
+              engine: str | Engine | None = None, force: bool = False) -> dict:
     """Run ``checks`` (default: all) on the workspace; returns the summary written to audit/summary.json.
 
     Args:
@@ -50,6 +51,8 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         threshold: near-duplicate threshold on aligned similarity (default: duplicates.DEFAULT_THRESHOLD).
         spatial: the multilabel check also uses the backbone's spatial class maps (one more backbone pass).
         combine: average ``pred_probs`` with the embedding models' out-of-fold probabilities (label_issues).
+        engine: ``local`` (default), ``ray`` or an Engine: where the neighbour searches run (the results
+            are the same).
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     m = ws.manifest()
@@ -71,9 +74,21 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     inputs = {"manifest": ws.fingerprint(ws.manifest_path), "features": feat_key,
               "pred_probs": fingerprint_path(pred_probs) if pred_probs else None}
     out = audit_dir(ws)
-    probs_path = out / "pred_probs.npy"
     summary = read_json(out / "summary.json") if (out / "summary.json").exists() else {}
     summary.setdefault("checks", {})
+    with using(engine) as eng:
+        data.engine = eng if eng.parallel else None
+        _run_checks(ws, data, names, inputs, summary, threshold=threshold, spatial=spatial, combine=combine,
+                    pred_probs=pred_probs, force=force)
+    summary["features"] = feat_path.name if feat_path else None
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, summary: dict, *, threshold,
+                spatial: bool, combine: bool, pred_probs, force: bool) -> None:
+    out = audit_dir(ws)
+    probs_path = out / "pred_probs.npy"
     for name in names:
         options = {"threshold": threshold} if (name == "duplicates" and threshold is not None) else {}
         if name == "multilabel" and spatial:
@@ -105,9 +120,6 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         step.finish(summary=result.summary, rows=len(table))
         summary["checks"][name] = result.summary
         log.info("audit %s: %s (%.1f s)", name, _headline(name, result.summary), seconds)
-    summary["features"] = feat_path.name if feat_path else None
-    write_json(out / "summary.json", summary)
-    return summary
 
 
 def _choose_features(ws: Workspace, features: str | None) -> tuple[Path | None, str | None]:

@@ -57,6 +57,7 @@ class AuditData:
     # pixels by index, in order: ImageStore.iter_images(indices, transform=None)
     image_loader: Callable[..., Iterator[np.ndarray]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    engine: Any = None  # a parallel engine (Ray) runs the neighbour searches on its workers
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -100,7 +101,7 @@ class AuditData:
 
         have = self.extras.get("neighbours")
         if have is None or have[0].shape[1] < k:
-            self.extras["neighbours"] = knn(self.normalised_features(), max(k, NEIGHBOURS_SHARED))
+            self.extras["neighbours"] = knn(self.normalised_features(), max(k, NEIGHBOURS_SHARED), engine=self.engine)
         sims, ids = self.extras["neighbours"]
         return sims[:, :k], ids[:, :k]
 

@@ -182,15 +182,16 @@ def neighbour_pairs(neighbours: tuple[np.ndarray, np.ndarray], floor: float) -> 
 def near_duplicate_pairs(features: np.ndarray | None, *, views: np.ndarray | None = None,
                          signatures: np.ndarray | None = None, threshold: float = DEFAULT_THRESHOLD,
                          embedding_threshold: float = EMBEDDING_THRESHOLD, k: int = NEIGHBOURS,
-                         neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+                         neighbours: tuple[np.ndarray, np.ndarray] | None = None, engine=None) -> pd.DataFrame:
     """``index, duplicate_index, similarity`` of near-duplicate pairs (i < j), most similar first.
 
     With ``views`` and ``signatures`` (pixel_representations) candidates are verified by aligned
     similarity >= threshold; with features only, embedding cosine >= embedding_threshold decides.
-    ``neighbours``: a precomputed self-search of normalise_features(features).
+    ``neighbours``: a precomputed self-search of normalise_features(features); ``engine``: where the
+    neighbour searches run (see knn).
     """
     if features is not None and neighbours is None:
-        neighbours = knn(normalise_features(features), k)
+        neighbours = knn(normalise_features(features), k, engine=engine)
     emb_nb = (neighbours[0][:, :k], neighbours[1][:, :k]) if neighbours is not None else None
     if views is None or signatures is None:
         if emb_nb is None:
@@ -200,7 +201,7 @@ def near_duplicate_pairs(features: np.ndarray | None, *, views: np.ndarray | Non
             if len(pairs) else np.zeros(0, np.float32)
         keep = sims >= embedding_threshold
     else:
-        parts = [neighbour_pairs(knn(signatures, k), PIXEL_FLOOR)]
+        parts = [neighbour_pairs(knn(signatures, k, engine=engine), PIXEL_FLOOR)]
         if emb_nb is not None:
             parts.append(neighbour_pairs(emb_nb, EMBEDDING_FLOOR))
         pairs = np.unique(np.concatenate(parts), axis=0) if sum(map(len, parts)) else np.zeros((0, 2), np.int64)
@@ -214,14 +215,16 @@ def near_duplicate_pairs(features: np.ndarray | None, *, views: np.ndarray | Non
 def find_duplicates(features: np.ndarray | None, hashes: np.ndarray | None, splits: np.ndarray | None = None, *,
                     views: np.ndarray | None = None, signatures: np.ndarray | None = None,
                     threshold: float = DEFAULT_THRESHOLD, embedding_threshold: float = EMBEDDING_THRESHOLD,
-                    k: int = NEIGHBOURS, neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+                    k: int = NEIGHBOURS, neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+                    engine=None) -> pd.DataFrame:
     """All duplicate pairs: ``index, duplicate_index, similarity, kind (exact|near), cross_split``."""
     parts = []
     if hashes is not None:
         parts.append(exact_duplicate_pairs(hashes).assign(similarity=1.0, kind="exact"))
     if features is not None or views is not None:
         near = near_duplicate_pairs(features, views=views, signatures=signatures, threshold=threshold,
-                                    embedding_threshold=embedding_threshold, k=k, neighbours=neighbours)
+                                    embedding_threshold=embedding_threshold, k=k, neighbours=neighbours,
+                                    engine=engine)
         near = near.assign(kind="near")
         if parts and len(parts[0]):
             known = set(zip(parts[0]["index"], parts[0]["duplicate_index"]))
@@ -247,7 +250,8 @@ def duplicates_check(data: AuditData, *, threshold: float = DEFAULT_THRESHOLD,
         signatures, views = pixel_representations(data.image_loader(range(data.n)))
     df = find_duplicates(data.features, data.sha256, data.splits, views=views, signatures=signatures,
                          threshold=threshold, embedding_threshold=embedding_threshold,
-                         neighbours=data.neighbours(NEIGHBOURS) if data.features is not None else None)
+                         neighbours=data.neighbours(NEIGHBOURS) if data.features is not None else None,
+                         engine=data.engine)
     summary = {"pairs": len(df), "exact_pairs": int((df["kind"] == "exact").sum()),
                "near_pairs": int((df["kind"] == "near").sum()),
                "rule": "aligned similarity" if views is not None else "embedding cosine",

@@ -41,19 +41,82 @@ def build_index(vectors: np.ndarray, *, seed: int = 0):
 
 
 def knn(vectors: np.ndarray, k: int, *, queries: np.ndarray | None = None, index=None,
-        exclude_self: bool = True, method: str = "auto", rerank: int = RERANK_EXTRA) -> tuple[np.ndarray, np.ndarray]:
+        exclude_self: bool = True, method: str = "auto", rerank: int = RERANK_EXTRA,
+        engine=None) -> tuple[np.ndarray, np.ndarray]:
     """Similarities (N, k) and indices (N, k) of each query's k nearest vectors by inner product.
 
     With ``queries=None`` the vectors query themselves and, with ``exclude_self``, each row leaves out
     its own index (exact duplicates of it stay). Missing neighbours are index -1, similarity -inf.
     ``method``: ``auto``, ``bf16`` (bf16 scores + fp32 re-rank of the best k + ``rerank``), ``faiss``.
+    ``engine``: a parallel engine (Ray) searches blocks of queries on its workers, each holding the
+    vectors (or the trained index) once; the answer is the same as here.
     """
     if method not in ("auto", "bf16", "faiss"):
         raise ValueError(f"unknown kNN method {method!r}")
-    n = len(vectors)
-    if index is None and n <= EXACT_MAX and (method == "bf16" or (method == "auto" and bf16_native())):
-        return _knn_bf16(np.asarray(vectors, dtype=np.float32), k, queries, exclude_self, rerank)
-    return _knn_faiss(vectors, k, queries, index, exclude_self)
+    if engine is not None and engine.parallel:
+        return _knn_engine(vectors, k, queries, index, exclude_self, method, rerank, engine)
+    return _search(vectors, k, queries, index, exclude_self, method, rerank, 0 if queries is None else None)
+
+
+def _search(vectors, k, queries, index, exclude_self, method, rerank, offset):
+    """``offset``: the row of ``vectors`` that query 0 is when the queries are (a block of) the vectors
+    themselves, None when they are other vectors."""
+    if index is None and len(vectors) <= EXACT_MAX and (method == "bf16" or (method == "auto" and bf16_native())):
+        return _knn_bf16(np.asarray(vectors, dtype=np.float32), k, queries, exclude_self, rerank, offset)
+    return _knn_faiss(vectors, k, queries, index, exclude_self, offset)
+
+
+ENGINE_BLOCK = 16_384  # queries per task on a parallel engine
+
+
+def _knn_engine(vectors, k, queries, index, exclude_self, method, rerank, engine):
+    """Blocks of queries as tasks. Up to EXACT_MAX the workers get the vectors; above, the index
+    trained here (serialised), so every worker searches the same lists."""
+    import faiss
+
+    n_q = len(vectors if queries is None else queries)
+    exact = index is None and len(vectors) <= EXACT_MAX
+    if exact:
+        shared = np.ascontiguousarray(vectors, dtype=np.float32)
+    else:
+        shared = faiss.serialize_index(index if index is not None else build_index(vectors))
+    blocks = []
+    for start in range(0, n_q, ENGINE_BLOCK):
+        stop = min(start + ENGINE_BLOCK, n_q)
+        block = None if (queries is None and exact) else np.ascontiguousarray(
+            (vectors if queries is None else queries)[start:stop], dtype=np.float32)
+        blocks.append((start, stop, block))
+    search = _BlockSearch(k, exact, queries is None and exclude_self, method, rerank)
+    sims = np.empty((n_q, k), np.float32)
+    ids = np.empty((n_q, k), np.int64)
+    for (start, stop, _), (s, i) in zip(blocks, engine.map(_search_block, blocks, shared=shared,
+                                                           prepare=search)):
+        sims[start:stop], ids[start:stop] = s, i
+    return sims, ids
+
+
+class _BlockSearch:
+    """The per-worker state of a blocked search: the vectors, or the deserialised index."""
+
+    def __init__(self, k, exact, self_search, method, rerank):
+        self.k, self.exact, self.self_search, self.method, self.rerank = k, exact, self_search, method, rerank
+
+    def __call__(self, shared):
+        if self.exact:
+            return self, shared, None
+        import faiss
+
+        return self, None, faiss.deserialize_index(shared)
+
+
+def _search_block(state, block):
+    spec, vectors, index = state
+    start, stop, queries = block
+    if spec.exact:
+        q = vectors[start:stop] if queries is None else queries
+        return _search(vectors, spec.k, q, None, spec.self_search, spec.method, spec.rerank,
+                       start if spec.self_search else None)
+    return _knn_faiss(None, spec.k, queries, index, spec.self_search, start if spec.self_search else None)
 
 
 def bf16_native() -> bool:
@@ -65,13 +128,14 @@ def bf16_native() -> bool:
         return False
 
 
-def _knn_bf16(vectors, k, queries, exclude_self, rerank):
+def _knn_bf16(vectors, k, queries, exclude_self, rerank, offset=None):
     import torch
 
     base = torch.from_numpy(np.ascontiguousarray(vectors))
     base16 = base.to(torch.bfloat16)
     q_all = base if queries is None else torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-    self_search = queries is None and exclude_self
+    self_search = (queries is None or offset is not None) and exclude_self
+    offset = offset or 0
     n, m = len(q_all), len(base)
     k_eff = min(k, m - (1 if self_search else 0))
     sims = np.full((n, k), -np.inf, dtype=np.float32)
@@ -89,23 +153,24 @@ def _knn_bf16(vectors, k, queries, exclude_self, rerank):
             scores = torch.matmul(q.to(torch.bfloat16), base16.T, out=score_buf[: len(q)])
             if self_search:
                 rows = torch.arange(len(q))
-                scores[rows, rows + start] = -torch.inf
+                scores[rows, rows + start + offset] = -torch.inf
             cand = scores.topk(n_cand, dim=1).indices
             vectors = torch.index_select(base, 0, cand.reshape(-1), out=cand_buf[: cand.numel()])
             exact = torch.einsum("qd,qkd->qk", q, vectors.view(len(q), n_cand, -1))
             if self_search:
-                exact[cand == (torch.arange(len(q))[:, None] + start)] = -torch.inf
+                exact[cand == (torch.arange(len(q))[:, None] + start + offset)] = -torch.inf
             top = exact.topk(k_eff, dim=1)
             sims[start : start + len(q), :k_eff] = top.values.numpy()
             ids[start : start + len(q), :k_eff] = torch.gather(cand, 1, top.indices).numpy()
     return sims, ids
 
 
-def _knn_faiss(vectors, k, queries, index, exclude_self):
+def _knn_faiss(vectors, k, queries, index, exclude_self, offset=None):
     index = index if index is not None else build_index(vectors)
     q = vectors if queries is None else queries
     n = len(q)
-    extra = 1 if (queries is None and exclude_self) else 0
+    extra = 1 if ((queries is None or offset is not None) and exclude_self) else 0
+    offset = offset or 0
     k_eff = min(k + extra, index.ntotal)
     sims = np.full((n, k), -np.inf, dtype=np.float32)
     ids = np.full((n, k), -1, dtype=np.int64)
@@ -113,7 +178,7 @@ def _knn_faiss(vectors, k, queries, index, exclude_self):
         block = np.ascontiguousarray(q[start : start + CHUNK], dtype=np.float32)
         s, i = index.search(block, k_eff)
         if extra:
-            own = np.arange(start, start + len(block))[:, None]
+            own = np.arange(start, start + len(block))[:, None] + offset
             keep = i != own
             # drop the self match (or, if it fell outside the list, the last neighbour)
             keep[keep.all(1), -1] = False

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..engines.local import ordered_map
+from ..engines import Engine, using
 from ..errors import ClearsetError, ImageError, LabelError, ParameterError, SourceError
 from ..progress import bar
 from ..workspace import Workspace, fingerprint_path, write_json, write_table
@@ -36,7 +36,8 @@ MANIFEST_SCHEMA = pa.schema([
 
 def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | None = None,
            labels: Sequence[str] | str | None = None, classes: Sequence[str] | None = None,
-           on_error: str = "skip", threads: int | None = None, force: bool = False) -> Workspace:
+           on_error: str = "skip", threads: int | None = None, engine: str | Engine | None = None,
+           force: bool = False) -> Workspace:
     """Ingest ``source`` into ``workspace`` and return the Workspace.
 
     Args:
@@ -50,6 +51,9 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
         classes: class names in label order.
         on_error: ``"skip"`` records unreadable images in ingest_errors.parquet and goes on;
             ``"fail"`` stops at the first one.
+        threads: decoding threads of the local engine.
+        engine: ``local`` (default), ``ray`` or an Engine: where images are decoded and hashed (the
+            source is read here, in order, and streamed to the workers in batches).
         force: redo even if the same ingest already completed.
     """
     if on_error not in ("skip", "fail"):
@@ -77,7 +81,8 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
     try:
         if on_error == "fail" and src.problems:
             raise SourceError(f"{src.problems[0]['source']}: {src.problems[0]['error']}")
-        rows = _staged_rows(src, staging, on_error, threads)
+        with using(engine, threads=threads) as eng:
+            rows = _staged_rows(src, staging, on_error, eng)
         manifest, errors = _finalise(rows, src, overrides, str(source))
     except ClearsetError:
         shutil.rmtree(staging, ignore_errors=True)
@@ -101,7 +106,7 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
 
 
 # ------------------------------------------------------------------------------------------- stages
-def _staged_rows(src: Source, staging: Path, on_error: str, threads: int | None) -> pd.DataFrame:
+def _staged_rows(src: Source, staging: Path, on_error: str, engine: Engine) -> pd.DataFrame:
     """Decode and hash every record, CHUNK at a time; completed chunks survive a crash."""
     staging.mkdir(parents=True, exist_ok=True)
     done = 0
@@ -116,7 +121,7 @@ def _staged_rows(src: Source, staging: Path, on_error: str, threads: int | None)
     for chunk in _batched(records, CHUNK):
         if part >= done:
             tasks = list(_batched(iter(chunk), TASK))
-            rows = [r for batch in ordered_map(_inspect_batch, tasks, threads=threads) for r in batch]
+            rows = [r for batch in engine.map(_inspect_batch, tasks) for r in batch]
             if on_error == "fail":
                 bad = next((r for r in rows if r["error"] is not None), None)
                 if bad is not None:

@@ -1,11 +1,15 @@
-"""Ordered, bounded-memory parallel map on threads (decoding and resizing release the GIL)."""
+"""The local engine: an ordered, bounded-memory parallel map on threads (decoding, resizing and BLAS
+release the GIL)."""
 
 from __future__ import annotations
 
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Callable, Iterable, Iterator, TypeVar
+
+from . import Engine
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,3 +43,23 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int | None
         finally:
             for f in pending:
                 f.cancel()
+
+
+def with_state(fn: Callable, shared=None, prepare: Callable | None = None) -> Callable:
+    """``fn`` with its per-worker state bound, as an engine calls it."""
+    if prepare is None and shared is None:
+        return fn
+    state = prepare(shared) if prepare is not None else shared
+    return partial(fn, state)
+
+
+class LocalEngine(Engine):
+    """Threads on this machine; ``prepare`` runs once and its state is shared by the threads."""
+
+    name = "local"
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+
+    def map(self, fn, items, *, shared=None, prepare=None, threads=None):
+        return ordered_map(with_state(fn, shared, prepare), items, threads=threads or self.threads)
