@@ -184,3 +184,25 @@ def test_bench_cells_run_on_ray(ray_engine, tmp_path):
     assert list(board["strategy"]) == ["random", "random", "full", "full"]
     assert list(board["seed"]) == [0, 1, 0, 1] and board["test_acc"].between(0, 1).all()
     assert all((ws.root / "runs" / name / "metrics.jsonl").exists() for name in board["run"])
+
+
+def test_user_error_on_a_worker_is_the_same_one_line(ray_engine, tmp_path):
+    from conftest import make_imagefolder
+    from clearset.errors import ClearsetError
+
+    ws = clearset.ingest(str(make_imagefolder(tmp_path / "images")), tmp_path / "ws")
+    victim = Path(ws.store().spec["root"]) / ws.manifest()["source"].iloc[2]
+    victim.write_bytes(b"not an image any more")
+    with pytest.raises(ClearsetError, match=victim.name) as e:
+        clearset.embed(ws, backbone=MODEL, image_size=32, engine=ray_engine)
+    assert "Traceback" not in str(e.value)
+
+
+def test_cli_rejects_an_unknown_engine(tmp_path):
+    from typer.testing import CliRunner
+
+    from clearset.cli import app
+
+    r = CliRunner().invoke(app, ["ingest", "builtin:digits", "-o", str(tmp_path / "ws"), "--engine", "spark"])
+    assert r.exit_code == 2 and "--engine must be one of local, ray" in r.output
+    assert not (tmp_path / "ws").exists()

@@ -57,3 +57,46 @@ class RowFile:
 
     def __del__(self):
         self.close()
+
+
+class RowReader:
+    """Rows of a 2-D ``.npy`` read with ``pread`` into fresh arrays: unlike a memory map, what has been
+    read does not stay in the process's resident memory, so a pass over a file larger than RAM is flat."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        arr = np.load(self.path, mmap_mode="r")  # parses the header only
+        if arr.ndim != 2:
+            raise ValueError(f"{self.path}: expected a 2-D array, got shape {arr.shape}")
+        self.offset, self.shape, self.dtype = arr.offset, arr.shape, arr.dtype
+        del arr
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+        self.fd = os.open(self.path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        stop = min(stop, self.shape[0])
+        want = max(0, stop - start) * self.row_bytes
+        buf = bytearray(want)
+        view, got = memoryview(buf), 0
+        while got < want:  # pread may return short reads for large requests
+            n = os.preadv(self.fd, [view[got:]], self.offset + start * self.row_bytes + got)
+            if n <= 0:
+                raise OSError(f"{self.path}: file ends before row {stop}")
+            got += n
+        return np.frombuffer(buf, dtype=self.dtype).reshape(-1, self.shape[1])
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """Rows at sorted positions ``index`` (one read per row: for samples, not for passes)."""
+        return np.stack([self.read(int(i), int(i) + 1)[0] for i in index]) if len(index) else \
+            np.zeros((0, self.shape[1]), self.dtype)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self):
+        self.close()

@@ -1,0 +1,293 @@
+"""Scale: time and peak memory by N, local engine, against the straightforward in-RAM approach.
+
+1. Embeddings: synthetic 256-d float16 files on disk at N = 10^5, 10^6, 10^7 (1,000 Gaussian concept
+   clusters on the sphere, as bench/audit_scale.py; 2,000 planted near-copies and 200 planted outliers,
+   appended at the end). For each N, in a child process under /usr/bin/time (wall seconds, peak RSS):
+   clearset.scale -- partition into ~2,000-row k-means clusters (two passes over the file; up to 100,000
+   rows one cluster, i.e. exact), near-duplicates (cosine >= 0.92 among the 5 nearest) and outliers (robust
+   z >= 4 of the mean distance to the 10 nearest) from the within-cluster neighbours, and DBP keeping
+   half -- with the recall of the planted pairs and outliers and the recall@10 of the neighbour lists
+   of 2,000 sampled rows against an exact search.
+2. Baseline, same run: what a user would write -- every embedding in RAM (np.load, normalise), then
+   scikit-learn ``NearestNeighbors(n_neighbors=11, algorithm="brute")`` over all of them, the same pair
+   and outlier rules -- at every N up to ``--baseline-max`` (default 10^5: its N^2 search needs about
+   2 h at 10^6 on 2 cores), with the time ratio at each N both ran.
+3. Ingest: ``--ingest N`` synthetic 32x32 JPEG images in WebDataset tar shards of 10,000, then
+   ``clearset ingest`` (local engine) in a child under /usr/bin/time: images per second and peak RSS.
+
+    .venv/bin/python bench/scale.py [--sizes 100000,1000000,10000000] [--baseline-max 100000] [--ingest 1000000]
+
+Writes bench/results/scale.json and bench/results/scale.png (time and peak RSS against N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import CACHE, ROOT  # noqa: E402  (bench/ is on sys.path when run)
+
+N_DUPS, N_OUTLIERS, CONCEPTS = 2000, 200, 1000
+GEN_CHUNK = 262_144
+
+
+def make_embeddings(n: int, dim: int, seed: int = 0) -> tuple[Path, Path]:
+    """(features .npy float16, planted .npy: 2,000 (source, copy) pairs then 200 outlier rows), written a
+    chunk at a time (memory flat in N); cached under bench/.cache."""
+    from clearset.data.arrays import RowFile, RowReader
+
+    feats, planted = CACHE / f"scale16_{n}_{dim}_x.npy", CACHE / f"scale16_{n}_{dim}_planted.npy"
+    if feats.exists() and planted.exists():
+        return feats, planted
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(CONCEPTS, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    n_base = n - N_DUPS - N_OUTLIERS
+    tmp = feats.with_suffix(".tmp.npy")
+    out = RowFile.create(tmp, (n, dim), np.float16)
+    for s in range(0, n_base, GEN_CHUNK):
+        m = min(GEN_CHUNK, n_base - s)
+        block = centres[rng.integers(0, CONCEPTS, m)] + rng.normal(size=(m, dim)).astype(np.float32) * 0.06
+        out.write(s, block)
+    sources = np.sort(rng.choice(n_base, N_DUPS, replace=False))
+    src = RowReader(tmp).rows(sources).astype(np.float32)
+    out.write(n_base, src + rng.normal(size=(N_DUPS, dim)).astype(np.float32) * 0.003)
+    out.write(n_base + N_DUPS, rng.normal(size=(N_OUTLIERS, dim)).astype(np.float32) / np.sqrt(dim))
+    out.close()
+    tmp.rename(feats)
+    np.save(planted, np.concatenate([np.stack([sources, np.arange(n_base, n_base + N_DUPS)], 1).ravel(),
+                                     np.arange(n_base + N_DUPS, n)]))
+    return feats, planted
+
+
+OURS = r"""
+import json, sys, time
+import numpy as np
+from clearset import scale
+t0 = time.perf_counter()
+part = scale.partition(sys.argv[1], sys.argv[2])
+t1 = time.perf_counter()
+sample = np.sort(np.random.default_rng(1).choice(part.n, 2000, replace=False))
+dups, outliers, info = scale.duplicates_and_outliers(part, keep_rows=sample)
+np.save(sys.argv[2] + "/sample_neighbours.npy", np.concatenate([sample[:, None], info.pop("neighbours")], 1))
+t2 = time.perf_counter()
+kept = scale.dbp_select(part, 0.5)
+t3 = time.perf_counter()
+dups.to_parquet(sys.argv[2] + "/duplicates.parquet"); outliers.to_parquet(sys.argv[2] + "/outliers.parquet")
+print(json.dumps({"partition_s": round(t1 - t0, 1), "neighbours_s": round(t2 - t1, 1), "dbp_s": round(t3 - t2, 2),
+                  "kept": int(len(kept)), **info}))
+"""
+
+BASELINE = r"""
+import json, sys, time
+import numpy as np, pandas as pd
+from sklearn.neighbors import NearestNeighbors
+t0 = time.perf_counter()
+x = np.load(sys.argv[1]).astype(np.float32)                      # everything in RAM
+x = np.sign(x) * np.sqrt(np.abs(x)); x /= np.linalg.norm(x, axis=1, keepdims=True)
+dist, ids = NearestNeighbors(n_neighbors=11, algorithm="brute").fit(x).kneighbors(x)
+sims = 1 - dist[:, 1:] ** 2 / 2                                    # unit vectors: cosine from euclidean
+ids = ids[:, 1:]
+rows = np.repeat(np.arange(len(x)), 5)                          # pairs: among the 5 nearest, as the audit
+keep = sims[:, :5].ravel() >= 0.92
+a, b = rows[keep], ids[:, :5].ravel()[keep]
+pairs = pd.DataFrame({"index": np.minimum(a, b), "duplicate_index": np.maximum(a, b)}).drop_duplicates()
+d = (1 - sims).mean(1)
+med = np.median(d); mad = np.median(np.abs(d - med)) * 1.4826
+outliers = np.flatnonzero((d - med) / mad >= 4)
+pairs.to_parquet(sys.argv[2] + "/duplicates.parquet")
+pd.DataFrame({"index": outliers}).to_parquet(sys.argv[2] + "/outliers.parquet")
+print(json.dumps({"seconds": round(time.perf_counter() - t0, 1), "pairs": len(pairs), "outliers": len(outliers)}))
+"""
+
+
+def timed_child(code: str, *args: str, timeout: float | None = None) -> dict:
+    """Run ``code`` in a child python under /usr/bin/time: its JSON line, wall seconds, peak RSS (MB)."""
+    t = time.perf_counter()
+    try:
+        run = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code, *args],
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"timed_out_after_s": timeout}
+    if run.returncode:
+        sys.exit(run.stderr[-3000:])
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out["wall_s"] = round(time.perf_counter() - t, 1)
+    out["peak_rss_mb"] = round(int(run.stderr.strip().splitlines()[-1]) / 1024)
+    return out
+
+
+def planted_recall(folder: Path, planted: Path) -> dict:
+    import pandas as pd
+
+    p = np.load(planted)
+    pairs, outliers = p[: 2 * N_DUPS].reshape(-1, 2), p[2 * N_DUPS:]
+    dups = pd.read_parquet(folder / "duplicates.parquet")
+    found = set(zip(dups["index"].tolist(), dups["duplicate_index"].tolist()))
+    flagged = set(pd.read_parquet(folder / "outliers.parquet")["index"].tolist())
+    return {"duplicate_recall": float(np.mean([(min(a, b), max(a, b)) in found for a, b in pairs])),
+            "outlier_recall": float(np.mean([o in flagged for o in outliers])),
+            "outlier_precision": len(flagged & set(outliers.tolist())) / max(len(flagged), 1)}
+
+
+def sample_recall(feats: Path, sample_file: Path, chunk: int = 262_144) -> float:
+    """Recall@10 of the neighbour lists saved for 2,000 sampled rows against an exact fp32 search."""
+    import torch
+
+    from clearset.data.arrays import RowReader
+    from clearset.vectors import normalise_features
+
+    saved = np.load(sample_file)
+    rows, found = saved[:, 0], saved[:, 1:]
+    src = RowReader(feats)
+    q = torch.from_numpy(normalise_features(src.rows(rows)))
+    k = found.shape[1]
+    best, best_ids = torch.full((len(rows), k), -np.inf), torch.zeros((len(rows), k), dtype=torch.int64)
+    for s in range(0, len(src), chunk):
+        scores = q @ torch.from_numpy(normalise_features(src.read(s, s + chunk))).T
+        own = torch.from_numpy(rows - s)
+        inside = (own >= 0) & (own < scores.shape[1])
+        scores[torch.nonzero(inside)[:, 0], own[inside]] = -np.inf
+        ids = torch.cat([best_ids, torch.arange(s, s + scores.shape[1]).expand(len(rows), -1)], 1)
+        top = torch.cat([best, scores], 1).topk(k, dim=1)
+        best, best_ids = top.values, torch.gather(ids, 1, top.indices)
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(best_ids.numpy(), found)]))
+
+
+def agreement(a: Path, b: Path) -> dict:
+    """How far the cluster-restricted answer is from the exact one (the baseline's), at the same N."""
+    import pandas as pd
+
+    pa, pb = (set(zip(*(pd.read_parquet(f / "duplicates.parquet")[c].tolist() for c in ("index", "duplicate_index"))))
+              for f in (a, b))
+    oa, ob = (set(pd.read_parquet(f / "outliers.parquet")["index"].tolist()) for f in (a, b))
+    return {"pairs_recall_vs_exact": len(pa & pb) / max(len(pb), 1),
+            "outliers_jaccard_vs_exact": len(oa & ob) / max(len(oa | ob), 1)}
+
+
+# --------------------------------------------------------------------------------------------- ingest
+def make_shards(n: int, folder: Path, per_shard: int = 10_000, seed: int = 0) -> Path:
+    """``n`` 32x32 JPEGs (smooth random colour fields, 10 classes) in WebDataset shards, cached."""
+    from PIL import Image
+
+    done = folder / "done.json"
+    if done.exists() and json.loads(done.read_text()).get("n") == n:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for shard in range(0, n, per_shard):
+        with tarfile.open(folder / f"shard-{shard // per_shard:05d}.tar", "w") as tf:
+            small = rng.integers(0, 256, size=(min(per_shard, n - shard), 4, 4, 3), dtype=np.uint8)
+            labels = rng.integers(0, 10, len(small))
+            for i, (img, label) in enumerate(zip(small, labels)):
+                buf = io.BytesIO()
+                Image.fromarray(img).resize((32, 32), Image.BILINEAR).save(buf, format="JPEG", quality=90)
+                key = f"{shard + i:08d}"
+                for name, data in ((f"{key}.jpg", buf.getvalue()), (f"{key}.cls", str(label).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tf.addfile(info, io.BytesIO(data))
+    done.write_text(json.dumps({"n": n}))
+    return folder
+
+
+INGEST = r"""
+import json, sys, time
+import clearset
+t = time.perf_counter()
+ws = clearset.ingest(sys.argv[1], sys.argv[2], force=True)
+print(json.dumps({"images": len(ws.manifest()), "seconds": round(time.perf_counter() - t, 1)}))
+"""
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for arm, style in (("clearset", "o-"), ("sklearn in RAM", "s--")):
+        pts = [(r["n"], r[arm]) for r in rows if isinstance(r.get(arm), dict) and "wall_s" in r[arm]]
+        if pts:
+            a.loglog([p[0] for p in pts], [p[1]["wall_s"] for p in pts], style, label=arm)
+            b.semilogx([p[0] for p in pts], [p[1]["peak_rss_mb"] for p in pts], style, label=arm)
+    ns = [r["n"] for r in rows]
+    if rows and "wall_s" in rows[0]["clearset"]:
+        base = rows[0]["clearset"]["wall_s"] / rows[0]["n"]
+        a.loglog(ns, [base * n for n in ns], ":", color="grey", label="linear")
+    a.set(xlabel="N (embeddings, 256-d)", ylabel="wall seconds", title="near-dups + outliers + DBP")
+    b.set(xlabel="N (embeddings, 256-d)", ylabel="peak RSS (MB)", title="peak memory", ylim=(0, None))
+    for ax in (a, b):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100000,1000000,10000000")
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--baseline-max", type=int, default=100_000)
+    ap.add_argument("--ingest", type=int, default=1_000_000, help="images for the ingest bench (0: skip)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
+    args = ap.parse_args()
+    result = json.loads(args.out.read_text()) if args.out.exists() else {}
+    result.update({"bench": "scale", "date": time.strftime("%Y-%m-%d"), "machine": "2-core CPU, 24 GB RAM",
+                   "dim": args.dim, "dtype": "float16 on disk", "engine": "local"})
+    rows = {r["n"]: r for r in result.get("embeddings", [])}
+    for n in [int(v) for v in args.sizes.split(",") if v]:
+        t = time.perf_counter()
+        feats, planted = make_embeddings(n, args.dim)
+        print(f"N={n:,}: data ready ({time.perf_counter() - t:.0f} s)", flush=True)
+        work = CACHE / f"scale_partition_{n}"
+        shutil.rmtree(work, ignore_errors=True)
+        ours = timed_child(OURS, str(feats), str(work))
+        ours.update(planted_recall(work, planted))
+        ours["neighbour_recall_at_10"] = sample_recall(feats, work / "sample_neighbours.npy")
+        row = {"n": n, "file_mb": round(feats.stat().st_size / 2 ** 20), "clearset": ours}
+        print(f"  clearset: {ours['wall_s']} s, peak {ours['peak_rss_mb']} MB, {ours['pairs']} pairs, "
+              f"{ours['outliers']} outliers, planted recall {ours['duplicate_recall']:.3f} / "
+              f"{ours['outlier_recall']:.3f}, recall@10 {ours['neighbour_recall_at_10']:.4f}", flush=True)
+        if n <= args.baseline_max:
+            bdir = CACHE / f"scale_baseline_{n}"
+            bdir.mkdir(parents=True, exist_ok=True)
+            base = timed_child(BASELINE, str(feats), str(bdir))
+            base.update(planted_recall(bdir, planted))
+            row["sklearn in RAM"] = base
+            row["speedup"] = round(base["wall_s"] / ours["wall_s"], 2)
+            row.update(agreement(work, bdir))
+            print(f"  sklearn:  {base['wall_s']} s, peak {base['peak_rss_mb']} MB -> clearset {row['speedup']}x; "
+                  f"pairs recall vs exact {row['pairs_recall_vs_exact']:.4f}", flush=True)
+        (work / "vectors.npy").unlink(missing_ok=True)  # the grouped copy of the features: disk, not results
+        rows[n] = row
+        result["embeddings"] = [rows[k] for k in sorted(rows)]
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.ingest:
+        t = time.perf_counter()
+        shards = make_shards(args.ingest, CACHE / f"scale_shards_{args.ingest}")
+        print(f"ingest: {args.ingest:,} images in shards ({time.perf_counter() - t:.0f} s)", flush=True)
+        ing = timed_child(INGEST, str(shards), str(CACHE / f"scale_ingest_ws_{args.ingest}"))
+        ing["images_per_s"] = round(ing["images"] / ing["seconds"])
+        result["ingest"] = {"images": args.ingest, "format": "WebDataset tar shards of 10,000 32x32 JPEGs", **ing}
+        print(f"  ingest: {ing['images_per_s']} images/s, peak {ing['peak_rss_mb']} MB", flush=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if result.get("embeddings"):
+        plot(result["embeddings"], args.out.with_suffix(".png"))
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

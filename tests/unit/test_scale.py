@@ -1,0 +1,108 @@
+"""clearset.scale: cluster partitions on disk, near-duplicates / outliers from within-cluster neighbours,
+DBP from the partition; RowReader."""
+
+import numpy as np
+import pytest
+
+from clearset import scale
+from clearset.audit.duplicates import near_duplicate_pairs
+from clearset.audit.outliers import outlier_scores
+from clearset.data.arrays import RowReader
+
+
+def blobs(n=3000, dim=16, concepts=12, seed=0, noise=0.08):
+    """Tight concept blobs, 20 planted near-copies (appended) and 5 planted outliers (last)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(concepts, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    base = n - 25
+    x = centres[rng.integers(0, concepts, base)] + rng.normal(size=(base, dim)) * noise
+    sources = rng.choice(base, 20, replace=False)
+    copies = x[sources] + rng.normal(size=(20, dim)) * 0.001
+    outliers = rng.normal(size=(5, dim)) * 3
+    x = np.concatenate([x, copies, outliers]).astype(np.float32)
+    pairs = {(int(s), base + i) for i, s in enumerate(sources)}
+    return x, pairs, set(range(n - 5, n))
+
+
+@pytest.fixture
+def partitioned(tmp_path, monkeypatch):
+    monkeypatch.setattr(scale, "EXACT_ROWS", 0)  # partition even tiny data
+    x, pairs, outliers = blobs()
+    np.save(tmp_path / "x.npy", x)
+    part = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=250, chunk=700)
+    return x, pairs, outliers, part, tmp_path
+
+
+def test_row_reader_reads_rows_without_a_map(tmp_path):
+    a = np.arange(600, dtype=np.float16).reshape(200, 3)
+    np.save(tmp_path / "a.npy", a)
+    r = RowReader(tmp_path / "a.npy")
+    assert r.shape == (200, 3) and len(r) == 200
+    np.testing.assert_array_equal(r.read(17, 93), a[17:93])
+    np.testing.assert_array_equal(r.read(190, 500), a[190:])
+    np.testing.assert_array_equal(r.rows(np.array([3, 50, 199])), a[[3, 50, 199]])
+
+
+def test_partition_groups_every_row_once_with_guests_from_the_second_cluster(partitioned):
+    x, _, _, part, tmp_path = partitioned
+    assert len(part.sizes) == 12 and part.n == len(x)  # ceil(3000 / 250)
+    rows = np.load(part.root / "rows.npy")[:, 0]
+    assert np.array_equal(np.sort(rows), np.arange(len(x)))
+    vecs = np.load(part.root / "vectors.npy").astype(np.float32)
+    from clearset.vectors import normalise_features
+
+    np.testing.assert_allclose(vecs, normalise_features(x)[rows], atol=2e-3)  # float16 storage
+    sims = normalise_features(x) @ part.centroids.T
+    off = part.offsets
+    for c in range(len(part.sizes)):
+        members = rows[off[c]:off[c + 1]]
+        assert (sims[members].argmax(1) == c).all()
+        assert np.all(np.diff(members) > 0)  # row order kept inside a cluster
+        g_rows, _ = part.guests(c, c + 1)
+        if len(g_rows):
+            top2 = np.argsort(-sims[g_rows], 1)[:, :2]
+            assert (top2[:, 1] == c).all()
+            gap = sims[g_rows, top2[:, 0]] - sims[g_rows, top2[:, 1]]
+            assert (gap <= scale.MARGIN + 1e-5).all()
+    mtime = (part.root / "vectors.npy").stat().st_mtime_ns
+    again = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=250, chunk=700)
+    assert (part.root / "vectors.npy").stat().st_mtime_ns == mtime  # cached
+    np.testing.assert_array_equal(again.sizes, part.sizes)
+
+
+def test_partitioned_duplicates_and_outliers_find_the_planted_ones(partitioned):
+    x, pairs, outliers, part, _ = partitioned
+    sample = np.array([0, 5, 2990])
+    dups, flagged, info = scale.duplicates_and_outliers(part, keep_rows=sample)
+    assert pairs <= set(zip(dups["index"], dups["duplicate_index"]))
+    assert (dups["index"] < dups["duplicate_index"]).all() and dups["similarity"].between(0.92, 1.0).all()
+    assert outliers <= set(flagged["index"]) and info["outliers"] == len(flagged)
+    assert info["neighbours"].shape == (3, 10)
+
+
+def test_single_cluster_equals_the_in_memory_audit(tmp_path):
+    x, pairs, _ = blobs(n=1500, seed=3, noise=0.3)  # only the planted copies are near-duplicates
+    np.save(tmp_path / "x.npy", x)
+    part = scale.partition(tmp_path / "x.npy", tmp_path / "part")  # below EXACT_ROWS: one cluster
+    assert len(part.sizes) == 1
+    dups, flagged, _ = scale.duplicates_and_outliers(part)
+    ref = near_duplicate_pairs(x)
+    ours, theirs = (set(zip(d["index"], d["duplicate_index"])) for d in (dups, ref))
+    assert ours == theirs and pairs <= ours
+    ref_out = outlier_scores(x)
+    assert set(flagged["index"]) == set(ref_out.loc[ref_out["global_score"] >= 4.0, "index"])
+
+
+def test_dbp_select_fills_quotas_with_the_least_prototypical(partitioned):
+    x, _, _, part, _ = partitioned
+    kept = scale.dbp_select(part, 0.3)
+    assert len(kept) == round(0.3 * len(x)) and np.array_equal(kept, np.unique(kept))
+    rows = np.load(part.root / "rows.npy")[:, 0]
+    sims = np.load(part.root / "sims.npy")[:, 0]
+    off = part.offsets
+    for c in range(len(part.sizes)):
+        members, s = rows[off[c]:off[c + 1]], sims[off[c]:off[c + 1]]
+        chosen = np.isin(members, kept)
+        if 0 < chosen.sum() < len(members):
+            assert s[chosen].max() <= s[~chosen].min()
