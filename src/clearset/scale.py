@@ -332,15 +332,25 @@ def duplicates_and_outliers(part: Partition, *, k: int = 10, threshold: float = 
     dups = (dups.sort_values("similarity", ascending=False, kind="stable")
             .drop_duplicates(["index", "duplicate_index"])
             .sort_values(["similarity", "index"], ascending=[False, True], kind="stable").reset_index(drop=True))
-    outliers, med, mad = _robust_outliers(part, z, sample)
+    outliers, med, mad, spread = _robust_outliers(part, z, sample)
     info = {"rows": n, "clusters": len(part.sizes), "k": k, "threshold": threshold, "z": z,
-            "pairs": len(dups), "outliers": len(outliers), "median_distance": med, "mad": mad}
+            "pairs": len(dups), "outliers": len(outliers), "median_distance": med, "mad": mad, "scale": spread}
     if keep_rows is not None:
         info["neighbours"] = np.stack([kept[int(r)] for r in keep_rows]) if len(keep_rows) else np.zeros((0, k))
     return dups, outliers, info
 
 
-def _robust_outliers(part: Partition, z: float, sample: int) -> tuple[pd.DataFrame, float, float]:
+def row_scores(part: Partition, info: dict) -> np.ndarray:
+    """The outlier z of every row, in row order (N float32: the one per-row array held in memory)."""
+    out = np.empty(part.n, np.float32)
+    dist, rows_in = RowReader(part.root / "mean_distance.npy"), RowReader(part.root / "rows.npy")
+    scale = info["mad"] if info["mad"] > 1e-12 else info["scale"]
+    for s in range(0, part.n, CHUNK):
+        out[rows_in.read(s, s + CHUNK)[:, 0]] = (dist.read(s, s + CHUNK)[:, 0] - info["median_distance"]) / scale
+    return out
+
+
+def _robust_outliers(part: Partition, z: float, sample: int) -> tuple[pd.DataFrame, float, float, float]:
     n = part.n
     dist, rows_in = RowReader(part.root / "mean_distance.npy"), RowReader(part.root / "rows.npy")
     stride = max(1, n // sample)
@@ -355,7 +365,7 @@ def _robust_outliers(part: Partition, z: float, sample: int) -> tuple[pd.DataFra
         flagged.append(rows_in.read(s, s + CHUNK)[hit, 0])
         scores.append(score[hit].astype(np.float32))
     out = pd.DataFrame({"index": np.concatenate(flagged), "outlier_score": np.concatenate(scores)})
-    return out.sort_values("index").reset_index(drop=True), med, mad
+    return out.sort_values("index").reset_index(drop=True), med, mad, scale
 
 
 # ------------------------------------------------------------------------------------------ DBP

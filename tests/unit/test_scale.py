@@ -2,6 +2,7 @@
 DBP from the partition; RowReader."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from clearset import scale
@@ -106,3 +107,24 @@ def test_dbp_select_fills_quotas_with_the_least_prototypical(partitioned):
         chosen = np.isin(members, kept)
         if 0 < chosen.sum() < len(members):
             assert s[chosen].max() <= s[~chosen].min()
+
+
+def test_audit_uses_the_partition_above_the_memory_threshold(tmp_path, monkeypatch):
+    import clearset.audit.base as audit_base
+    from clearset.audit import run_audit
+    from conftest import digits_with_features
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(1797, 16)).astype(np.float32)
+    feats[100] = feats[7] + 1e-4  # a near-copy
+    ws = digits_with_features(tmp_path / "ws", feats)
+    monkeypatch.setattr(audit_base, "IN_MEMORY_BYTES", 1000)
+    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
+    summary = run_audit(ws, checks=["duplicates", "outliers"])
+    assert summary["checks"]["duplicates"]["rule"] == "embedding cosine, cluster partition"
+    assert summary["checks"]["outliers"]["method"].startswith("cluster partition")
+    d = pd.read_parquet(ws.root / "audit" / "duplicates.parquet")
+    assert ((d["index"] == 7) & (d["duplicate_index"] == 100) & (d["kind"] == "near")).any()
+    o = pd.read_parquet(ws.root / "audit" / "outliers.parquet")
+    assert len(o) == 1797 and list(o["index"]) == list(range(1797))
+    assert (ws.root / "audit" / "partition" / "fake@8" / "partition.json").exists()

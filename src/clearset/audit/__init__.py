@@ -71,6 +71,8 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         params = ws.meta(feat_path).get("params", {})
         if "backbone" in params and "image_size" in params:
             data.extras["embedding"] = {"backbone": params["backbone"], "image_size": params["image_size"]}
+        # above base.IN_MEMORY_BYTES, duplicates and outliers work from a cluster partition on disk
+        data.extras.update(features_path=feat_path, partition_dir=audit_dir(ws) / "partition" / feat_path.stem)
     inputs = {"manifest": ws.fingerprint(ws.manifest_path), "features": feat_key,
               "pred_probs": fingerprint_path(pred_probs) if pred_probs else None}
     out = audit_dir(ws)

@@ -33,6 +33,7 @@ class Check:
 
 CHECKS: Registry[Check] = Registry("audit check")
 NEIGHBOURS_SHARED = 20  # one search serves label_issues (20), outliers (10) and duplicates (5)
+IN_MEMORY_BYTES = 2 << 30  # features above this (as float32) are audited by partitions (clearset.scale)
 
 
 def register_check(name: str, *, needs: Iterable[str] = (), description: str = ""):
@@ -104,6 +105,25 @@ class AuditData:
             self.extras["neighbours"] = knn(self.normalised_features(), max(k, NEIGHBOURS_SHARED), engine=self.engine)
         sims, ids = self.extras["neighbours"]
         return sims[:, :k], ids[:, :k]
+
+    def partitioned(self) -> bool:
+        """True when the features are too large for the in-memory checks (N x D x 4 bytes above
+        IN_MEMORY_BYTES) and a features file and a work folder are known: duplicates and outliers then
+        come from clearset.scale's cluster partition."""
+        return (self.features is not None and "features_path" in self.extras and "partition_dir" in self.extras
+                and self.features.shape[0] * self.features.shape[1] * 4 > IN_MEMORY_BYTES)
+
+    def partition_results(self, threshold: float = 0.92):
+        """(near-duplicate pairs at cosine ``threshold``, per-row outlier z in row order, info), computed
+        once per threshold and shared by the checks."""
+        key = ("partition_results", threshold)
+        if key not in self.extras:
+            from .. import scale
+
+            part = scale.partition(self.extras["features_path"], self.extras["partition_dir"])
+            dups, _, info = scale.duplicates_and_outliers(part, threshold=threshold, engine=self.engine)
+            self.extras[key] = (dups, scale.row_scores(part, info), info)
+        return self.extras[key]
 
     def require(self, *names: str, check: str) -> None:
         missing = [n for n in names if getattr(self, n, None) is None]

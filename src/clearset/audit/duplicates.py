@@ -216,15 +216,17 @@ def find_duplicates(features: np.ndarray | None, hashes: np.ndarray | None, spli
                     views: np.ndarray | None = None, signatures: np.ndarray | None = None,
                     threshold: float = DEFAULT_THRESHOLD, embedding_threshold: float = EMBEDDING_THRESHOLD,
                     k: int = NEIGHBOURS, neighbours: tuple[np.ndarray, np.ndarray] | None = None,
-                    engine=None) -> pd.DataFrame:
-    """All duplicate pairs: ``index, duplicate_index, similarity, kind (exact|near), cross_split``."""
+                    engine=None, near: pd.DataFrame | None = None) -> pd.DataFrame:
+    """All duplicate pairs: ``index, duplicate_index, similarity, kind (exact|near), cross_split``.
+    ``near``: near-duplicate pairs found elsewhere (clearset.scale), used instead of searching here."""
     parts = []
     if hashes is not None:
         parts.append(exact_duplicate_pairs(hashes).assign(similarity=1.0, kind="exact"))
-    if features is not None or views is not None:
-        near = near_duplicate_pairs(features, views=views, signatures=signatures, threshold=threshold,
-                                    embedding_threshold=embedding_threshold, k=k, neighbours=neighbours,
-                                    engine=engine)
+    if near is not None or features is not None or views is not None:
+        if near is None:
+            near = near_duplicate_pairs(features, views=views, signatures=signatures, threshold=threshold,
+                                        embedding_threshold=embedding_threshold, k=k, neighbours=neighbours,
+                                        engine=engine)
         near = near.assign(kind="near")
         if parts and len(parts[0]):
             known = set(zip(parts[0]["index"], parts[0]["duplicate_index"]))
@@ -246,16 +248,22 @@ def duplicates_check(data: AuditData, *, threshold: float = DEFAULT_THRESHOLD,
     if data.features is None and data.sha256 is None and data.image_loader is None:
         data.require("features", check="duplicates")
     signatures = views = None
+    if data.partitioned():  # features too large for memory: embedding-only pairs from the partition
+        df = find_duplicates(None, data.sha256, data.splits, near=data.partition_results(embedding_threshold)[0])
+        return CheckResult(df, _summary(data, df, "embedding cosine, cluster partition", embedding_threshold))
     if data.image_loader is not None:
         signatures, views = pixel_representations(data.image_loader(range(data.n)))
     df = find_duplicates(data.features, data.sha256, data.splits, views=views, signatures=signatures,
                          threshold=threshold, embedding_threshold=embedding_threshold,
                          neighbours=data.neighbours(NEIGHBOURS) if data.features is not None else None,
                          engine=data.engine)
+    return CheckResult(df, _summary(data, df, "aligned similarity" if views is not None else "embedding cosine",
+                                    threshold if views is not None else embedding_threshold))
+
+
+def _summary(data: AuditData, df: pd.DataFrame, rule: str, threshold: float) -> dict:
     summary = {"pairs": len(df), "exact_pairs": int((df["kind"] == "exact").sum()),
-               "near_pairs": int((df["kind"] == "near").sum()),
-               "rule": "aligned similarity" if views is not None else "embedding cosine",
-               "threshold": threshold if views is not None else embedding_threshold,
+               "near_pairs": int((df["kind"] == "near").sum()), "rule": rule, "threshold": threshold,
                "images_involved": int(len(set(df["index"]) | set(df["duplicate_index"])))}
     if data.splits is not None:
         cross = df[df["cross_split"]]
@@ -269,4 +277,4 @@ def duplicates_check(data: AuditData, *, threshold: float = DEFAULT_THRESHOLD,
             n_split = int((splits == split).sum())
             summary[f"leaked_{split}_images"] = int(len(np.unique(in_split)))
             summary[f"leaked_{split}_share"] = len(np.unique(in_split)) / max(n_split, 1)
-    return CheckResult(df, summary)
+    return summary

@@ -47,6 +47,12 @@ def outlier_scores(features: np.ndarray, labels: np.ndarray | None = None, *, k:
 @register_check("outliers", needs=("features",), description="images far from their neighbours")
 def outliers_check(data: AuditData, *, k: int = DEFAULT_K, threshold: float = DEFAULT_THRESHOLD) -> CheckResult:
     data.require("features", check="outliers")
+    if data.partitioned():  # features too large for memory: the global score from the cluster partition
+        z = data.partition_results()[1]
+        df = pd.DataFrame({"index": np.arange(data.n, dtype=np.int64), "outlier_score": z, "global_score": z,
+                           "class_score": np.zeros(data.n, np.float32), "is_outlier": z >= threshold})
+        return CheckResult(df, {"outliers": int(df["is_outlier"].sum()), "k": DEFAULT_K, "threshold": threshold,
+                                "method": "cluster partition (global score only)"})
     df = outlier_scores(data.normalised_features(), data.labels, k=k, threshold=threshold, normalised=True,
                         neighbours=data.neighbours(k))
     return CheckResult(df, {"outliers": int(df["is_outlier"].sum()), "k": k, "threshold": threshold})
