@@ -113,11 +113,12 @@ class Partition:
 
 
 def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLUSTER_SIZE, seed: int = 0,
-              margin: float = MARGIN, chunk: int = CHUNK) -> Partition:
+              margin: float = MARGIN, chunk: int = CHUNK, engine=None) -> Partition:
     """Partition the (N, D) ``.npy`` at ``features`` into clusters of about ``cluster_size`` rows under
     ``root`` (a cache: the same file and parameters reuse a finished partition). A row whose second-nearest
     centroid is within ``margin`` (cosine) of its nearest is also stored as a guest of that second cluster,
-    where the members search it as a candidate neighbour."""
+    where the members search it as a candidate neighbour. ``engine``: where pass A's chunks are assigned
+    (a Ray engine spreads them over workers that read the file from shared storage)."""
     from .curate.kmeans import spherical_kmeans
 
     features, root = Path(features), Path(root)
@@ -145,9 +146,12 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     assign_file = RowFile.create(root / "assign.npy", (n, 2), np.int32)  # home cluster, guest cluster or -1
     sim_file = RowFile.create(root / "row_sims.npy", (n, 1), np.float32)
     sizes, sim_sums, guest_sizes = np.zeros(k, np.int64), np.zeros(k, np.float64), np.zeros(k, np.int64)
-    with bar(total=n, desc="partition: assign", unit="row") as progress:
-        for s in range(0, n, chunk):
-            a, sim = _assign(centroids, normalise_features(src.read(s, s + chunk)), margin)
+    from .engines import using
+
+    starts = list(range(0, n, chunk))
+    with bar(total=n, desc="partition: assign", unit="row") as progress, using(engine) as eng:
+        work = _AssignChunk(str(features), chunk, margin)
+        for s, (a, sim) in zip(starts, eng.map(_assign_chunk, starts, shared=centroids, prepare=work, threads=1)):
             assign_file.write(s, a)
             sim_file.write(s, sim[:, None])
             sizes += np.bincount(a[:, 0], minlength=k)
@@ -179,6 +183,23 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     write_json(done, {"key": key, "n": n, "dim": d, "clusters": k, "guests": int(guest_sizes.sum()),
                       "kmeans_seconds": round(t_kmeans, 2), "seconds": round(time.perf_counter() - t0, 2)})
     return Partition(root, centroids, sizes, sim_sums, guest_sizes)
+
+
+@dataclass(frozen=True)
+class _AssignChunk:
+    """Per worker: the features file and the centroids, for pass A's chunks."""
+
+    features: str
+    chunk: int
+    margin: float
+
+    def __call__(self, centroids):
+        return self, RowReader(self.features), np.asarray(centroids)
+
+
+def _assign_chunk(state, start: int):
+    spec, src, centroids = state
+    return _assign(centroids, normalise_features(src.read(start, start + spec.chunk)), spec.margin)
 
 
 def _assign(centroids: np.ndarray, x: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:

@@ -206,3 +206,23 @@ def test_cli_rejects_an_unknown_engine(tmp_path):
     r = CliRunner().invoke(app, ["ingest", "builtin:digits", "-o", str(tmp_path / "ws"), "--engine", "spark"])
     assert r.exit_code == 2 and "--engine must be one of local, ray" in r.output
     assert not (tmp_path / "ws").exists()
+
+
+def test_partitioned_audit_on_ray_equals_local(ray_engine, tmp_path, monkeypatch):
+    from clearset import scale
+
+    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3000, 16)).astype(np.float32)
+    x[2000] = x[10] + 1e-4
+    np.save(tmp_path / "x.npy", x)
+    kw = {"cluster_size": 300, "chunk": 700}
+    a = scale.partition(tmp_path / "x.npy", tmp_path / "local", **kw)
+    b = scale.partition(tmp_path / "x.npy", tmp_path / "ray", engine=ray_engine, **kw)
+    for name in ("rows.npy", "vectors.npy", "sims.npy", "guest_rows.npy"):
+        np.testing.assert_array_equal(np.load(a.root / name), np.load(b.root / name))
+    da, oa, _ = scale.duplicates_and_outliers(a)
+    db, ob, _ = scale.duplicates_and_outliers(b, engine=ray_engine)
+    pd.testing.assert_frame_equal(da, db)
+    pd.testing.assert_frame_equal(oa, ob)
+    assert (10, 2000) in set(zip(da["index"], da["duplicate_index"]))

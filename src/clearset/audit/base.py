@@ -120,7 +120,7 @@ class AuditData:
         if key not in self.extras:
             from .. import scale
 
-            part = scale.partition(self.extras["features_path"], self.extras["partition_dir"])
+            part = scale.partition(self.extras["features_path"], self.extras["partition_dir"], engine=self.engine)
             dups, _, info = scale.duplicates_and_outliers(part, threshold=threshold, engine=self.engine)
             self.extras[key] = (dups, scale.row_scores(part, info), info)
         return self.extras[key]
