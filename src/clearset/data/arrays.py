@@ -13,7 +13,21 @@ from pathlib import Path
 import numpy as np
 
 
-class RowFile:
+class _OpenFile:
+    """An OS file descriptor closed once, explicitly or when collected."""
+
+    fd = -1
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self):
+        self.close()
+
+
+class RowFile(_OpenFile):
     """A (rows, width) ``.npy`` file of ``dtype`` opened for writing rows at any position."""
 
     def __init__(self, path: Path, fd: int, offset: int, shape: tuple[int, int], dtype: np.dtype):
@@ -50,16 +64,8 @@ class RowFile:
     def sync(self) -> None:
         os.fsync(self.fd)
 
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
-    def __del__(self):
-        self.close()
-
-
-class RowReader:
+class RowReader(_OpenFile):
     """Rows of a 2-D ``.npy`` read with ``pread`` into fresh arrays: unlike a memory map, what has been
     read does not stay in the process's resident memory, so a pass over a file larger than RAM is flat."""
 
@@ -93,10 +99,3 @@ class RowReader:
         return np.stack([self.read(int(i), int(i) + 1)[0] for i in index]) if len(index) else \
             np.zeros((0, self.shape[1]), self.dtype)
 
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __del__(self):
-        self.close()
