@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/curate_cifar10n.py --labels worse
 	$(PY) bench/curate_cifar10n.py --labels clean --keep 0.3,0.5
 	$(PY) bench/curate_scale.py
+	$(PY) bench/scale.py
 	$(PY) bench/label_issues_cnn.py
 	$(PY) bench/curate_cifar10n.py --labels worse --recipe cifar-resnet8-fast --epochs 5 --budget iterations --strategies random,rs2 --seeds 2 --tag _iterations
 	$(PY) bench/distill.py

@@ -140,7 +140,7 @@ def planted_recall(folder: Path, planted: Path) -> dict:
             "outlier_precision": len(flagged & set(outliers.tolist())) / max(len(flagged), 1)}
 
 
-def sample_recall(feats: Path, sample_file: Path, chunk: int = 262_144) -> float:
+def sample_recall(feats: Path, sample_file: Path, chunk: int = 32_768) -> float:
     """Recall@10 of the neighbour lists saved for 2,000 sampled rows against an exact fp32 search."""
     import torch
 
