@@ -125,7 +125,9 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     key = hash_json({"features": fingerprint_path(features), "cluster_size": cluster_size, "seed": seed,
                      "margin": margin, "version": VERSION})
     done = root / "partition.json"
-    if done.exists() and json.loads(done.read_text()).get("key") == key:
+    files = [root / f for f in ("clusters.npz", "vectors.npy", "rows.npy", "sims.npy", "guest_vectors.npy",
+                                "guest_rows.npy")]
+    if done.exists() and json.loads(done.read_text()).get("key") == key and all(f.exists() for f in files):
         log.info("partition: cached (%s)", root)
         return Partition.open(root)
     root.mkdir(parents=True, exist_ok=True)

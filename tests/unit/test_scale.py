@@ -128,3 +128,11 @@ def test_audit_uses_the_partition_above_the_memory_threshold(tmp_path, monkeypat
     o = pd.read_parquet(ws.root / "audit" / "outliers.parquet")
     assert len(o) == 1797 and list(o["index"]) == list(range(1797))
     assert (ws.root / "audit" / "partition" / "fake@8" / "partition.json").exists()
+
+
+def test_a_partition_missing_a_file_is_rebuilt(partitioned):
+    _, _, _, part, tmp_path = partitioned
+    (part.root / "vectors.npy").unlink()
+    again = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=250, chunk=700)
+    assert (again.root / "vectors.npy").exists()
+    np.testing.assert_array_equal(again.sizes, part.sizes)
