@@ -113,9 +113,14 @@ class AuditData:
         return (self.features is not None and "features_path" in self.extras and "partition_dir" in self.extras
                 and self.features.shape[0] * self.features.shape[1] * 4 > IN_MEMORY_BYTES)
 
-    def partition_results(self, threshold: float = 0.92):
+    def partition_results(self, threshold: float | None = None):
         """(near-duplicate pairs at cosine ``threshold``, per-row outlier z in row order, info), computed
-        once per threshold and shared by the checks."""
+        once and shared by the checks (``threshold=None``: whichever pass already ran, else the default)."""
+        from .duplicates import EMBEDDING_THRESHOLD
+
+        done = [k for k in self.extras if isinstance(k, tuple) and k[0] == "partition_results"]
+        if threshold is None:
+            threshold = done[0][1] if done else EMBEDDING_THRESHOLD
         key = ("partition_results", threshold)
         if key not in self.extras:
             from .. import scale

@@ -96,27 +96,30 @@ def _knn_engine(vectors, k, queries, index, exclude_self, method, rerank, engine
 
 
 class _BlockSearch:
-    """The per-worker state of a blocked search: the vectors, or the deserialised index."""
+    """The per-worker state of a blocked search, built once per worker: the vectors (bf16 search), the
+    vectors and their flat FAISS index, or the deserialised IVF index."""
 
     def __init__(self, k, exact, self_search, method, rerank):
         self.k, self.exact, self.self_search, self.method, self.rerank = k, exact, self_search, method, rerank
 
     def __call__(self, shared):
-        if self.exact:
-            return self, shared, None
-        import faiss
+        if not self.exact:
+            import faiss
 
-        return self, None, faiss.deserialize_index(shared)
+            return self, None, faiss.deserialize_index(shared)
+        if self.method == "bf16" or (self.method == "auto" and bf16_native()):
+            return self, shared, None
+        return self, shared, build_index(shared)
 
 
 def _search_block(state, block):
     spec, vectors, index = state
     start, stop, queries = block
-    if spec.exact:
-        q = vectors[start:stop] if queries is None else queries
-        return _search(vectors, spec.k, q, None, spec.self_search, spec.method, spec.rerank,
-                       start if spec.self_search else None)
-    return _knn_faiss(None, spec.k, queries, index, spec.self_search, start if spec.self_search else None)
+    q = vectors[start:stop] if queries is None else queries
+    offset = start if spec.self_search else None
+    if index is None:
+        return _knn_bf16(vectors, spec.k, q, spec.self_search, spec.rerank, offset)
+    return _knn_faiss(None, spec.k, q, index, spec.self_search, offset)
 
 
 def bf16_native() -> bool:
