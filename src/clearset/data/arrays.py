@@ -96,6 +96,8 @@ class RowReader(_OpenFile):
 
     def rows(self, index: np.ndarray) -> np.ndarray:
         """Rows at sorted positions ``index`` (one read per row: for samples, not for passes)."""
-        return np.stack([self.read(int(i), int(i) + 1)[0] for i in index]) if len(index) else \
-            np.zeros((0, self.shape[1]), self.dtype)
+        out = np.empty((len(index), self.shape[1]), self.dtype)
+        for j, i in enumerate(index):
+            out[j] = self.read(int(i), int(i) + 1)[0]
+        return out
 
