@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .data.arrays import RowFile, RowReader
+from .engines import using
 from .progress import bar
 from .vectors import normalise_features
 from .workspace import atomic_path, fingerprint_path, hash_json, write_json
@@ -148,8 +149,6 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     assign_file = RowFile.create(root / "assign.npy", (n, 2), np.int32)  # home cluster, guest cluster or -1
     sim_file = RowFile.create(root / "row_sims.npy", (n, 1), np.float32)
     sizes, sim_sums, guest_sizes = np.zeros(k, np.int64), np.zeros(k, np.float64), np.zeros(k, np.int64)
-    from .engines import using
-
     starts = list(range(0, n, chunk))
     with bar(total=n, desc="partition: assign", unit="row") as progress, using(engine) as eng:
         work = _AssignChunk(str(features), chunk, margin)
@@ -288,8 +287,7 @@ def block_knn(x: np.ndarray, k: int, extra: np.ndarray | None = None) -> tuple[n
     if (extra is None or not len(extra)) and len(x) > LARGE_BLOCK:  # one big cluster: bf16 + fp32 re-rank
         from .audit.knn import knn
 
-        s, i = knn(np.ascontiguousarray(x, dtype=np.float32), min(k, len(x) - 1), method="auto")
-        return s, i
+        return knn(np.ascontiguousarray(x, dtype=np.float32), min(k, len(x) - 1))
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     base = t if extra is None or not len(extra) else torch.cat([t, torch.from_numpy(np.asarray(extra, np.float32))])
     m = len(t)
@@ -309,8 +307,6 @@ def block_knn(x: np.ndarray, k: int, extra: np.ndarray | None = None) -> tuple[n
 def cluster_neighbours(part: Partition, k: int, *, engine=None):
     """Yield (rows, sims (M, k), neighbour rows (M, k)) group by group: each row's k nearest rows among
     its cluster's members and guests (missing: -1 / -inf)."""
-    from .engines import using
-
     items = [(c0, c1, k) for c0, c1 in part.groups()]
     with using(engine) as eng:
         yield from eng.map(_group_neighbours, items, prepare=_Open(str(part.root)), threads=1)
@@ -367,9 +363,8 @@ def row_scores(part: Partition, info: dict) -> np.ndarray:
     """The outlier z of every row, in row order (N float32: the one per-row array held in memory)."""
     out = np.empty(part.n, np.float32)
     dist, rows_in = RowReader(part.root / "mean_distance.npy"), RowReader(part.root / "rows.npy")
-    scale = info["mad"] if info["mad"] > 1e-12 else info["scale"]
     for s in range(0, part.n, CHUNK):
-        out[rows_in.read(s, s + CHUNK)[:, 0]] = (dist.read(s, s + CHUNK)[:, 0] - info["median_distance"]) / scale
+        out[rows_in.read(s, s + CHUNK)[:, 0]] = (dist.read(s, s + CHUNK)[:, 0] - info["median_distance"]) / info["scale"]
     return out
 
 
@@ -397,17 +392,14 @@ def dbp_select(part: Partition, keep: float, *, temperature: float = 0.5, balanc
     """DBP (clearset.curate.density) over the partition's clusters: quotas from complexity
     d_intra · d_inter, then each cluster's quota of its least prototypical members. Returns kept rows, sorted."""
     from .audit.knn import knn
-    from .curate.base import bounded_quotas
+    from .curate.density import complexity_quotas
 
     k, sizes = len(part.sizes), part.sizes
     n_keep = int(round(keep * part.n))
     d_intra = 1 - part.sim_sums / np.maximum(sizes, 1)
     m = min(nearest, k - 1)
-    d_inter = (1 - knn(part.centroids, m)[0]).mean(1) if m > 0 else np.ones(k)
-    c = d_intra * d_inter
-    p = np.where(sizes > 0, np.exp((c - c.max()) / temperature), 0)
-    p /= p.sum()
-    quota = bounded_quotas(p * n_keep, np.full(k, balance * n_keep / k), sizes, n_keep)
+    d_inter = (1 - knn(part.centroids, m)[0]).mean(1) if m > 0 else np.ones(k)  # k x m, not k x k
+    quota = complexity_quotas(d_intra * d_inter, sizes, n_keep, temperature, balance)
     kept = []
     for c0, c1 in part.groups(max_rows=CHUNK):
         rows, _, sims = part.block(c0, c1, vectors=False)

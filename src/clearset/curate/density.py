@@ -35,6 +35,16 @@ def cluster_complexity(centroids: np.ndarray, assign: np.ndarray, sim: np.ndarra
     return d_intra, (1 - top).mean(1)
 
 
+def complexity_quotas(c: np.ndarray, sizes: np.ndarray, n_keep: int, temperature: float = TEMPERATURE,
+                      balance: float = BALANCE) -> np.ndarray:
+    """Rows to keep per cluster: shares softmax(C / T) of ``n_keep`` (empty clusters none), at least
+    ``balance`` of an even share and at most the cluster's size (steps 3-4 above)."""
+    k = len(c)
+    p = np.where(sizes > 0, np.exp((c - c.max()) / temperature), 0)
+    p /= p.sum()
+    return bounded_quotas(p * n_keep, np.full(k, balance * n_keep / k), sizes, n_keep)
+
+
 def dbp_rows(x: np.ndarray, n_keep: int, seed: int, clusters: int | None, temperature: float = TEMPERATURE,
              balance: float = BALANCE) -> tuple[np.ndarray, dict]:
     k = clusters or max(1, min(100, len(x) // 10))
@@ -43,10 +53,7 @@ def dbp_rows(x: np.ndarray, n_keep: int, seed: int, clusters: int | None, temper
     sizes = np.bincount(assign, minlength=k)
     d_intra, d_inter = cluster_complexity(centroids, assign, sim)
     c = d_intra * d_inter
-    p = np.exp((c - c.max()) / temperature)
-    p = np.where(sizes > 0, p, 0)
-    p /= p.sum()
-    quota = bounded_quotas(p * n_keep, np.full(k, balance * n_keep / k), sizes, n_keep)
+    quota = complexity_quotas(c, sizes, n_keep, temperature, balance)
     keep = []
     for j in np.flatnonzero(quota):
         members = np.flatnonzero(assign == j)
