@@ -4,7 +4,9 @@ For each label set, 5-fold out-of-fold probabilities of ``--recipe`` (default ci
 epochs) trained on the pixels of the other folds (``clearset oof``, through clearset's trainer); then
 confident learning
 (cleanlab find_label_issues, prune_by_class) on (a) the feature models alone (clearset's default:
-logistic regression + kNN on EfficientNet-Lite0@128 features), (b) the CNN alone, (c) the mean of both.
+logistic regression + kNN on EfficientNet-Lite0@128 features), (b) the CNN alone, (c) the mean of both;
+with ``--clean`` also (d) the CNN trained per fold without the images the feature models flag within its
+training folds (``clearset oof --clean``), alone and (e) averaged with the feature models.
 Baseline as in bench/audit_cifar10n.py: scikit-learn LogisticRegression OOF on the same features +
 cleanlab defaults. Reports precision, recall, F1, AUROC of label quality and the F1 gain over baseline.
 
@@ -42,6 +44,7 @@ def main() -> None:
     ap.add_argument("--recipe", default="cifar-resnet8-fast")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--clean", action="store_true", help="also the CNN trained on cleaned training folds")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "label_issues_cnn.json")
     args = ap.parse_args()
     clean = np.load(SHARED / "labels" / "cifar10n_clean.npy")
@@ -59,8 +62,16 @@ def main() -> None:
         cnn = np.load(pixel_oof(ws, recipe=args.recipe, folds=args.folds, seed=args.seed))
         print(f"{name:6s} pixel OOF ({time.perf_counter() - t:.0f} s): agreement with the given labels "
               f"{(cnn.argmax(1) == labels).mean():.4f}", flush=True)
+        arms = {"features": feat, "cnn": cnn, "features+cnn": (feat + cnn) / 2}
+        if args.clean:
+            t = time.perf_counter()
+            cleaned = np.load(pixel_oof(ws, recipe=args.recipe, folds=args.folds, seed=args.seed, clean=True))
+            print(f"{name:6s} pixel OOF, cleaned folds ({time.perf_counter() - t:.0f} s): accuracy vs clean labels "
+                  f"{(cleaned.argmax(1) == clean).mean():.4f} (uncleaned {(cnn.argmax(1) == clean).mean():.4f})",
+                  flush=True)
+            arms.update({"cnn-clean": cleaned, "features+cnn-clean": (feat + cleaned) / 2})
         row = {"noise": float(truth.mean()), "baseline": scores(b_flags, b_quality, truth)}
-        for arm, p in {"features": feat, "cnn": cnn, "features+cnn": (feat + cnn) / 2}.items():
+        for arm, p in arms.items():
             flags = find_label_issues(labels, p, filter_by="prune_by_class")
             row[arm] = scores(flags, p[np.arange(len(labels)), labels], truth)
             row[arm]["f1_gain"] = row[arm]["f1"] - row["baseline"]["f1"]

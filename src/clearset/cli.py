@@ -162,13 +162,18 @@ def oof(
     folds: int = typer.Option(5, help="Number of stratified folds."),
     seed: int = typer.Option(0, help="Seed of the folds and the runs."),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
+    clean: bool = typer.Option(False, help="Leave out of each fold's training set the images the embedding "
+                               "models flag within it (needs `clearset embed`); the held-out fold stays unseen."),
+    features: Optional[str] = typer.Option(None, help="With --clean: which features, backbone@size "
+                                           "(default: the first embedded)."),
     force: bool = typer.Option(False, help="Retrain every fold."),
 ):
     """Out-of-fold class probabilities of networks trained on the pixels (one cached run per fold);
     use them with `clearset audit --pred-probs FILE --combine`."""
     from .audit.oof import pixel_oof
 
-    typer.echo(str(pixel_oof(workspace, recipe=recipe, folds=folds, seed=seed, epochs=epochs, force=force)))
+    typer.echo(str(pixel_oof(workspace, recipe=recipe, folds=folds, seed=seed, epochs=epochs, clean=clean,
+                             features=features, force=force)))
 
 
 @command

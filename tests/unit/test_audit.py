@@ -321,6 +321,37 @@ def test_pixel_oof_and_combined_label_issues(tmp_path):
     assert s["checks"]["label_issues"]["models"] == ["logreg", "knn", "given pred_probs"]
 
 
+def test_pixel_oof_clean_leaves_out_flagged_training_rows_only(tmp_path, monkeypatch):
+    """--clean: each fold's network trains on its training folds minus what the embedding models flag
+    there, and the flags are computed without the held-out fold (its probabilities stay out-of-fold)."""
+    import json
+
+    import clearset.audit.oof as oof
+    from clearset.audit.label_issues import fold_indices
+    from clearset.train.recipes import RECIPES, Recipe, register_recipe
+
+    if "oof-tiny" not in RECIPES:
+        register_recipe(Recipe("oof-tiny", "test", model="resnet8", epochs=1, batch_size=64, lr=0.05, image_size=8,
+                               crop_pad=0))
+    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    with pytest.raises(ParameterError, match="clearset embed"):
+        oof.pixel_oof(ws, recipe="oof-tiny", folds=2, clean=True)
+    clearset.embed(ws, backbone="efficientnet_lite0", image_size=32)
+    labels = ws.manifest()["label"].to_numpy()
+    seen = []
+    real = oof._flagged
+    monkeypatch.setattr(oof, "_flagged", lambda x, y, c, seed: seen.append(len(y)) or real(x, y, c, seed))
+    path = oof.pixel_oof(ws, recipe="oof-tiny", folds=2, clean=True)
+    assert path.name.endswith("-clean.npy") and np.allclose(np.load(path).sum(1), 1, atol=1e-4)
+    splits = fold_indices(labels, 2, 0)
+    assert seen == [len(tr) for tr, _ in splits]  # the cleaning saw the training folds only
+    meta = json.loads(ws.sidecar_of(path).read_text())
+    left_out = meta["left_out_per_fold"]
+    for f, ((tr, te), dropped) in enumerate(zip(splits, left_out)):
+        sub = set(pd.read_parquet(ws.root / "oof" / f"fold{f}-of2-s0-clean.parquet")["index"])
+        assert sub <= set(tr.tolist()) and len(sub) == len(tr) - dropped and not sub & set(te.tolist())
+
+
 def test_blockwise_normalisation_equals_the_whole_array(monkeypatch):
     import clearset.vectors as vectors
 

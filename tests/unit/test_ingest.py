@@ -171,3 +171,26 @@ def test_interrupted_ingest_resumes_from_staged_chunks(tmp_path, monkeypatch):
     m = ws.manifest()
     assert m["index"].tolist() == list(range(50)) and m["label"].tolist() == (np.arange(50) % 3).tolist()
     assert not (tmp_path / "ws" / ".staging").exists()
+
+
+def test_manifest_is_streamed_in_row_groups_with_the_same_rows(tmp_path, monkeypatch):
+    """The manifest is written part by part (one staged chunk in memory): small chunks and row groups give
+    the same manifest as one, per-split label overrides included, and the file has several row groups."""
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.integers(0, 256, (70, 4, 4, 3), dtype=np.uint8),
+             y_train=np.arange(70) % 3, x_test=rng.integers(0, 256, (30, 4, 4, 3), dtype=np.uint8),
+             y_test=np.arange(30) % 3)
+    np.save(tmp_path / "test_labels.npy", (np.arange(30) + 1) % 3)
+    args = dict(split=["train", "test"], labels=[f"test={tmp_path / 'test_labels.npy'}"])
+    whole = ingest(str(tmp_path / "d.npz"), tmp_path / "ws1", **args).manifest()
+    monkeypatch.setattr(ingest_mod, "CHUNK", 16)
+    monkeypatch.setattr(ingest_mod, "ROW_GROUP", 40)
+    ws = ingest(str(tmp_path / "d.npz"), tmp_path / "ws2", **args)
+    pd.testing.assert_frame_equal(ws.manifest(), whole)
+    assert pq.ParquetFile(ws.manifest_path).num_row_groups == 3
+    test = whole[whole["split"] == "test"]
+    assert test["label"].tolist() == ((np.arange(30) + 1) % 3).tolist()
+    assert test["original_label"].tolist() == (np.arange(30) % 3).tolist()
+    assert whole["index"].tolist() == list(range(100))

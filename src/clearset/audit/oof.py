@@ -6,6 +6,12 @@ measures it). Each of ``folds`` stratified folds of the labelled images is predi
 trained on the other folds through clearset's trainer (so every fold run is cached and resumable).
 Writes ``WS/oof/<recipe>-f<folds>-s<seed>.npy`` (N, C) float32 (zeros for unlabelled rows) with a
 sidecar; pass it to ``clearset audit --pred-probs FILE --combine`` to average it with the embedding models.
+
+``clean=True`` (``--clean``): before each fold's network is trained, the embedding models (the audit's
+default label-issue check) are run on that fold's training images alone, and the images they flag are left
+out of its training set. A network memorises wrong labels; one trained on the cleaner remainder predicts
+the held-out fold better. The held-out fold's labels play no part in the cleaning, so its probabilities
+stay out-of-fold. Needs stored features (``clearset embed``; ``features`` picks which).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ log = logging.getLogger("clearset")
 
 
 def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8-fast", folds: int = 5,
-              seed: int = 0, epochs: int | None = None, force: bool = False) -> Path:
+              seed: int = 0, epochs: int | None = None, clean: bool = False, features: str | None = None,
+              force: bool = False) -> Path:
     import pandas as pd
     import torch
 
@@ -39,16 +46,33 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
     if labelled["label"].nunique() < 2:
         raise ParameterError(f"{ws.root}: out-of-fold models need labelled images of at least two classes")
     index, labels = labelled["index"].to_numpy(np.int64), labelled["label"].to_numpy(np.int64)
-    path = ws.root / "oof" / f"{recipe}-f{folds}-s{seed}.npy"
-    step = ws.step("oof", params={"recipe": recipe, "folds": folds, "seed": seed, "epochs": epochs},
-                   inputs={"manifest": ws.fingerprint(ws.manifest_path)}, outputs=[path], sidecar=ws.sidecar_of(path))
+    name = f"{recipe}-f{folds}-s{seed}" + ("-clean" if clean else "")
+    path = ws.root / "oof" / f"{name}.npy"
+    inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
+    x = None
+    if clean:
+        from . import _choose_features
+        from ..vectors import normalise_features
+
+        feat_path, inputs["features"] = _choose_features(ws, features)
+        if feat_path is None:
+            raise ParameterError(f"--clean needs stored features: run `clearset embed {ws.root}` first")
+        x = normalise_features(np.load(feat_path, mmap_mode="r")[index])
+    step = ws.step("oof", params={"recipe": recipe, "folds": folds, "seed": seed, "epochs": epochs, "clean": clean},
+                   inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))
     if step.cached() and not force:
         log.info("oof: cached %s", path)
         return path
     probs = np.zeros((len(m), len(ws.classes())), np.float32)
-    images = None
+    images, dropped = None, []
     for f, (tr, te) in enumerate(fold_indices(labels, folds, seed)):
-        sub = ws.root / "oof" / f"fold{f}-of{folds}-s{seed}.parquet"
+        if clean:
+            keep = ~_flagged(x[tr], labels[tr], len(ws.classes()), seed)
+            dropped.append(int((~keep).sum()))
+            log.info("oof: fold %d/%d trains on %d images (%d flagged by the embedding models left out)",
+                     f + 1, folds, int(keep.sum()), dropped[-1])
+            tr = tr[keep]
+        sub = ws.root / "oof" / f"fold{f}-of{folds}-s{seed}{'-clean' if clean else ''}.parquet"
         sub.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"index": index[tr]}).to_parquet(sub)
         run = train(ws, recipe=recipe, epochs=epochs, seed=seed + f, subset=sub, train_split=None, eval_split=None,
@@ -64,5 +88,13 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, probs)
     agree = float((probs[index].argmax(1) == labels).mean())
-    step.finish(images=int(len(index)), agreement=agree)
+    step.finish(images=int(len(index)), agreement=agree, **({"left_out_per_fold": dropped} if clean else {}))
     return path
+
+
+def _flagged(x: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
+    """The default label-issue flags of normalised features ``x`` with ``labels``, from these rows alone."""
+    from .label_issues import find_label_issues, out_of_fold_probs
+
+    probs = out_of_fold_probs(x, labels, n_classes, seed=seed, normalised=True)
+    return find_label_issues(labels, probs)["is_label_issue"].to_numpy()

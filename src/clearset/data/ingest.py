@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -20,13 +21,14 @@ import pyarrow.parquet as pq
 from ..engines import Engine, using
 from ..errors import ClearsetError, ImageError, LabelError, ParameterError, SourceError
 from ..progress import bar
-from ..workspace import Workspace, fingerprint_path, write_json, write_table
+from ..workspace import Workspace, atomic_path, fingerprint_path, write_json, write_table
 from .images import decode, pixel_sha256
 from .labels import LabelOverride
 from .sources import Record, Source, open_source
 
 log = logging.getLogger("clearset")
 CHUNK = 8192  # records per staged part
+ROW_GROUP = 1 << 17  # manifest rows per parquet row group
 TASK = 128  # records per thread task (amortises scheduling over tiny images)
 MANIFEST_SCHEMA = pa.schema([
     ("index", pa.int64()), ("split", pa.string()), ("label", pa.int64()), ("source", pa.string()),
@@ -82,32 +84,33 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
         if on_error == "fail" and src.problems:
             raise SourceError(f"{src.problems[0]['source']}: {src.problems[0]['error']}")
         with using(engine, threads=threads) as eng:
-            rows = _staged_rows(src, staging, on_error, eng)
-        manifest, errors = _finalise(rows, src, overrides, str(source))
+            parts = _stage(src, staging, on_error, eng)
+        written = _write_manifest(staging, parts, src, overrides, str(source), ws.manifest_path)
     except ClearsetError:
         shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(ws.staging_dir, ws.root if created else None)
         raise
     write_json(ws.classes_path, src.classes)
     write_json(ws.source_path, src.store_spec())
-    write_table(ws.manifest_path, manifest)
+    errors = written.errors
     if len(errors):
         write_table(ws.errors_path, errors)
         log.warning("ingest: %d image(s) skipped, listed in %s", len(errors), ws.errors_path)
     elif ws.errors_path.exists():
         ws.errors_path.unlink()
-    counts = manifest["split"].value_counts(sort=False).to_dict()
-    step.finish(images=len(manifest), skipped=len(errors), splits=counts, classes=len(src.classes))
+    counts = written.splits
+    step.finish(images=written.images, skipped=len(errors), splits=counts, classes=len(src.classes))
     shutil.rmtree(staging, ignore_errors=True)
     _remove_if_empty(None, ws.staging_dir)
-    log.info("ingest: %d images (%s), %d classes -> %s", len(manifest),
+    log.info("ingest: %d images (%s), %d classes -> %s", written.images,
              ", ".join(f"{k} {v}" for k, v in counts.items()), len(src.classes), ws.manifest_path)
     return ws
 
 
 # ------------------------------------------------------------------------------------------- stages
-def _staged_rows(src: Source, staging: Path, on_error: str, engine: Engine) -> pd.DataFrame:
-    """Decode and hash every record, CHUNK at a time; completed chunks survive a crash."""
+def _stage(src: Source, staging: Path, on_error: str, engine: Engine) -> int:
+    """Decode and hash every record, CHUNK at a time, into ``staging/part-*.parquet`` (completed chunks
+    survive a crash); returns the number of parts. Only one chunk of records is in memory at a time."""
     staging.mkdir(parents=True, exist_ok=True)
     done = 0
     while (staging / f"part-{done:06d}.parquet").exists():
@@ -126,17 +129,17 @@ def _staged_rows(src: Source, staging: Path, on_error: str, engine: Engine) -> p
                 bad = next((r for r in rows if r["error"] is not None), None)
                 if bad is not None:
                     raise ImageError(bad["error"])
-            write_table(staging / f"part-{part:06d}.parquet", pd.DataFrame(rows, columns=_ROW_COLUMNS))
+            write_table(staging / f"part-{part:06d}.parquet", pa.Table.from_pylist(rows, schema=_ROW_SCHEMA))
         part += 1
         progress.update(len(chunk))
     progress.close()
-    parts = [pq.read_table(staging / f"part-{i:06d}.parquet") for i in range(part)]
-    if not parts:
-        return pd.DataFrame(columns=_ROW_COLUMNS)
-    return pa.concat_tables(parts).to_pandas()
+    return part
 
 
-_ROW_COLUMNS = ["position", "split", "label", "source", "sha256", "height", "width", "error"]
+_ROW_SCHEMA = pa.schema([
+    ("position", pa.int64()), ("split", pa.string()), ("label", pa.int64()), ("source", pa.string()),
+    ("sha256", pa.string()), ("height", pa.int32()), ("width", pa.int32()), ("error", pa.string()),
+])
 
 
 def _inspect_batch(batch: list[tuple[int, Record]]) -> list[dict]:
@@ -158,40 +161,71 @@ def _where(rec: Record) -> str:
     return str(rec.payload) if isinstance(rec.payload, Path) else rec.locator
 
 
-def _finalise(rows: pd.DataFrame, src: Source, overrides: list[LabelOverride], source: str):
-    if len(rows) == 0:
+@dataclass
+class _Written:
+    images: int
+    splits: dict[str, int]
+    errors: pd.DataFrame
+
+
+def _write_manifest(staging: Path, parts: int, src: Source, overrides: list[LabelOverride], source: str,
+                    path: Path) -> _Written:
+    """Stream the staged parts into the manifest, in row groups of ``ROW_GROUP`` rows (one staged part in
+    memory at a time, whatever N): label overrides applied, unreadable images moved to the errors, labels
+    checked against the classes. Atomic: on any error nothing is written."""
+    files = [staging / f"part-{i:06d}.parquet" for i in range(parts)]
+    counts: dict[str, int] = {}  # every record of each split, readable or not: what --labels files index
+    for f in files:
+        for item in pq.read_table(f, columns=["split"]).column("split").value_counts().to_pylist():
+            counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+    if not counts:
         raise SourceError(f"{source}: no images found")
-    rows = rows.sort_values("position", kind="stable").reset_index(drop=True)
-    counts = rows["split"].value_counts(sort=False).to_dict()
     _check_override_lengths(overrides, counts, source)
-    rows["original_label"] = rows["label"]
-    for o in overrides:
-        target = rows.index if o.split is None else rows.index[rows["split"] == o.split]
-        rows.loc[target, "label"] = o.labels
-    good = rows[rows["error"].isna()].reset_index(drop=True)
-    problems = pd.DataFrame(src.problems, columns=["source", "error"])
-    errors = pd.concat([rows.loc[rows["error"].notna(), ["source", "error"]], problems], ignore_index=True)
-    if len(good) == 0:
-        raise SourceError(f"{source}: none of the {len(rows)} images could be read; first error: "
-                          f"{errors['error'].iloc[0]}")
+    schema = MANIFEST_SCHEMA.append(pa.field("original_label", pa.int64())) if overrides else MANIFEST_SCHEMA
     n_classes = len(src.classes)
-    bad = good["label"] >= n_classes
-    if bad.any():
-        row = good[bad].iloc[0]
-        raise LabelError(f"{row['source']}: label {row['label']} is out of range for the {n_classes} classes "
-                         f"({', '.join(src.classes[:10])}); fix the labels or pass --classes")
-    manifest = pd.DataFrame({
-        "index": np.arange(len(good), dtype=np.int64),
-        "split": good["split"].astype(str),
-        "label": good["label"].astype(np.int64),
-        "source": good["source"].astype(str),
-        "sha256": good["sha256"].astype(str),
-        "height": good["height"].astype(np.int32),
-        "width": good["width"].astype(np.int32),
-    })
-    if overrides:
-        manifest["original_label"] = good["original_label"].astype(np.int64).to_numpy()
-    return manifest, errors
+    seen = dict.fromkeys(counts, 0)  # position within its split of the next record
+    images, splits, errors, pending = 0, {}, [], []
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for f in files:
+            rows = pq.read_table(f).to_pandas().sort_values("position", kind="stable").reset_index(drop=True)
+            labels = rows["label"].to_numpy(np.int64).copy()
+            for name, idx in rows.groupby("split", sort=False).indices.items():
+                for o in overrides:
+                    if o.split is None or o.split == name:
+                        at = rows["position"].to_numpy()[idx] if o.split is None else seen[name] + np.arange(len(idx))
+                        labels[idx] = o.labels[at]
+                seen[name] += len(idx)
+            ok = rows["error"].isna().to_numpy()
+            errors.append(rows.loc[~ok, ["source", "error"]])
+            good, labels = rows[ok], labels[ok]
+            bad = labels >= n_classes
+            if bad.any():
+                raise LabelError(f"{good['source'].iloc[int(np.argmax(bad))]}: label {labels[bad][0]} is out of range "
+                                 f"for the {n_classes} classes ({', '.join(src.classes[:10])}); fix the labels or "
+                                 f"pass --classes")
+            chunk = {"index": np.arange(images, images + len(good), dtype=np.int64), "split": good["split"],
+                     "label": labels, "source": good["source"], "sha256": good["sha256"],
+                     "height": good["height"].astype(np.int32), "width": good["width"].astype(np.int32)}
+            if overrides:
+                chunk["original_label"] = good["label"].astype(np.int64)
+            pending.append(pa.Table.from_pydict({k: pa.array(np.asarray(v)) if k not in ("split", "source", "sha256")
+                                                 else pa.array(v.tolist(), pa.string()) for k, v in chunk.items()},
+                                                schema=schema))
+            images += len(good)
+            for name, c in good["split"].value_counts(sort=False).items():
+                splits[name] = splits.get(name, 0) + int(c)
+            if sum(len(t) for t in pending) >= ROW_GROUP:  # whole row groups out, the rest waits
+                table = pa.concat_tables(pending)
+                full = len(table) // ROW_GROUP * ROW_GROUP
+                writer.write_table(table.slice(0, full), row_group_size=ROW_GROUP)
+                pending = [table.slice(full)]
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
+        errors = pd.concat(errors + [pd.DataFrame(src.problems, columns=["source", "error"])], ignore_index=True)
+        if images == 0:
+            raise SourceError(f"{source}: none of the {sum(counts.values())} images could be read; first error: "
+                              f"{errors['error'].iloc[0]}")
+    return _Written(images, splits, errors)
 
 
 def _check_override_lengths(overrides: list[LabelOverride], counts: dict[str, int] | None, source: str):
