@@ -104,7 +104,7 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
         EmbedResult with the feature path, its shape and throughput.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    manifest = ws.manifest()
+    n = ws.manifest_rows()
     if dtype not in ("float32", "float16"):
         raise ParameterError(f"--dtype must be float32 or float16, not {dtype!r}")
     if batch_size < 1 or chunk_size < 1:
@@ -119,9 +119,8 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     outputs = [feat_path] + ([logit_path] if bb.has_imagenet_head else [])
     step = ws.step("embed", params={"backbone": backbone, "image_size": size, "precision": prec,
                                     "dtype": dtype, "resize": RESIZE_POLICY},
-                   inputs={"pixels": pixel_fingerprint(manifest)}, outputs=outputs,
+                   inputs={"pixels": pixel_fingerprint(ws)}, outputs=outputs,
                    sidecar=ws.sidecar_of(feat_path))
-    n = len(manifest)
     if step.cached() and not force:
         meta = read_json(step.sidecar)
         log.info("embed: cached (%s); --force to redo", feat_path)
@@ -166,13 +165,15 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
                        cached=False)
 
 
-def pixel_fingerprint(manifest) -> str:
-    """Identity of the images, in order, and nothing else: relabelling a dataset keeps its features."""
+def pixel_fingerprint(ws: Workspace) -> str:
+    """Identity of the images, in order, and nothing else: relabelling a dataset keeps its features.
+    sha256 of the ``source`` column joined by newlines, then of the ``sha256`` column, read in batches."""
     import hashlib
 
     h = hashlib.sha256()
     for column in ("source", "sha256"):
-        h.update("\n".join(manifest[column].astype(str)).encode())
+        for b, batch in enumerate(ws.iter_manifest([column])):
+            h.update(("\n" if b else "").encode() + "\n".join(batch.column(0).to_pylist()).encode())
     return h.hexdigest()
 
 

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 from .errors import WorkspaceError
 
 SIDECAR_SUFFIX = ".meta.json"
+LAZY_LOCATORS = 2_000_000  # above this many images the image store reads locators a row group at a time
 
 
 # ----------------------------------------------------------------------------------------- atomic writes
@@ -239,15 +240,33 @@ class Workspace:
             self._manifest = pd.read_parquet(self.manifest_path)
         return self._manifest
 
+    def manifest_rows(self) -> int:
+        """Number of images, from the manifest's metadata (nothing read)."""
+        import pyarrow.parquet as pq
+
+        self.require_manifest()
+        return pq.ParquetFile(self.manifest_path).metadata.num_rows
+
+    def iter_manifest(self, columns: list[str], batch_rows: int = 1 << 17) -> Iterator[Any]:
+        """The manifest's ``columns`` as pyarrow RecordBatches of at most ``batch_rows`` rows, in order:
+        what stages that only scan it use, so a manifest larger than memory never is loaded whole."""
+        import pyarrow.parquet as pq
+
+        self.require_manifest()
+        yield from pq.ParquetFile(self.manifest_path).iter_batches(batch_size=batch_rows, columns=columns)
+
     def classes(self) -> list[str]:
         self.require_manifest()
         return list(read_json(self.classes_path))
 
     def store(self):
-        """The ImageStore that yields this workspace's pixels by index."""
-        from .data.store import open_store
+        """The ImageStore that yields this workspace's pixels by index. Above ``LAZY_LOCATORS`` images the
+        locators are read from the manifest a row group at a time as they are asked for."""
+        from .data.store import ParquetColumn, open_store
 
         self.require_manifest()
+        if self._manifest is None and self.manifest_rows() > LAZY_LOCATORS:
+            return open_store(read_json(self.source_path), ParquetColumn(self.manifest_path, "source"))
         return open_store(read_json(self.source_path), self.manifest()["source"].tolist())
 
     def feature_sets(self) -> list[dict[str, Any]]:

@@ -194,3 +194,26 @@ def test_manifest_is_streamed_in_row_groups_with_the_same_rows(tmp_path, monkeyp
     assert test["label"].tolist() == ((np.arange(30) + 1) % 3).tolist()
     assert test["original_label"].tolist() == (np.arange(30) % 3).tolist()
     assert whole["index"].tolist() == list(range(100))
+
+
+def test_large_manifests_give_a_store_that_reads_locators_by_row_group(tmp_path, monkeypatch):
+    import clearset.workspace as workspace_mod
+    from clearset.data.store import ParquetColumn
+    from clearset.workspace import Workspace
+
+    x = np.random.default_rng(0).integers(0, 256, (50, 4, 4, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(50) % 3)
+    monkeypatch.setattr(ingest_mod, "ROW_GROUP", 16)
+    ws = ingest(str(tmp_path / "d.npz"), tmp_path / "ws")
+    eager = ws.store()
+    monkeypatch.setattr(workspace_mod, "LAZY_LOCATORS", 10)
+    lazy = Workspace(ws.root).store()
+    col = lazy.locators
+    assert isinstance(col, ParquetColumn) and len(col) == 50 and len(lazy) == 50
+    assert list(col) == eager.locators and col[-1] == eager.locators[-1] and col[3:40:7] == eager.locators[3:40:7]
+    assert len(col._cache) <= 2  # at most two row groups of 16 held
+    for i in (0, 49, 17, 16, 15, 33):
+        assert np.array_equal(lazy.load(i), eager.load(i)) and np.array_equal(lazy.load(i), x[i])
+    with pytest.raises(IndexError):
+        col[50]
+    assert Workspace(ws.root).manifest_rows() == 50

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -24,7 +26,7 @@ STORES: Registry[type["ImageStore"]] = Registry("image store")
 class ImageStore:
     """Random access to decoded images. Subclasses implement ``read(locator)``."""
 
-    def __init__(self, spec: dict, locators: list[str]):
+    def __init__(self, spec: dict, locators: Sequence[str]):
         self.spec = spec
         self.locators = locators
 
@@ -48,7 +50,51 @@ class ImageStore:
         return ordered_map(work, indices, threads=threads)
 
 
-def open_store(spec: dict, locators: list[str]) -> ImageStore:
+class ParquetColumn(Sequence):
+    """One column of a parquet file as a read-only sequence, read one row group at a time as rows are
+    asked for (the last ``keep`` groups cached): the locators of a manifest larger than memory. Cheap
+    for the in-order access of embed and ingest; random access reads a row group per miss."""
+
+    def __init__(self, path: str | Path, column: str, keep: int = 2):
+        import pyarrow.parquet as pq
+
+        self.path, self.column, self.keep = Path(path), column, keep
+        meta = pq.ParquetFile(self.path).metadata
+        sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._cache: OrderedDict[int, list] = OrderedDict()
+        self._lock = threading.Lock()
+        self._file = None
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        g = int(np.searchsorted(self._starts, i, side="right")) - 1
+        with self._lock:
+            rows = self._cache.get(g)
+            if rows is None:
+                import pyarrow.parquet as pq
+
+                if self._file is None:
+                    self._file = pq.ParquetFile(self.path)
+                rows = self._file.read_row_group(g, columns=[self.column]).column(0).to_pylist()
+                self._cache[g] = rows
+                while len(self._cache) > self.keep:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(g)
+        return rows[i - self._starts[g]]
+
+
+def open_store(spec: dict, locators: Sequence[str]) -> ImageStore:
     from .sources import load_all
 
     load_all()  # source modules register the store kinds they need
