@@ -136,6 +136,9 @@ def audit(
                                  "one more pass of the backbone over the images."),
     combine: bool = typer.Option(False, help="label_issues averages --pred-probs (e.g. from `clearset oof`) with "
                                  "the embedding models instead of replacing them."),
+    stored_oof: bool = typer.Option(True, help="Without --pred-probs, average in the pixel networks' out-of-fold "
+                                    "probabilities `clearset oof` stored for this manifest, if any (the most "
+                                    "accurate label issues measured)."),
     engine: str = _engine_option(),
     address: Optional[str] = _address_option(),
     force: bool = typer.Option(False, help="Recompute cached checks."),
@@ -146,7 +149,8 @@ def audit(
 
     with _engine(engine, address) as eng:
         summary = run_audit(workspace, checks=_split_list(checks), features=features, pred_probs=pred_probs,
-                            threshold=threshold, spatial=spatial, combine=combine, engine=eng, force=force)
+                            threshold=threshold, spatial=spatial, combine=combine, stored_oof=stored_oof,
+                            engine=eng, force=force)
     for name, s in summary["checks"].items():
         figures = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         typer.echo(f"{name:13s} " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"

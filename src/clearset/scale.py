@@ -55,7 +55,9 @@ LARGE_BLOCK = 20_000  # above: clearset.audit.knn's exact search (bf16 candidate
 BLOCK_SCORES = 32_000_000  # fp32 scores held at once inside one cluster (128 MB)
 EXACT_ROWS = 100_000  # up to this many rows: one cluster, the exact search (N^2, but cheaper than partitioning)
 MARGIN = 0.02  # guest copies: second-nearest centroid within this cosine of the nearest
-VERSION = 2
+GUEST_SHARE = 0.25  # above this share of border rows in the sample, halve the cluster count...
+MAX_CLUSTER_SIZE = 8_000  # ...while clusters stay at most this large on average (bounds the time per row)
+VERSION = 3
 
 
 @dataclass
@@ -114,7 +116,8 @@ class Partition:
 
 
 def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLUSTER_SIZE, seed: int = 0,
-              margin: float = MARGIN, chunk: int = CHUNK, engine=None) -> Partition:
+              margin: float = MARGIN, chunk: int = CHUNK, guest_share: float = GUEST_SHARE,
+              max_cluster_size: int = MAX_CLUSTER_SIZE, engine=None) -> Partition:
     """Partition the (N, D) ``.npy`` at ``features`` into clusters of about ``cluster_size`` rows under
     ``root`` (a cache: the same file and parameters reuse a finished partition). A row whose second-nearest
     centroid is within ``margin`` (cosine) of its nearest is also stored as a guest of that second cluster,
@@ -124,7 +127,8 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
 
     features, root = Path(features), Path(root)
     key = hash_json({"features": fingerprint_path(features), "cluster_size": cluster_size, "seed": seed,
-                     "margin": margin, "version": VERSION})
+                     "margin": margin, "guest_share": guest_share, "max_cluster_size": max_cluster_size,
+                     "version": VERSION})
     done = root / "partition.json"
     files = [root / f for f in ("clusters.npz", "vectors.npy", "rows.npy", "sims.npy", "guest_vectors.npy",
                                 "guest_rows.npy")]
@@ -139,8 +143,19 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     m = min(n, max(SAMPLE, 16 * k))
-    sample = src.read(0, n) if m == n else src.rows(np.sort(rng.choice(n, m, replace=False)))
-    centroids, _, _ = spherical_kmeans(normalise_features(sample), k, seed, niter=KMEANS_ITERATIONS)
+    sample = normalise_features(src.read(0, n) if m == n else src.rows(np.sort(rng.choice(n, m, replace=False))))
+    centroids, _, _ = spherical_kmeans(sample, k, seed, niter=KMEANS_ITERATIONS)
+    tried = []
+    # clusters that cut through dense groups leave many rows on a border (guests): coarsen while they do
+    while len(centroids) > 1:
+        share = float((_assign(centroids, sample, margin)[0][:, 1] >= 0).mean())
+        tried.append({"clusters": len(centroids), "guest_share": round(share, 4)})
+        coarser = len(centroids) // 2
+        if share <= guest_share or n / coarser > max_cluster_size:
+            break
+        log.info("partition: %.0f%% of the sample lies on a cluster border at k = %d; trying k = %d",
+                 100 * share, len(centroids), coarser)
+        centroids, _, _ = spherical_kmeans(sample, coarser, seed, niter=KMEANS_ITERATIONS)
     del sample
     k = len(centroids)
     t_kmeans = time.perf_counter() - t0
@@ -181,7 +196,7 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
         np.savez(fh, centroids=centroids, sizes=sizes, sim_sums=sim_sums, guest_sizes=guest_sizes)
     (root / "assign.npy").unlink()
     (root / "row_sims.npy").unlink()
-    write_json(done, {"key": key, "n": n, "dim": d, "clusters": k, "guests": int(guest_sizes.sum()),
+    write_json(done, {"key": key, "n": n, "dim": d, "clusters": k, "guests": int(guest_sizes.sum()), "tried": tried,
                       "kmeans_seconds": round(t_kmeans, 2), "seconds": round(time.perf_counter() - t0, 2)})
     return Partition(root, centroids, sizes, sim_sums, guest_sizes)
 

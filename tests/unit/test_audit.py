@@ -315,10 +315,21 @@ def test_pixel_oof_and_combined_label_issues(tmp_path):
         sub = pd.read_parquet(json.loads((run / "config.json").read_text())["subset_file"])
         assert len(sub) < len(labels)
     with pytest.raises(ParameterError, match="--pred-probs"):
-        run_audit(ws, checks=["label_issues"], combine=True)
+        run_audit(ws, checks=["label_issues"], combine=True, stored_oof=False)
     clearset.embed(ws, backbone="efficientnet_lite0", image_size=32)
     s = run_audit(ws, checks=["label_issues"], pred_probs=path, combine=True)
     assert s["checks"]["label_issues"]["models"] == ["logreg", "knn", "given pred_probs"]
+    # with no options the stored pixel OOF of this manifest is averaged in; not when told, nor for other labels
+    from clearset.audit import stored_pixel_oof
+
+    assert stored_pixel_oof(ws) == path
+    assert run_audit(ws, checks=["label_issues"])["checks"]["label_issues"]["models"] == [
+        "logreg", "knn", "given pred_probs"]
+    assert run_audit(ws, checks=["label_issues"], stored_oof=False)["checks"]["label_issues"]["models"] == [
+        "logreg", "knn"]
+    np.save(tmp_path / "flipped.npy", (labels + 1) % 10)
+    relabelled = clearset.ingest("builtin:digits", tmp_path / "ws", labels=[str(tmp_path / "flipped.npy")])
+    assert stored_pixel_oof(relabelled) is None
 
 
 def test_pixel_oof_clean_leaves_out_flagged_training_rows_only(tmp_path, monkeypatch):

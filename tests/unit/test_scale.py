@@ -136,3 +136,34 @@ def test_a_partition_missing_a_file_is_rebuilt(partitioned):
     again = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=250, chunk=700)
     assert (again.root / "vectors.npy").exists()
     np.testing.assert_array_equal(again.sizes, part.sizes)
+
+
+def test_clusters_that_cut_through_blobs_are_coarsened(tmp_path, monkeypatch):
+    """Wide isotropic blobs split by too many clusters leave most rows on a border: the partition halves
+    the cluster count while more than GUEST_SHARE of the sample are guests, up to max_cluster_size rows
+    per cluster, and the neighbour lists get closer to the exact ones."""
+    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
+    x, _, _ = blobs(n=4000, dim=128, concepts=4, noise=0.09)  # 16 clusters: 67% guests, 8: 45%, 4: 0.03%
+    np.save(tmp_path / "x.npy", x)
+    fine = scale.partition(tmp_path / "x.npy", tmp_path / "fine", cluster_size=250, guest_share=1.0)
+    coarse = scale.partition(tmp_path / "x.npy", tmp_path / "coarse", cluster_size=250, max_cluster_size=2000)
+    tried = __import__("json").loads((tmp_path / "coarse" / "partition.json").read_text())["tried"]
+    assert len(fine.sizes) == 16 and tried[0]["clusters"] == 16 and tried[0]["guest_share"] > scale.GUEST_SHARE
+    assert [t["clusters"] for t in tried] == [16, 8, 4] and len(coarse.sizes) == 4
+    assert tried[-1]["guest_share"] <= scale.GUEST_SHARE and coarse.guest_sizes.sum() < fine.guest_sizes.sum() / 10
+    capped = scale.partition(tmp_path / "x.npy", tmp_path / "capped", cluster_size=250, max_cluster_size=400)
+    assert len(capped.sizes) == 16  # 4000 / 8 > 400 rows: no coarser than the cap allows
+    from clearset.vectors import normalise_features
+
+    v = normalise_features(x)
+    s = v @ v.T
+    np.fill_diagonal(s, -np.inf)
+    truth = np.argsort(-s, axis=1)[:, :10]
+
+    def recall(part):
+        got = {}
+        for rows, _, nb in scale.cluster_neighbours(part, 10):
+            got.update(zip(rows.tolist(), nb))
+        return np.mean([len(set(truth[r]) & set(got[r])) / 10 for r in range(len(x))])
+
+    assert recall(coarse) > recall(fine) + 0.1

@@ -42,7 +42,7 @@ def audit_dir(ws: Workspace) -> Path:
 def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None = None,
               features: str | None = None, pred_probs: str | Path | None = None,
               threshold: float | None = None, spatial: bool = False, combine: bool = False,
-              engine: str | Engine | None = None, force: bool = False) -> dict:
+              stored_oof: bool = True, engine: str | Engine | None = None, force: bool = False) -> dict:
     """Run ``checks`` (default: all) on the workspace; returns the summary written to audit/summary.json.
 
     Args:
@@ -51,11 +51,18 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         threshold: near-duplicate threshold on aligned similarity (default: duplicates.DEFAULT_THRESHOLD).
         spatial: the multilabel check also uses the backbone's spatial class maps (one more backbone pass).
         combine: average ``pred_probs`` with the embedding models' out-of-fold probabilities (label_issues).
+        stored_oof: without ``pred_probs``, use the pixel networks' out-of-fold probabilities that
+            ``clearset oof`` stored for this manifest (``--clean`` ones first), averaged with the embedding
+            models: the most accurate label-issue ranking measured (docs/audit.md).
         engine: ``local`` (default), ``ray`` or an Engine: where the neighbour searches run (the results
             are the same).
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     m = ws.manifest()
+    if pred_probs is None and stored_oof and (found := stored_pixel_oof(ws)) is not None:
+        log.info("audit: label_issues averages the embedding models with the pixel networks' out-of-fold "
+                 "probabilities in %s (`clearset oof`; --no-stored-oof to leave them out)", found)
+        pred_probs, combine = found, True
     names = list(checks) if checks else ORDER
     for name in names:
         CHECKS.get(name)  # unknown names fail here, before any work
@@ -122,6 +129,19 @@ def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, 
         step.finish(summary=result.summary, rows=len(table))
         summary["checks"][name] = result.summary
         log.info("audit %s: %s (%.1f s)", name, _headline(name, result.summary), seconds)
+
+
+def stored_pixel_oof(ws: Workspace) -> Path | None:
+    """The newest ``clearset oof`` output made for this very manifest (labels included), ``--clean``
+    ones first; None if there is none."""
+    found = []
+    key = ws.fingerprint(ws.manifest_path)
+    for npy in (ws.root / "oof").glob("*.npy"):
+        side = ws.sidecar_of(npy)
+        meta = read_json(side) if side.exists() else {}
+        if meta.get("step") == "oof" and meta.get("inputs", {}).get("manifest") == key:
+            found.append((bool(meta.get("params", {}).get("clean")), meta.get("finished", ""), npy))
+    return max(found)[2] if found else None
 
 
 def _choose_features(ws: Workspace, features: str | None) -> tuple[Path | None, str | None]:

@@ -6,6 +6,8 @@ measures it). Each of ``folds`` stratified folds of the labelled images is predi
 trained on the other folds through clearset's trainer (so every fold run is cached and resumable).
 Writes ``WS/oof/<recipe>-f<folds>-s<seed>.npy`` (N, C) float32 (zeros for unlabelled rows) with a
 sidecar; pass it to ``clearset audit --pred-probs FILE --combine`` to average it with the embedding models.
+When the recipe trains with horizontal flips, each held-out image is predicted as itself and mirrored
+and the two probabilities averaged.
 
 ``clean=True`` (``--clean``): before each fold's network is trained, the embedding models (the audit's
 default label-issue check) are run on that fold's training images alone, and the images they flag are left
@@ -58,7 +60,8 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
         if feat_path is None:
             raise ParameterError(f"--clean needs stored features: run `clearset embed {ws.root}` first")
         x = normalise_features(np.load(feat_path, mmap_mode="r")[index])
-    step = ws.step("oof", params={"recipe": recipe, "folds": folds, "seed": seed, "epochs": epochs, "clean": clean},
+    step = ws.step("oof", params={"recipe": recipe, "folds": folds, "seed": seed, "epochs": epochs, "clean": clean,
+                                  "views": "image+flip"},
                    inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))
     if step.cached() and not force:
         log.info("oof: cached %s", path)
@@ -80,9 +83,11 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
         if images is None:
             images = load_images(ws, index, run.config["recipe"]["image_size"], desc="load labelled")
         norm = run.config["normalisation"]
-        logits = predict(run.load_model(), images[torch.from_numpy(te)], torch.tensor(norm["mean"]).view(1, 3, 1, 1),
-                         torch.tensor(norm["std"]).view(1, 3, 1, 1), autocast=run.config["precision"] == "bf16")
-        probs[index[te]] = torch.softmax(torch.from_numpy(logits), 1).numpy()
+        net, held_out = run.load_model(), images[torch.from_numpy(te)]
+        views = [held_out, held_out.flip(3)] if run.config["recipe"].get("flip") else [held_out]
+        probs[index[te]] = np.mean([torch.softmax(torch.from_numpy(predict(
+            net, v, torch.tensor(norm["mean"]).view(1, 3, 1, 1), torch.tensor(norm["std"]).view(1, 3, 1, 1),
+            autocast=run.config["precision"] == "bf16")), 1).numpy() for v in views], axis=0)
         log.info("oof: fold %d/%d held-out agreement with the labels %.4f", f + 1, folds,
                  float((probs[index[te]].argmax(1) == labels[te]).mean()))
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
