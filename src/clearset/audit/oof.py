@@ -48,8 +48,8 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
     if labelled["label"].nunique() < 2:
         raise ParameterError(f"{ws.root}: out-of-fold models need labelled images of at least two classes")
     index, labels = labelled["index"].to_numpy(np.int64), labelled["label"].to_numpy(np.int64)
-    name = f"{recipe}-f{folds}-s{seed}" + ("-clean" if clean else "")
-    path = ws.root / "oof" / f"{name}.npy"
+    suffix = "-clean" if clean else ""
+    path = ws.root / "oof" / f"{recipe}-f{folds}-s{seed}{suffix}.npy"
     inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
     x = None
     if clean:
@@ -75,7 +75,7 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
             log.info("oof: fold %d/%d trains on %d images (%d flagged by the embedding models left out)",
                      f + 1, folds, int(keep.sum()), dropped[-1])
             tr = tr[keep]
-        sub = ws.root / "oof" / f"fold{f}-of{folds}-s{seed}{'-clean' if clean else ''}.parquet"
+        sub = ws.root / "oof" / f"fold{f}-of{folds}-s{seed}{suffix}.parquet"
         sub.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"index": index[tr]}).to_parquet(sub)
         run = train(ws, recipe=recipe, epochs=epochs, seed=seed + f, subset=sub, train_split=None, eval_split=None,
