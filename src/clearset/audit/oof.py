@@ -83,11 +83,11 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
         if images is None:
             images = load_images(ws, index, run.config["recipe"]["image_size"], desc="load labelled")
         norm = run.config["normalisation"]
+        mean, std = (torch.tensor(norm[key]).view(1, 3, 1, 1) for key in ("mean", "std"))
         net, held_out = run.load_model(), images[torch.from_numpy(te)]
         views = [held_out, held_out.flip(3)] if run.config["recipe"].get("flip") else [held_out]
         probs[index[te]] = np.mean([torch.softmax(torch.from_numpy(predict(
-            net, v, torch.tensor(norm["mean"]).view(1, 3, 1, 1), torch.tensor(norm["std"]).view(1, 3, 1, 1),
-            autocast=run.config["precision"] == "bf16")), 1).numpy() for v in views], axis=0)
+            net, v, mean, std, autocast=run.config["precision"] == "bf16")), 1).numpy() for v in views], axis=0)
         log.info("oof: fold %d/%d held-out agreement with the labels %.4f", f + 1, folds,
                  float((probs[index[te]].argmax(1) == labels[te]).mean()))
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:

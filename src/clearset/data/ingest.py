@@ -188,11 +188,11 @@ def _write_manifest(staging: Path, parts: int, src: Source, overrides: list[Labe
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for f in files:
             rows = pq.read_table(f).to_pandas().sort_values("position", kind="stable").reset_index(drop=True)
-            labels = rows["label"].to_numpy(np.int64).copy()
+            labels, positions = rows["label"].to_numpy(np.int64).copy(), rows["position"].to_numpy()
             for name, idx in rows.groupby("split", sort=False).indices.items():
                 for o in overrides:
                     if o.split is None or o.split == name:
-                        at = rows["position"].to_numpy()[idx] if o.split is None else seen[name] + np.arange(len(idx))
+                        at = positions[idx] if o.split is None else seen[name] + np.arange(len(idx))
                         labels[idx] = o.labels[at]
                 seen[name] += len(idx)
             ok = rows["error"].isna().to_numpy()
@@ -203,14 +203,11 @@ def _write_manifest(staging: Path, parts: int, src: Source, overrides: list[Labe
                 raise LabelError(f"{good['source'].iloc[int(np.argmax(bad))]}: label {labels[bad][0]} is out of range "
                                  f"for the {n_classes} classes ({', '.join(src.classes[:10])}); fix the labels or "
                                  f"pass --classes")
-            chunk = {"index": np.arange(images, images + len(good), dtype=np.int64), "split": good["split"],
-                     "label": labels, "source": good["source"], "sha256": good["sha256"],
-                     "height": good["height"].astype(np.int32), "width": good["width"].astype(np.int32)}
+            chunk = good[["split", "source", "sha256", "height", "width"]].assign(
+                index=np.arange(images, images + len(good), dtype=np.int64), label=labels)
             if overrides:
-                chunk["original_label"] = good["label"].astype(np.int64)
-            pending.append(pa.Table.from_pydict({k: pa.array(np.asarray(v)) if k not in ("split", "source", "sha256")
-                                                 else pa.array(v.tolist(), pa.string()) for k, v in chunk.items()},
-                                                schema=schema))
+                chunk["original_label"] = good["label"]
+            pending.append(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
             images += len(good)
             for name, c in good["split"].value_counts(sort=False).items():
                 splits[name] = splits.get(name, 0) + int(c)

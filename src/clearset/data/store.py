@@ -58,13 +58,13 @@ class ParquetColumn(Sequence):
     def __init__(self, path: str | Path, column: str, keep: int = 2):
         import pyarrow.parquet as pq
 
-        self.path, self.column, self.keep = Path(path), column, keep
-        meta = pq.ParquetFile(self.path).metadata
+        self.column, self.keep = column, keep
+        self._file = pq.ParquetFile(path)  # read under the lock only
+        meta = self._file.metadata
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self._cache: OrderedDict[int, list] = OrderedDict()
         self._lock = threading.Lock()
-        self._file = None
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -81,10 +81,6 @@ class ParquetColumn(Sequence):
         with self._lock:
             rows = self._cache.get(g)
             if rows is None:
-                import pyarrow.parquet as pq
-
-                if self._file is None:
-                    self._file = pq.ParquetFile(self.path)
                 rows = self._file.read_row_group(g, columns=[self.column]).column(0).to_pylist()
                 self._cache[g] = rows
                 while len(self._cache) > self.keep:
