@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clean", action="store_true", help="also the CNN trained on cleaned training folds")
+    ap.add_argument("--clean-epochs", type=int, default=None,
+                    help="with --clean, also the cleaned-fold CNN trained this many epochs (arm cnn-clean-eN)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "label_issues_cnn.json")
     args = ap.parse_args()
     clean = np.load(SHARED / "labels" / "cifar10n_clean.npy")
@@ -70,6 +72,13 @@ def main() -> None:
                   f"{(cleaned.argmax(1) == clean).mean():.4f} (uncleaned {(cnn.argmax(1) == clean).mean():.4f})",
                   flush=True)
             arms.update({"cnn-clean": cleaned, "features+cnn-clean": (feat + cleaned) / 2})
+        if args.clean and args.clean_epochs:
+            e = args.clean_epochs
+            t = time.perf_counter()
+            longer = np.load(pixel_oof(ws, recipe=args.recipe, folds=args.folds, seed=args.seed, clean=True, epochs=e))
+            print(f"{name:6s} pixel OOF, cleaned folds, {e} epochs ({time.perf_counter() - t:.0f} s): accuracy vs "
+                  f"clean labels {(longer.argmax(1) == clean).mean():.4f}", flush=True)
+            arms.update({f"cnn-clean-e{e}": longer, f"features+cnn-clean-e{e}": (feat + longer) / 2})
         row = {"noise": float(truth.mean()), "baseline": scores(b_flags, b_quality, truth)}
         for arm, p in arms.items():
             flags = find_label_issues(labels, p, filter_by="prune_by_class")
@@ -78,6 +87,7 @@ def main() -> None:
             print(f"{name:6s} {arm:13s} P {row[arm]['precision']:.3f} R {row[arm]['recall']:.3f} "
                   f"F1 {row[arm]['f1']:.3f} (gain {row[arm]['f1_gain']:+.3f}) AUROC {row[arm]['auroc']:.3f}", flush=True)
         result["label_sets"][name] = row
+        result["clean_epochs"] = args.clean_epochs
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"-> {args.out}")

@@ -7,7 +7,8 @@ The in-memory checks hold a float32 normalised copy of the features and a neighb
    max(200,000, 16·k) rows, k = ceil(N / ``cluster_size``) (default 2,000 rows per cluster), 10 iterations.
    Up to ``EXACT_ROWS`` (100,000) rows there is one cluster: the search below is then exact.
 2. Pass A, chunk by chunk: each row normalised as the audit does (signed square root, L2) and assigned to
-   its most similar centroid exactly (bf16 candidates, fp32 re-rank); assignment and similarity go to
+   its most similar centroid (bf16 candidates, fp32 re-rank; exact up to 2,048 centroids, then among
+   the centroids of its 8 nearest coarse groups, see Time); assignment and similarity go to
    disk and the cluster sizes and similarity sums are counted. A row whose second-nearest centroid is
    within ``MARGIN`` (0.02) of the nearest is also a *guest* of that second cluster.
 3. Pass B, chunk by chunk: a counting sort on disk -- each row is written (float16) to its cluster's next
@@ -20,8 +21,10 @@ The in-memory checks hold a float32 normalised copy of the features and a neighb
 
 Memory: one chunk (131,072 rows: 130 MB as float32) or one group of clusters, the centroids, and
 O(1) per cluster -- not O(N) floats in RAM: per-row results are written to files.
-Time: pass A is N·k·D multiply-adds (k grows with N, so quadratic, but a small share below ~10^8 rows);
-pass B and the per-cluster searches N·cluster_size·D: linear.
+Time: pass A is N·k·D multiply-adds up to ``TWO_LEVEL`` (2,048) centroids; above, the centroids are
+grouped by a second k-means into ceil(sqrt(k)) coarse groups and a row is compared with the members of its
+``PROBE`` (8) nearest groups only: about N·9·sqrt(k)·D (k grows with N, so N^1.5, not N^2).
+Pass B and the per-cluster searches are N·cluster_size·D: linear.
 Approximation: a neighbour that k-means put in another cluster, and not as a guest, is not seen.
 bench/scale.py measures the neighbour lists' recall@10 against an exact search, and the recall of planted
 near-copies and outliers.
@@ -57,7 +60,9 @@ EXACT_ROWS = 100_000  # up to this many rows: one cluster, the exact search (N^2
 MARGIN = 0.02  # guest copies: second-nearest centroid within this cosine of the nearest
 GUEST_SHARE = 0.25  # above this share of border rows in the sample, halve the cluster count...
 MAX_CLUSTER_SIZE = 8_000  # ...while clusters stay at most this large on average (bounds the time per row)
-VERSION = 3
+TWO_LEVEL = 2_048  # above this many centroids, a row is compared with those of its nearest coarse groups only
+PROBE = 8  # coarse groups (k-means of the centroids into ceil(sqrt(k)) groups) searched per row
+VERSION = 4
 
 
 @dataclass
@@ -148,7 +153,7 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     tried = []
     # clusters that cut through dense groups leave many rows on a border (guests): coarsen while they do
     while len(centroids) > 1:
-        share = float((_assign(centroids, sample, margin)[0][:, 1] >= 0).mean())
+        share = float((_assign(centroid_index(centroids, seed), sample, margin)[0][:, 1] >= 0).mean())
         tried.append({"clusters": len(centroids), "guest_share": round(share, 4)})
         coarser = len(centroids) // 2
         if share <= guest_share or n / coarser > max_cluster_size:
@@ -158,6 +163,7 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
         centroids, _, _ = spherical_kmeans(sample, coarser, seed, niter=KMEANS_ITERATIONS)
     del sample
     k = len(centroids)
+    index = centroid_index(centroids, seed)
     t_kmeans = time.perf_counter() - t0
 
     # pass A: exact assignment of every row, appended to disk; sizes and similarity sums counted
@@ -167,7 +173,7 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     starts = list(range(0, n, chunk))
     with bar(total=n, desc="partition: assign", unit="row") as progress, using(engine) as eng:
         work = _AssignChunk(str(features), chunk, margin)
-        for s, (a, sim) in zip(starts, eng.map(_assign_chunk, starts, shared=centroids, prepare=work, threads=1)):
+        for s, (a, sim) in zip(starts, eng.map(_assign_chunk, starts, shared=index, prepare=work, threads=1)):
             assign_file.write(s, a)
             sim_file.write(s, sim[:, None])
             sizes += np.bincount(a[:, 0], minlength=k)
@@ -197,38 +203,87 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     (root / "assign.npy").unlink()
     (root / "row_sims.npy").unlink()
     write_json(done, {"key": key, "n": n, "dim": d, "clusters": k, "guests": int(guest_sizes.sum()), "tried": tried,
+                      "coarse_groups": 0 if index[1] is None else len(index[1]), "probe": PROBE,
                       "kmeans_seconds": round(t_kmeans, 2), "seconds": round(time.perf_counter() - t0, 2)})
     return Partition(root, centroids, sizes, sim_sums, guest_sizes)
 
 
 @dataclass(frozen=True)
 class _AssignChunk:
-    """Per worker: the features file and the centroids, for pass A's chunks."""
+    """Per worker: the features file and the centroid index, for pass A's chunks."""
 
     features: str
     chunk: int
     margin: float
 
-    def __call__(self, centroids):
-        return self, RowReader(self.features), np.asarray(centroids)
+    def __call__(self, index):
+        return self, RowReader(self.features), index
 
 
 def _assign_chunk(state, start: int):
-    spec, src, centroids = state
-    return _assign(centroids, normalise_features(src.read(start, start + spec.chunk)), spec.margin)
+    spec, src, index = state
+    return _assign(index, normalise_features(src.read(start, start + spec.chunk)), spec.margin)
 
 
-def _assign(centroids: np.ndarray, x: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+CentroidIndex = tuple  # (centroids (k, D), coarse (g, D) or None, centroid ids by coarse group, group offsets)
+
+
+def centroid_index(centroids: np.ndarray, seed: int) -> CentroidIndex:
+    """The centroids, grouped for pass A when there are more than ``TWO_LEVEL`` of them: spherical k-means
+    of the centroids into ceil(sqrt(k)) coarse groups. A row is then scored against the g coarse
+    centroids and the members of its ``PROBE`` nearest groups: N·(g + PROBE·k/g)·D, about
+    N·9·sqrt(k)·D, instead of N·k·D. The nearest two centroids of a row can in principle sit in
+    groups it does not probe; bench/scale.py measures the effect on neighbour recall."""
+    from .curate.kmeans import spherical_kmeans
+
+    centroids = np.asarray(centroids, np.float32)
+    k = len(centroids)
+    if k <= TWO_LEVEL:
+        return centroids, None, None, None
+    coarse, group, _ = spherical_kmeans(centroids, math.ceil(math.sqrt(k)), seed, niter=KMEANS_ITERATIONS)
+    order = np.argsort(group, kind="stable")
+    offsets = np.searchsorted(group[order], np.arange(len(coarse) + 1))
+    return centroids, coarse.astype(np.float32), order, offsets
+
+
+def _assign(index: CentroidIndex, x: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, 2) [home cluster, guest cluster or -1] and the similarity to the home centroid."""
-    from .audit.knn import knn
-    from .curate.kmeans import RERANK
-
-    sim, ids = knn(centroids, 2, queries=x, exclude_self=False, rerank=RERANK)
+    sim, ids = _nearest_two(index, x)
     out = ids.astype(np.int32)
     if ids.shape[1] < 2:
         return np.concatenate([out, np.full_like(out, -1)], 1), sim[:, 0]
     out[(ids[:, 1] < 0) | (sim[:, 0] - sim[:, 1] > margin), 1] = -1
     return out, sim[:, 0]
+
+
+def _nearest_two(index: CentroidIndex, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarities and ids (N, <=2) of each row's two most similar centroids (exactly, for a flat index;
+    among the probed groups' members, for a grouped one)."""
+    from .audit.knn import knn
+    from .curate.kmeans import RERANK
+
+    centroids, coarse, order, offsets = index
+    if coarse is None:
+        return knn(centroids, 2, queries=x, exclude_self=False, rerank=RERANK)
+    n, p = len(x), min(PROBE, len(coarse))
+    _, near = knn(coarse, p, queries=x, exclude_self=False, rerank=RERANK)
+    flat = near.ravel()
+    by_group = np.argsort(flat, kind="stable")
+    rows_of = np.repeat(np.arange(n), p)[by_group]
+    bounds = np.searchsorted(flat[by_group], np.arange(len(coarse) + 1))
+    best_s, best_i = np.full((n, 2), -np.inf, np.float32), np.full((n, 2), -1, np.int64)
+    for j in range(len(coarse)):
+        rows = rows_of[bounds[j]:bounds[j + 1]]
+        members = order[offsets[j]:offsets[j + 1]]
+        if not len(rows) or not len(members):
+            continue
+        s, i = knn(centroids[members], min(2, len(members)), queries=x[rows], exclude_self=False, rerank=RERANK)
+        cand_s = np.concatenate([best_s[rows], s], 1)
+        cand_i = np.concatenate([best_i[rows], np.where(i >= 0, members[np.maximum(i, 0)], -1)], 1)
+        top = np.argsort(-cand_s, axis=1, kind="stable")[:, :2]
+        best_s[rows] = np.take_along_axis(cand_s, top, 1)
+        best_i[rows] = np.take_along_axis(cand_i, top, 1)
+    return best_s, best_i
 
 
 class _Grouped:

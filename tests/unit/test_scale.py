@@ -167,3 +167,41 @@ def test_clusters_that_cut_through_blobs_are_coarsened(tmp_path, monkeypatch):
         return np.mean([len(set(truth[r]) & set(got[r])) / 10 for r in range(len(x))])
 
     assert recall(coarse) > recall(fine) + 0.1
+
+
+def test_many_centroids_are_searched_through_coarse_groups(tmp_path, monkeypatch):
+    """Above TWO_LEVEL centroids a row is compared only with the centroids of its PROBE nearest coarse
+    groups: nearly always the same two nearest as the flat search, and the partition stays complete."""
+    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
+    monkeypatch.setattr(scale, "TWO_LEVEL", 16)
+    monkeypatch.setattr(scale, "PROBE", 3)
+    x, pairs, outliers = blobs(n=3000, concepts=40)
+    from clearset.curate.kmeans import spherical_kmeans
+    from clearset.vectors import normalise_features
+
+    v = normalise_features(x)
+    centroids, _, _ = spherical_kmeans(v, 64, 0, niter=5)
+    grouped = scale.centroid_index(centroids, 0)
+    assert grouped[1] is not None and len(grouped[1]) == 8  # ceil(sqrt(64)) coarse groups
+    assert np.array_equal(np.sort(grouped[2]), np.arange(64))
+    monkeypatch.setattr(scale, "TWO_LEVEL", 1_000)
+    flat = scale.centroid_index(centroids, 0)
+    assert flat[1] is None
+    s_g, i_g = scale._nearest_two(grouped, v)
+    s_f, i_f = scale._nearest_two(flat, v)
+    exact = np.argsort(-(v @ centroids.T), 1)[:, :2]
+    assert np.array_equal(i_f, exact)
+    assert (i_g[:, 0] == exact[:, 0]).mean() > 0.97 and (i_g[:, 1] == exact[:, 1]).mean() > 0.9
+    assert np.all(s_g[:, 0] >= s_g[:, 1]) and np.all(i_g[:, 0] != i_g[:, 1])
+    np.testing.assert_allclose(s_g[:, 0], (v * centroids[i_g[:, 0]]).sum(1), atol=1e-5)
+
+    monkeypatch.setattr(scale, "TWO_LEVEL", 16)
+    np.save(tmp_path / "x.npy", x)
+    part = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=50, guest_share=1.0, chunk=700)
+    meta = __import__("json").loads((tmp_path / "part" / "partition.json").read_text())
+    assert meta["clusters"] == 60 and meta["coarse_groups"] == 8
+    rows = np.load(part.root / "rows.npy")[:, 0]
+    assert np.array_equal(np.sort(rows), np.arange(len(x)))
+    dup = scale.duplicates_and_outliers(part)
+    found = {tuple(sorted(p)) for p in dup[0][["index", "duplicate_index"]].itertuples(index=False)}
+    assert len(pairs & found) >= 0.9 * len(pairs)

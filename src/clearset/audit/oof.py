@@ -4,7 +4,7 @@ The label-issue check's default out-of-fold models work on the embeddings; a net
 pixels makes different mistakes, and averaging both can rank label errors better (bench/label_issues_cnn.py
 measures it). Each of ``folds`` stratified folds of the labelled images is predicted by a ``recipe`` run
 trained on the other folds through clearset's trainer (so every fold run is cached and resumable).
-Writes ``WS/oof/<recipe>-f<folds>-s<seed>.npy`` (N, C) float32 (zeros for unlabelled rows) with a
+Writes ``WS/oof/<recipe>-f<folds>-s<seed>[-e<epochs>][-clean].npy`` (N, C) float32 (zeros for unlabelled rows) with a
 sidecar; pass it to ``clearset audit --pred-probs FILE --combine`` to average it with the embedding models.
 When the recipe trains with horizontal flips, each held-out image is predicted as itself and mirrored
 and the two probabilities averaged.
@@ -48,7 +48,7 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
     if labelled["label"].nunique() < 2:
         raise ParameterError(f"{ws.root}: out-of-fold models need labelled images of at least two classes")
     index, labels = labelled["index"].to_numpy(np.int64), labelled["label"].to_numpy(np.int64)
-    suffix = "-clean" if clean else ""
+    suffix = ("" if epochs is None else f"-e{epochs}") + ("-clean" if clean else "")
     path = ws.root / "oof" / f"{recipe}-f{folds}-s{seed}{suffix}.npy"
     inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
     x = None
