@@ -35,6 +35,33 @@ def encoded(array: np.ndarray, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
+def write_tar(path: Path, samples) -> Path:
+    """A tar file of (member name, bytes) samples, in order."""
+    import tarfile
+
+    with tarfile.open(path, "w") as tf:
+        for name, data in samples:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def make_shards(root: Path, shards: int = 4, per_shard: int = 5) -> Path:
+    """WebDataset shards of small PNGs with .cls labels (0-3); shard 1 also holds a sample with no image
+    and one undecodable image."""
+    root.mkdir(parents=True, exist_ok=True)
+    for s in range(shards):
+        samples = []
+        for i in range(per_shard):
+            key = f"{s:03d}{i:03d}"
+            samples += [(f"{key}.png", encoded(rgb(s * 100 + i))), (f"{key}.cls", str((s + i) % 4).encode())]
+        if s == 1:
+            samples += [("zz_noimage.cls", b"2"), ("zz_broken.png", b"not a png"), ("zz_broken.cls", b"1")]
+        write_tar(root / f"shard-{s:03d}.tar", samples)
+    return root
+
+
 def make_imagefolder(root: Path, classes=("cat", "dog"), per_class: int = 3, ext: str = "png") -> Path:
     for c, name in enumerate(classes):
         for j in range(per_class):

@@ -20,7 +20,7 @@ from clearset.audit import run_audit
 from clearset.engines import get_engine, using
 from clearset.engines.local import LocalEngine
 from clearset.errors import ParameterError
-from conftest import digits_with_features
+from conftest import digits_with_features, make_shards
 
 MODEL = "test_efficientnet"
 
@@ -123,6 +123,16 @@ def test_ray_and_local_give_identical_manifests_features_and_audits(ray_engine, 
     assert set(ta) == {f"{c}.parquet" for c in checks} and set(ta) == set(tb)
     for name in ta:
         pd.testing.assert_frame_equal(ta[name], tb[name], check_exact=False, rtol=1e-5)
+
+
+def test_tar_shards_are_read_by_ray_workers_into_the_same_manifest(ray_engine, tmp_path):
+    shards = make_shards(tmp_path / "shards")
+    local = clearset.ingest(str(shards), tmp_path / "local")
+    remote = clearset.ingest(str(shards), tmp_path / "ray", engine=ray_engine)
+    assert ray_engine.parallel  # so the shards were staged one per Ray task
+    pd.testing.assert_frame_equal(local.manifest(), remote.manifest())
+    pd.testing.assert_frame_equal(pd.read_parquet(local.errors_path), pd.read_parquet(remote.errors_path))
+    assert local.classes() == remote.classes()
 
 
 def test_ray_audit_of_digits_equals_local(ray_engine, tmp_path, monkeypatch):

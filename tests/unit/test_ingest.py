@@ -8,7 +8,8 @@ from PIL import Image
 import clearset.data.ingest as ingest_mod
 from clearset.errors import ImageError, LabelError, ParameterError, SourceError
 from clearset.data.ingest import ingest
-from conftest import encoded, make_imagefolder, rgb, write_image
+from clearset.engines.local import LocalEngine
+from conftest import encoded, make_imagefolder, make_shards, rgb, write_image
 
 
 def _listing(path):
@@ -217,3 +218,60 @@ def test_large_manifests_give_a_store_that_reads_locators_by_row_group(tmp_path,
     with pytest.raises(IndexError):
         col[50]
     assert Workspace(ws.root).manifest_rows() == 50
+
+
+class _ParallelThreads(LocalEngine):
+    """The local engine, claiming to be parallel: ingest then stages a sharded source unit by unit."""
+
+    @property
+    def parallel(self):
+        return True
+
+
+def test_shards_staged_one_per_worker_task_give_the_stream_manifest_and_resume(tmp_path, monkeypatch):
+    shards = make_shards(tmp_path / "shards")
+    streamed = ingest(str(shards), tmp_path / "stream")
+    calls = {"n": 0}
+    real = ingest_mod._inspect_unit
+
+    def crash_on_third_shard(src, unit):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(src, unit)
+
+    monkeypatch.setattr(ingest_mod, "_inspect_unit", crash_on_third_shard)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(str(shards), tmp_path / "units", engine=_ParallelThreads(1))
+    staged = sorted((tmp_path / "units" / ".staging").rglob("part-*.parquet"))
+    assert len(staged) == 2 and all(p.with_suffix(".log.json").exists() for p in staged)
+    calls["n"] = -100
+    ws = ingest(str(shards), tmp_path / "units", engine=_ParallelThreads(1))
+    assert calls["n"] == -100 + 2  # only the two missing shards were read
+    pd.testing.assert_frame_equal(ws.manifest(), streamed.manifest())
+    assert ws.classes() == streamed.classes() == ["0", "1", "2", "3"]
+    pd.testing.assert_frame_equal(pd.read_parquet(ws.errors_path), pd.read_parquet(streamed.errors_path))
+    errors = pd.read_parquet(ws.errors_path)
+    assert len(errors) == 2 and "sample has no image member" in errors["error"].tolist()
+    assert errors["source"].str.contains("zz_broken.png").sum() == 1
+    assert np.array_equal(ws.store().load(7), streamed.store().load(7))
+
+
+def test_a_staging_left_by_the_other_layout_is_not_mixed_in(tmp_path, monkeypatch):
+    shards = make_shards(tmp_path / "shards")
+    monkeypatch.setattr(ingest_mod, "CHUNK", 4)
+    real = ingest_mod._inspect_batch
+    calls = {"n": 0}
+
+    def crash_on_third_chunk(batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(batch)
+
+    monkeypatch.setattr(ingest_mod, "_inspect_batch", crash_on_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(str(shards), tmp_path / "ws")  # leaves two 4-record chunks staged
+    monkeypatch.setattr(ingest_mod, "_inspect_batch", real)
+    ws = ingest(str(shards), tmp_path / "ws", engine=_ParallelThreads(1))
+    pd.testing.assert_frame_equal(ws.manifest(), ingest(str(shards), tmp_path / "fresh").manifest())

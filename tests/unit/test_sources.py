@@ -1,8 +1,6 @@
 """Each source on tiny fixtures built here: same manifest shape, correct labels, splits and pixels."""
 
 import socket
-import tarfile
-import io
 
 import numpy as np
 import pandas as pd
@@ -12,7 +10,7 @@ from clearset.data.sources import open_source
 from clearset.data.sources.fractals import FractalConfig, render, sample_system
 from clearset.errors import DownloadError, LabelError, ParameterError, SourceError
 from clearset.data.ingest import ingest
-from conftest import encoded, make_imagefolder, rgb, write_image
+from conftest import encoded, make_imagefolder, rgb, write_image, write_tar
 
 
 def test_imagefolder_flat_nested_and_formats(tmp_path):
@@ -77,20 +75,12 @@ def test_npz_hw_and_hwc(tmp_path):
     assert np.array_equal(ws.store().load(6)[:, :, 1], g[1])
 
 
-def _tar(path, samples):
-    with tarfile.open(path, "w") as tf:
-        for name, data in samples:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-
-
 def test_webdataset_shards_streamed(tmp_path):
     shards = tmp_path / "shards"
     shards.mkdir()
-    _tar(shards / "000.tar", [("s0.png", encoded(rgb(0))), ("s0.cls", b"1"),
+    write_tar(shards / "000.tar", [("s0.png", encoded(rgb(0))), ("s0.cls", b"1"),
                               ("s1.jpg", encoded(rgb(1), "JPEG")), ("s1.cls", b"0\n")])
-    _tar(shards / "001.tar", [("dir/s2.cls", b"2"), ("dir/s2.png", encoded(rgb(2))), ("s3.cls", b"1")])
+    write_tar(shards / "001.tar", [("dir/s2.cls", b"2"), ("dir/s2.png", encoded(rgb(2))), ("s3.cls", b"1")])
     ws = ingest(str(shards), tmp_path / "ws")
     m = ws.manifest()
     assert m["label"].tolist() == [1, 0, 2]
@@ -102,7 +92,7 @@ def test_webdataset_shards_streamed(tmp_path):
 
 
 def test_webdataset_bad_label(tmp_path):
-    _tar(tmp_path / "a.tar", [("k.png", encoded(rgb(0))), ("k.cls", b"cat")])
+    write_tar(tmp_path / "a.tar", [("k.png", encoded(rgb(0))), ("k.cls", b"cat")])
     with pytest.raises(LabelError, match="a.tar:k.cls: expected an integer class index"):
         ingest(str(tmp_path / "a.tar"), tmp_path / "ws")
     assert not (tmp_path / "ws").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -21,10 +21,11 @@ import pyarrow.parquet as pq
 from ..engines import Engine, using
 from ..errors import ClearsetError, ImageError, LabelError, ParameterError, SourceError
 from ..progress import bar
-from ..workspace import Workspace, atomic_path, fingerprint_path, write_json, write_table
+from ..workspace import Workspace, atomic_path, fingerprint_path, read_json, write_json, write_table
 from .images import decode, pixel_sha256
 from .labels import LabelOverride
 from .sources import Record, Source, open_source
+from .sources.base import UnitLog
 
 log = logging.getLogger("clearset")
 CHUNK = 8192  # records per staged part
@@ -110,13 +111,15 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
 # ------------------------------------------------------------------------------------------- stages
 def _stage(src: Source, staging: Path, on_error: str, engine: Engine) -> int:
     """Decode and hash every record, CHUNK at a time, into ``staging/part-*.parquet`` (completed chunks
-    survive a crash); returns the number of parts. Only one chunk of records is in memory at a time."""
-    staging.mkdir(parents=True, exist_ok=True)
-    done = 0
-    while (staging / f"part-{done:06d}.parquet").exists():
-        done += 1
+    survive a crash); returns the number of parts. Only one chunk of records is in memory at a time.
+    On a parallel engine, a source that splits into units (tar shards) is staged one part per unit,
+    each read, decoded and hashed by a worker: the driver never reads the records."""
+    units = src.units() if engine.parallel else None
+    done = _staged(staging, "units" if units is not None else "chunks")
     if done:
-        log.info("ingest: resuming after %d staged chunk(s)", done)
+        log.info("ingest: resuming after %d staged part(s)", done)
+    if units is not None:
+        return _stage_units(src, units, staging, done, on_error, engine)
     counts = src.counts()
     progress = bar(total=sum(counts.values()) if counts else None, desc="ingest")
     records = enumerate(src.records())
@@ -126,14 +129,55 @@ def _stage(src: Source, staging: Path, on_error: str, engine: Engine) -> int:
             tasks = list(_batched(iter(chunk), TASK))
             rows = [r for batch in engine.map(_inspect_batch, tasks) for r in batch]
             if on_error == "fail":
-                bad = next((r for r in rows if r["error"] is not None), None)
-                if bad is not None:
-                    raise ImageError(bad["error"])
+                _raise_first_error(rows)
             write_table(staging / f"part-{part:06d}.parquet", pa.Table.from_pylist(rows, schema=_ROW_SCHEMA))
         part += 1
         progress.update(len(chunk))
     progress.close()
     return part
+
+
+def _staged(staging: Path, layout: str) -> int:
+    """How many parts are staged already (a layout other than ``layout`` is cleared first)."""
+    staging.mkdir(parents=True, exist_ok=True)
+    marker = staging / "layout.json"
+    if marker.exists() and read_json(marker).get("by") != layout:
+        for f in staging.glob("part-*"):
+            f.unlink()
+    write_json(marker, {"by": layout})
+    done = 0
+    while (staging / f"part-{done:06d}.parquet").exists():
+        done += 1
+    return done
+
+
+def _stage_units(src: Source, units: list[str], staging: Path, done: int, on_error: str, engine: Engine) -> int:
+    """One staged part per unit, in unit order; each part's positions follow on from the previous parts'
+    (so the manifest is the one the record stream gives), its UnitLog beside it."""
+    parts = [staging / f"part-{i:06d}.parquet" for i in range(done)]
+    offset = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+    logs = [UnitLog(**read_json(p.with_suffix(".log.json"))) for p in parts]
+    with bar(total=len(units) - done, desc="ingest: shards", unit="shard") as progress:
+        for i, (rows, unit_log) in enumerate(engine.map(_inspect_unit, units[done:], shared=src), start=done):
+            if on_error == "fail":
+                _raise_first_error(rows)
+            for r in rows:
+                r["position"] += offset
+            offset += len(rows)
+            part = staging / f"part-{i:06d}.parquet"
+            write_json(part.with_suffix(".log.json"), asdict(unit_log))  # before the part, which marks it done
+            write_table(part, pa.Table.from_pylist(rows, schema=_ROW_SCHEMA))
+            logs.append(unit_log)
+            progress.update(1)
+    src.problems.extend(p for unit_log in logs for p in unit_log.problems)
+    src.units_done(logs)
+    return len(units)
+
+
+def _inspect_unit(src: Source, unit: str) -> tuple[list[dict], UnitLog]:
+    """On a worker: every record of one unit decoded and hashed (positions from 0 within the unit)."""
+    unit_log = UnitLog()
+    return [_inspect(position, rec) for position, rec in enumerate(src.unit_records(unit, unit_log))], unit_log
 
 
 _ROW_SCHEMA = pa.schema([
@@ -142,19 +186,26 @@ _ROW_SCHEMA = pa.schema([
 ])
 
 
+def _raise_first_error(rows: list[dict]) -> None:
+    bad = next((r for r in rows if r["error"] is not None), None)
+    if bad is not None:
+        raise ImageError(bad["error"])
+
+
 def _inspect_batch(batch: list[tuple[int, Record]]) -> list[dict]:
-    out = []
-    for position, rec in batch:
-        row = {"position": position, "split": rec.split, "label": rec.label, "source": rec.locator,
-               "sha256": None, "height": None, "width": None, "error": None}
-        try:
-            payload = rec.payload() if callable(rec.payload) else rec.payload
-            rgb = decode(payload, what=_where(rec))
-            row.update(sha256=pixel_sha256(rgb), height=rgb.shape[0], width=rgb.shape[1])
-        except ImageError as e:
-            row["error"] = str(e)
-        out.append(row)
-    return out
+    return [_inspect(position, rec) for position, rec in batch]
+
+
+def _inspect(position: int, rec: Record) -> dict:
+    row = {"position": position, "split": rec.split, "label": rec.label, "source": rec.locator,
+           "sha256": None, "height": None, "width": None, "error": None}
+    try:
+        payload = rec.payload() if callable(rec.payload) else rec.payload
+        rgb = decode(payload, what=_where(rec))
+        row.update(sha256=pixel_sha256(rgb), height=rgb.shape[0], width=rgb.shape[1])
+    except ImageError as e:
+        row["error"] = str(e)
+    return row
 
 
 def _where(rec: Record) -> str:

@@ -7,7 +7,7 @@ Each source file registers one name with ``@SOURCES.register``; ``open_source`` 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,6 +18,14 @@ SOURCES: Registry[type["Source"]] = Registry("source")
 # Folder names read as splits in an ImageFolder tree, mapped to the split name we store.
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
               "test": "test", "testing": "test"}
+
+
+@dataclass
+class UnitLog:
+    """What reading one unit of a source noted besides its records (sent back from a worker)."""
+
+    problems: list[dict[str, str]] = field(default_factory=list)
+    max_label: int = -1
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,20 @@ class Source:
 
     def records(self) -> Iterator[Record]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def units(self) -> list[str] | None:
+        """Pieces of the stream a worker can read on its own, in stream order (tar shards), or None.
+        On a parallel engine ingest hands each unit to a worker (``unit_records``), so no single process
+        reads every record."""
+        return None
+
+    def unit_records(self, unit: str, log: "UnitLog") -> Iterator[Record]:  # pragma: no cover
+        """The records of one unit, exactly as ``records()`` yields them; what the source notes on the way
+        (structural problems, the largest label) goes to ``log``."""
+        raise NotImplementedError
+
+    def units_done(self, logs: list["UnitLog"]) -> None:
+        """After every unit was read (elsewhere): settle what ``records()`` settles at its end (the classes)."""
 
     def counts(self) -> dict[str, int] | None:
         """Images per split when known before reading them (None for streams): lets ingest check a

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...errors import LabelError, SourceError
 from ..images import is_image_name
-from .base import SOURCES, Record, Source, listing_fingerprint
+from .base import SOURCES, Record, Source, UnitLog, listing_fingerprint
 
 LABEL_EXTENSIONS = (".cls", ".label")
 
@@ -39,20 +39,29 @@ class WebDatasetSource(Source):
             raise SourceError(f"{compressed[0]}: compressed shards cannot be read by byte range; "
                               f"decompress them (gunzip) and ingest the .tar files")
         self.split_name = self.single_split()
-        self._max_label = -1
         if self.user_classes:
             self.classes = self.resolve_classes(None)
 
     def records(self):
-        for shard in self.shards:
-            rel = str(shard.relative_to(self.root))
-            try:
-                yield from self._shard_records(shard, rel)
-            except tarfile.TarError as e:
-                raise SourceError(f"{shard}: not a readable tar file ({e})") from None
-        self.classes = self.resolve_classes(None, self._max_label + 1)
+        log = UnitLog(self.problems)
+        for unit in self.units():
+            yield from self.unit_records(unit, log)
+        self.units_done([log])
 
-    def _shard_records(self, shard: Path, rel: str):
+    def units(self):
+        return [str(shard.relative_to(self.root)) for shard in self.shards]
+
+    def unit_records(self, unit, log):
+        shard = self.root / unit
+        try:
+            yield from self._shard_records(shard, unit, log)
+        except tarfile.TarError as e:
+            raise SourceError(f"{shard}: not a readable tar file ({e})") from None
+
+    def units_done(self, logs):
+        self.classes = self.resolve_classes(None, max((log.max_label for log in logs), default=-1) + 1)
+
+    def _shard_records(self, shard: Path, rel: str, log: UnitLog):
         with tarfile.open(shard, mode="r|") as tf:  # stream mode: sequential reads only
             key, image, label = None, None, -1
             for ti in tf:
@@ -60,20 +69,21 @@ class WebDatasetSource(Source):
                     continue
                 k, ext = _key_and_ext(ti.name)
                 if k != key:
-                    yield from self._emit(rel, key, image, label)
+                    yield from self._emit(rel, key, image, label, log)
                     key, image, label = k, None, -1
                 data = tf.extractfile(ti).read()
                 if is_image_name(ti.name) and image is None:
                     image = (ti.name, ti.offset_data, ti.size, data)
                 elif ext in LABEL_EXTENSIONS:
                     label = self._parse_label(data, f"{shard}:{ti.name}")
-            yield from self._emit(rel, key, image, label)
+                    log.max_label = max(log.max_label, label)
+            yield from self._emit(rel, key, image, label, log)
 
-    def _emit(self, rel, key, image, label):
+    def _emit(self, rel, key, image, label, log):
         if key is None:
             return
         if image is None:
-            self.problems.append({"source": f"{rel}:{key}", "error": "sample has no image member"})
+            log.problems.append({"source": f"{rel}:{key}", "error": "sample has no image member"})
             return
         name, offset, size, data = image
         yield Record(self.split_name, label, f"{rel}:{name}@{offset}+{size}", data)
@@ -86,7 +96,6 @@ class WebDatasetSource(Source):
             raise LabelError(f"{where}: expected an integer class index, got {text[:40]!r}") from None
         if label < -1 or (self.user_classes and label >= len(self.user_classes)):
             raise LabelError(f"{where}: label {label} is out of range")
-        self._max_label = max(self._max_label, label)
         return label
 
     def fingerprint(self):
