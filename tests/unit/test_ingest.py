@@ -147,28 +147,34 @@ def test_rerun_is_a_cache_hit_and_force_redoes(tmp_path, caplog):
     assert len(ingest(str(root), tmp_path / "ws").manifest()) == 7
 
 
+class _CrashOnCall:
+    """Wraps an ingest worker function: raises KeyboardInterrupt on call ``at`` (a Ctrl-C mid-ingest);
+    set ``calls`` negative to stop crashing."""
+
+    def __init__(self, fn, at: int = 3):
+        self.fn, self.at, self.calls = fn, at, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.fn(*args)
+
+
 def test_interrupted_ingest_resumes_from_staged_chunks(tmp_path, monkeypatch):
     x = np.random.default_rng(0).integers(0, 256, (50, 4, 4, 3), dtype=np.uint8)
     np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(50) % 3)
     monkeypatch.setattr(ingest_mod, "CHUNK", 16)
-    calls = {"n": 0}
-    real = ingest_mod._inspect_batch
-
-    def crash_on_third_chunk(batch):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(batch)
-
-    monkeypatch.setattr(ingest_mod, "_inspect_batch", crash_on_third_chunk)
+    crash = _CrashOnCall(ingest_mod._inspect_batch)
+    monkeypatch.setattr(ingest_mod, "_inspect_batch", crash)
     with pytest.raises(KeyboardInterrupt):
         ingest(str(tmp_path / "d.npz"), tmp_path / "ws")
     assert not (tmp_path / "ws" / "manifest.parquet").exists()
     staged = list((tmp_path / "ws" / ".staging").rglob("part-*.parquet"))
     assert len(staged) == 2
-    calls["n"] = -100  # no more crashes
+    crash.calls = -100  # no more crashes
     ws = ingest(str(tmp_path / "d.npz"), tmp_path / "ws")
-    assert calls["n"] == -100 + 2  # only the two missing chunks were decoded
+    assert crash.calls == -100 + 2  # only the two missing chunks were decoded
     m = ws.manifest()
     assert m["index"].tolist() == list(range(50)) and m["label"].tolist() == (np.arange(50) % 3).tolist()
     assert not (tmp_path / "ws" / ".staging").exists()
@@ -231,23 +237,15 @@ class _ParallelThreads(LocalEngine):
 def test_shards_staged_one_per_worker_task_give_the_stream_manifest_and_resume(tmp_path, monkeypatch):
     shards = make_shards(tmp_path / "shards")
     streamed = ingest(str(shards), tmp_path / "stream")
-    calls = {"n": 0}
-    real = ingest_mod._inspect_unit
-
-    def crash_on_third_shard(src, unit):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(src, unit)
-
-    monkeypatch.setattr(ingest_mod, "_inspect_unit", crash_on_third_shard)
+    crash = _CrashOnCall(ingest_mod._inspect_unit)
+    monkeypatch.setattr(ingest_mod, "_inspect_unit", crash)
     with pytest.raises(KeyboardInterrupt):
         ingest(str(shards), tmp_path / "units", engine=_ParallelThreads(1))
     staged = sorted((tmp_path / "units" / ".staging").rglob("part-*.parquet"))
     assert len(staged) == 2 and all(p.with_suffix(".log.json").exists() for p in staged)
-    calls["n"] = -100
+    crash.calls = -100
     ws = ingest(str(shards), tmp_path / "units", engine=_ParallelThreads(1))
-    assert calls["n"] == -100 + 2  # only the two missing shards were read
+    assert crash.calls == -100 + 2  # only the two missing shards were read
     pd.testing.assert_frame_equal(ws.manifest(), streamed.manifest())
     assert ws.classes() == streamed.classes() == ["0", "1", "2", "3"]
     pd.testing.assert_frame_equal(pd.read_parquet(ws.errors_path), pd.read_parquet(streamed.errors_path))
@@ -260,18 +258,10 @@ def test_shards_staged_one_per_worker_task_give_the_stream_manifest_and_resume(t
 def test_a_staging_left_by_the_other_layout_is_not_mixed_in(tmp_path, monkeypatch):
     shards = make_shards(tmp_path / "shards")
     monkeypatch.setattr(ingest_mod, "CHUNK", 4)
-    real = ingest_mod._inspect_batch
-    calls = {"n": 0}
-
-    def crash_on_third_chunk(batch):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(batch)
-
-    monkeypatch.setattr(ingest_mod, "_inspect_batch", crash_on_third_chunk)
+    crash = _CrashOnCall(ingest_mod._inspect_batch)
+    monkeypatch.setattr(ingest_mod, "_inspect_batch", crash)
     with pytest.raises(KeyboardInterrupt):
         ingest(str(shards), tmp_path / "ws")  # leaves two 4-record chunks staged
-    monkeypatch.setattr(ingest_mod, "_inspect_batch", real)
+    monkeypatch.setattr(ingest_mod, "_inspect_batch", crash.fn)
     ws = ingest(str(shards), tmp_path / "ws", engine=_ParallelThreads(1))
     pd.testing.assert_frame_equal(ws.manifest(), ingest(str(shards), tmp_path / "fresh").manifest())

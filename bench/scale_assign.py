@@ -1,0 +1,77 @@
+"""Pass A of clearset.scale at large k: flat search of every centroid vs the two-level search, same run.
+
+At 10^8 rows and 2,000-row clusters the partition has 50,000 centroids; comparing every row with every
+centroid (N·k·D) is what made the assignment quadratic. Above ``TWO_LEVEL`` centroids clearset groups the
+centroids by a second k-means into ceil(sqrt(k)) coarse groups and compares a row only with the members
+of its ``PROBE`` nearest groups. This bench draws rows from the generator of bench/scale.py (1,000
+Gaussian concepts on the sphere, 256-d), fits k centroids on them, then assigns ``--rows`` rows both
+ways and reports the time of each, the ratio, and how often the two-level search finds the same home
+centroid and the same guest (second centroid within the margin) as the flat, exact one.
+
+    .venv/bin/python bench/scale_assign.py [--clusters 5000,20000] [--rows 131072]
+
+Writes bench/results/scale_assign.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import ROOT  # noqa: E402  (bench/ is on sys.path when run)
+
+
+def rows(n: int, dim: int, rng: np.random.Generator, concepts: int = 1000) -> np.ndarray:
+    centres = rng.normal(size=(concepts, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    return centres[rng.integers(0, concepts, n)] + rng.normal(size=(n, dim)).astype(np.float32) * 0.06
+
+
+def main() -> None:
+    from clearset import scale
+    from clearset.curate.kmeans import spherical_kmeans
+    from clearset.vectors import normalise_features
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clusters", default="5000,20000")
+    ap.add_argument("--rows", type=int, default=131_072, help="rows assigned (one pass-A chunk by default)")
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale_assign.json")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    result = {"bench": "scale_assign", "date": time.strftime("%Y-%m-%d"), "rows": args.rows, "dim": args.dim,
+              "probe": scale.PROBE, "margin": scale.MARGIN, "runs": []}
+    for k in map(int, args.clusters.split(",")):
+        fit = normalise_features(rows(max(200_000, 16 * k), args.dim, rng))
+        centroids, _, _ = spherical_kmeans(fit, k, 0, niter=scale.KMEANS_ITERATIONS)
+        x = normalise_features(rows(args.rows, args.dim, rng))
+        t = time.perf_counter()
+        grouped_index = scale.centroid_index(centroids, 0)
+        t_index = time.perf_counter() - t
+        flat_index = (grouped_index[0], None, None, None)
+        t = time.perf_counter()
+        flat, flat_sim = scale._assign(flat_index, x, scale.MARGIN)
+        t_flat = time.perf_counter() - t
+        t = time.perf_counter()
+        grouped, grouped_sim = scale._assign(grouped_index, x, scale.MARGIN)
+        t_grouped = time.perf_counter() - t
+        run = {"clusters": k, "coarse_groups": len(grouped_index[1]), "flat_s": round(t_flat, 2),
+               "two_level_s": round(t_grouped, 2), "index_build_s": round(t_index, 2),
+               "speedup": round(t_flat / t_grouped, 2),
+               "same_home": float((flat[:, 0] == grouped[:, 0]).mean()),
+               "same_guest": float((flat[:, 1] == grouped[:, 1]).mean()),
+               "guest_share_flat": float((flat[:, 1] >= 0).mean()),
+               "home_similarity_lost_max": float((flat_sim - grouped_sim).max())}
+        print(json.dumps(run), flush=True)
+        result["runs"].append(run)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
