@@ -10,7 +10,7 @@ training folds (``clearset oof --clean``), alone and (e) averaged with the featu
 Baseline as in bench/audit_cifar10n.py: scikit-learn LogisticRegression OOF on the same features +
 cleanlab defaults. Reports precision, recall, F1, AUROC of label quality and the F1 gain over baseline.
 
-    .venv/bin/python bench/label_issues_cnn.py [--labels aggre,worse] [--folds 5]
+    .venv/bin/python bench/label_issues_cnn.py [--labels aggre,worse] [--folds 5] [--clean [--clean-epochs 20]]
 
 Writes bench/results/label_issues_cnn.json (and caches the CNN OOF probabilities in bench/.cache).
 """

@@ -165,15 +165,17 @@ def oof(
     recipe: str = typer.Option("cifar-resnet8-fast", help="Training recipe of the fold models."),
     folds: int = typer.Option(5, help="Number of stratified folds."),
     seed: int = typer.Option(0, help="Seed of the folds and the runs."),
-    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
+    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs (label issues on CIFAR-10N "
+                                         "were found best with --clean --epochs 20: docs/audit.md)."),
     clean: bool = typer.Option(False, help="Leave out of each fold's training set the images the embedding "
                                "models flag within it (needs `clearset embed`); the held-out fold stays unseen."),
     features: Optional[str] = typer.Option(None, help="With --clean: which features, backbone@size "
                                            "(default: the first embedded)."),
     force: bool = typer.Option(False, help="Retrain every fold."),
 ):
-    """Out-of-fold class probabilities of networks trained on the pixels (one cached run per fold);
-    use them with `clearset audit --pred-probs FILE --combine`."""
+    """Out-of-fold class probabilities of networks trained on the pixels (one cached run per fold).
+    `clearset audit WS` then averages the newest such file made for the current manifest with its embedding
+    models (or pass one with --pred-probs FILE --combine). Recommended: --clean --epochs 20."""
     from .audit.oof import pixel_oof
 
     typer.echo(str(pixel_oof(workspace, recipe=recipe, folds=folds, seed=seed, epochs=epochs, clean=clean,
@@ -359,7 +361,8 @@ def bench(
     keep: str = typer.Option("0.1,0.3,0.5", help="Comma-separated fractions kept."),
     seeds: int = typer.Option(2, help="Seeds per cell (0..N-1)."),
     recipe: str = typer.Option("cifar-resnet8-fast", help="The one training recipe every cell uses."),
-    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
+    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs (label issues on CIFAR-10N "
+                                         "were found best with --clean --epochs 20: docs/audit.md)."),
     budget: str = typer.Option("epochs", help="epochs: the recipe's epochs over each subset; iterations: as many "
                                "iterations as the full data (epochs / keep), the RS2 card's fair comparison."),
     trusted: Optional[Path] = typer.Option(None, help="Verified index,label rows for the `filter` strategy."),
