@@ -361,8 +361,7 @@ def bench(
     keep: str = typer.Option("0.1,0.3,0.5", help="Comma-separated fractions kept."),
     seeds: int = typer.Option(2, help="Seeds per cell (0..N-1)."),
     recipe: str = typer.Option("cifar-resnet8-fast", help="The one training recipe every cell uses."),
-    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs (label issues on CIFAR-10N "
-                                         "were found best with --clean --epochs 20: docs/audit.md)."),
+    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
     budget: str = typer.Option("epochs", help="epochs: the recipe's epochs over each subset; iterations: as many "
                                "iterations as the full data (epochs / keep), the RS2 card's fair comparison."),
     trusted: Optional[Path] = typer.Option(None, help="Verified index,label rows for the `filter` strategy."),
