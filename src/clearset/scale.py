@@ -65,7 +65,7 @@ MAX_CLUSTER_SIZE = 8_000  # ...while clusters stay at most this large on average
 # 41-45% of rows on wide synthetic blobs (bench/results/scale_assign.json); tested, to be fixed
 TWO_LEVEL = 10**12
 PROBE = 8  # coarse groups (k-means of the centroids into ceil(sqrt(k)) groups) searched per row
-VERSION = 4
+VERSION = 3  # the two-level search is off, so partitions are as before: cached ones stay valid
 
 
 @dataclass
@@ -236,7 +236,7 @@ def centroid_index(centroids: np.ndarray, seed: int) -> CentroidIndex:
     of the centroids into ceil(sqrt(k)) coarse groups. A row is then scored against the g coarse
     centroids and the members of its ``PROBE`` nearest groups: N·(g + PROBE·k/g)·D, about
     N·9·sqrt(k)·D, instead of N·k·D. The nearest two centroids of a row can in principle sit in
-    groups it does not probe; bench/scale.py measures the effect on neighbour recall."""
+    groups it does not probe: bench/scale_assign.py measures how often (too often so far)."""
     from .curate.kmeans import spherical_kmeans
 
     centroids = np.asarray(centroids, np.float32)
