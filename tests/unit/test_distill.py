@@ -188,6 +188,33 @@ def test_distill_and_evaluate_on_the_digits_workspace(tmp_path):
     assert rnd.config["iterations"] == 0
 
 
+def test_an_interrupted_evaluation_resumes_at_the_next_seed(tmp_path, monkeypatch):
+    from clearset.distill import evaluate as ev
+
+    ws = clearset.ingest("builtin:digits", tmp_path / "ws")
+    d = distill(ws, method="random", ipc=2, image_size=16)
+    whole = evaluate_distilled(ws, d.path, seeds=3, epochs=2, width=8)
+    target = d.path.with_name(d.path.name.replace(".npz", ".eval.json"))
+    partial = target.with_name(target.name.replace(".json", ".partial.json"))
+    target.unlink()
+    trained, real = [], ev.train_on_synthetic
+
+    def crash_on_second_seed(*args, **kwargs):
+        trained.append(args[4])
+        if len(trained) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ev, "train_on_synthetic", crash_on_second_seed)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_distilled(ws, d.path, seeds=3, epochs=2, width=8)
+    assert not target.exists() and partial.exists()
+    trained.clear()
+    monkeypatch.setattr(ev, "train_on_synthetic", lambda *a, **k: trained.append(a[4]) or real(*a, **k))
+    resumed = evaluate_distilled(ws, d.path, seeds=3, epochs=2, width=8)
+    assert trained == [1, 2]  # seed 0 came from the partial file
+    assert resumed["test_acc"] == whole["test_acc"] and not partial.exists()
+
 def test_a_distilled_set_trains_like_a_subset_and_enters_the_bench(tmp_path):
     from clearset.bench.runner import run_bench
     from clearset.train import get_recipe, train

@@ -201,9 +201,16 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
               else ws.root / "distilled" / f"eval-{key[:8]}.json")
     if not force and target.exists() and read_json(target).get("key") == key:
         return read_json(target)
+    # finished seeds are kept in a partial file, so an interrupted evaluation resumes at the next seed
+    partial = target.with_name(target.name[: -len(".json")] + ".partial.json")
+    done = read_json(partial) if not force and partial.exists() else {}
+    done = (done["test_acc"], done["seconds"]) if done.get("key") == key else ((), 0.0)
     test_x, test_y, _, _ = normalised_split(ws, split, d.images.shape[-1], d.mean, d.std)
     res = evaluate_synthetic(torch.from_numpy(d.images), torch.from_numpy(d.labels), test_x, torch.from_numpy(test_y),
-                             len(d.classes), cfg, seeds, resolve_device(device))
+                             len(d.classes), cfg, seeds, resolve_device(device), done=done,
+                             on_seed=lambda accs, secs: write_json(partial, {"key": key, "test_acc": accs,
+                                                                             "seconds": round(secs, 2)}))
     res.update(key=key, split=split, images=int(len(d.labels)), ipc=d.ipc, method=d.config.get("method"))
     write_json(target, res)
+    partial.unlink(missing_ok=True)
     return res

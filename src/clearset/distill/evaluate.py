@@ -8,6 +8,7 @@ every result."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -72,12 +73,21 @@ def accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, b
 
 def evaluate_synthetic(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                        n_classes: int, cfg: EvalConfig = EvalConfig(), seeds: int = 3,
-                       device: torch.device | None = None) -> dict:
-    """Test accuracy of ``seeds`` fresh networks trained on the synthetic set: per seed, mean, sd."""
-    accs, t0 = [], time.perf_counter()
-    for seed in progress.bar(range(seeds), desc="evaluate distilled", unit="seed"):
+                       device: torch.device | None = None, done: tuple[list[float], float] = ((), 0.0),
+                       on_seed: Callable[[list[float], float], None] | None = None) -> dict:
+    """Test accuracy of ``seeds`` fresh networks trained on the synthetic set: per seed, mean, sd.
+
+    ``done`` = (accuracies of seeds 0..k-1, their seconds) resumes after seed k-1 (seed i always trains
+    the same network, so a resumed run equals an uninterrupted one); ``on_seed(accs, seconds)`` is called
+    after every seed, for the caller to save them."""
+    accs, spent = list(done[0]), float(done[1])
+    for seed in progress.bar(range(len(accs), seeds), desc="evaluate distilled", unit="seed"):
+        t0 = time.perf_counter()
         net = train_on_synthetic(images, labels, n_classes, cfg, seed, device)
         accs.append(accuracy(net, test_images, test_labels))
+        spent += time.perf_counter() - t0
+        if on_seed is not None:
+            on_seed(accs, spent)
     return {"test_acc": accs, "test_acc_mean": float(np.mean(accs)),
             "test_acc_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
-            "seeds": seeds, "protocol": cfg.as_dict(), "seconds": round(time.perf_counter() - t0, 2)}
+            "seeds": seeds, "protocol": cfg.as_dict(), "seconds": round(spent, 2)}
