@@ -91,8 +91,7 @@ def ingest(
     with _engine(engine, address) as eng:
         ws = run(source, workspace, split=_split_list(split), labels=labels, classes=_split_list(classes),
                  on_error=on_error, engine=eng, force=force)
-    m = ws.manifest()
-    typer.echo(f"{ws.manifest_path}: {len(m)} images, {len(ws.classes())} classes")
+    typer.echo(f"{ws.manifest_path}: {ws.manifest_rows()} images, {len(ws.classes())} classes")
 
 
 @command

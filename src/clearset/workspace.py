@@ -24,9 +24,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .errors import WorkspaceError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SIDECAR_SUFFIX = ".meta.json"
 LAZY_LOCATORS = 2_000_000  # above this many images the image store reads locators a row group at a time
@@ -92,6 +95,23 @@ def hash_json(obj: Any) -> str:
 
 
 CONTENT_HASH_LIMIT = 1 << 30
+
+
+def compact_hashes(values) -> np.ndarray:
+    """Hex digests (SHA-256: 64 characters) as fixed-width bytes, ``S32``: 32 bytes a row instead of a
+    ~120-byte Python string, and sortable without Python objects. Anything else comes back as an array
+    unchanged (audit.duplicates.exact_duplicate_pairs takes both)."""
+    import numpy as np
+
+    values = list(values) if not isinstance(values, np.ndarray) else values
+    if not len(values):
+        return np.empty(0, "S32")
+    if all(isinstance(v, str) and len(v) == 64 for v in values):
+        try:
+            return np.frombuffer(bytes.fromhex("".join(values)), dtype="S32").copy()
+        except ValueError:  # not hex
+            pass
+    return np.asarray(values)
 
 
 def fingerprint_path(path: str | os.PathLike) -> str:
@@ -231,14 +251,31 @@ class Workspace:
                 f"{self.root}: no manifest.parquet here; run `clearset ingest SOURCE -o {self.root}` first"
             )
 
-    def manifest(self):
-        """The manifest as a pandas DataFrame (index, split, label, source, sha256, height, width, ...)."""
-        self.require_manifest()
-        if self._manifest is None:
-            import pandas as pd
+    def manifest(self, columns: list[str] | None = None):
+        """The manifest as a pandas DataFrame (index, split, label, source, sha256, height, width, ...).
 
+        ``columns``: only those, read from disk (not kept) unless the whole manifest is already loaded;
+        the path strings are most of a manifest's memory, and most stages do not need them."""
+        import pandas as pd
+
+        self.require_manifest()
+        if columns is not None:
+            if self._manifest is not None:
+                return self._manifest[list(columns)]
+            return pd.read_parquet(self.manifest_path, columns=list(columns))
+        if self._manifest is None:
             self._manifest = pd.read_parquet(self.manifest_path)
         return self._manifest
+
+    def hashes(self):
+        """The pixel hashes, one per row, as compact fixed-width bytes (compact_hashes), converted batch
+        by batch: never a Python string per row for the whole manifest."""
+        import numpy as np
+
+        parts = [compact_hashes(b.column(0).to_pylist()) for b in self.iter_manifest(["sha256"])]
+        if all(p.dtype.kind == "S" for p in parts):
+            return np.concatenate(parts) if parts else np.empty(0, "S32")
+        return self.manifest(["sha256"])["sha256"].to_numpy()  # not hex digests: as they are
 
     def manifest_rows(self) -> int:
         """Number of images, from the manifest's metadata (nothing read)."""

@@ -149,6 +149,23 @@ def test_length_mismatch_is_rejected():
         AuditData(labels=y, n_classes=3, class_names=list("abc"), features=x[:-1])
 
 
+def test_exact_duplicates_group_to_the_first_copy_for_strings_and_compact_hashes():
+    import hashlib
+
+    from clearset.audit.duplicates import exact_duplicate_pairs
+    from clearset.workspace import compact_hashes
+
+    groups = [3, 0, 3, 1, 0, 3, 2]
+    digests = [hashlib.sha256(bytes([g])).hexdigest() for g in groups]
+    compact = compact_hashes(digests)
+    assert compact.dtype == np.dtype("S32") and compact.nbytes == 32 * len(groups)
+    expected = [(0, 2), (1, 4), (0, 5)]  # each later copy linked to its group's first row, in row order
+    for hashes in (digests, compact, np.array([f"g{g}" for g in groups], dtype=object)):
+        df = exact_duplicate_pairs(hashes)
+        assert list(zip(df["index"], df["duplicate_index"])) == expected
+    assert compact_hashes(["not hex"] * 2).dtype.kind in "OU"  # anything else is kept as it is
+    assert exact_duplicate_pairs(compact_hashes([])).empty
+
 def test_every_check_on_one_class_and_identical_images(tmp_path):
     root = tmp_path / "d" / "only"
     root.mkdir(parents=True)
@@ -162,6 +179,9 @@ def test_every_check_on_one_class_and_identical_images(tmp_path):
     assert set(summary["checks"]) == set(CHECKS.names())
     assert summary["checks"]["label_issues"]["label_issues"] == 0
     assert summary["checks"]["duplicates"]["exact_pairs"] == 5  # all linked to the first copy
+    assert ws.hashes().dtype == np.dtype("S32")  # the audit reads the hashes compact, batch by batch
+    assert ws.hashes().tobytes().hex() == "".join(ws.manifest()["sha256"])
+    assert list(ws.manifest(["label", "split"]).columns) == ["label", "split"]
     assert summary["checks"]["properties"]["label_sharpness"]["value"] == 0.0
 
 

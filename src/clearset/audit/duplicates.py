@@ -159,14 +159,21 @@ def window_sums(images, side: int):
 
 
 def exact_duplicate_pairs(hashes: np.ndarray) -> pd.DataFrame:
-    """Pairs (i, j), i < j, of images with equal pixel hashes; each group linked to its first member."""
-    s = pd.Series(np.asarray(hashes))
-    dup = s[s.duplicated(keep=False)]
-    if dup.empty:
+    """Pairs (i, j), i < j, of images with equal pixel hashes; each group linked to its first member.
+    Vectorised (one sort or hash table, no Python per group): 10^7 hashes take seconds."""
+    h = np.asarray(hashes)
+    if not len(h):
         return pd.DataFrame({"index": [], "duplicate_index": []}, dtype=np.int64)
-    first = dup.groupby(dup).transform(lambda g: g.index[0])
-    pairs = pd.DataFrame({"index": first.to_numpy(np.int64), "duplicate_index": dup.index.to_numpy(np.int64)})
-    return pairs[pairs["index"] != pairs["duplicate_index"]].reset_index(drop=True)
+    # dense codes 0..K-1 (sorted ranks for bytes, first-appearance ranks for objects; a missing hash: -1)
+    codes = np.unique(h, return_inverse=True)[1].ravel() if h.dtype.kind == "S" else pd.factorize(h)[0]
+    valid = codes >= 0
+    _, first, counts = np.unique(codes[valid], return_index=True, return_counts=True)
+    first = np.flatnonzero(valid)[first]  # the first row of each code
+    rows = np.flatnonzero(valid)
+    rows = rows[counts[codes[rows]] > 1]
+    heads = first[codes[rows]]
+    keep = heads != rows
+    return pd.DataFrame({"index": heads[keep].astype(np.int64), "duplicate_index": rows[keep].astype(np.int64)})
 
 
 def neighbour_pairs(neighbours: tuple[np.ndarray, np.ndarray], floor: float) -> np.ndarray:

@@ -43,7 +43,7 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
     ws.require_manifest()
     if folds < 2:
         raise ParameterError("--folds must be at least 2")
-    m = ws.manifest()
+    m = ws.manifest(["index", "label"])
     labelled = m[m["label"] >= 0]
     if labelled["label"].nunique() < 2:
         raise ParameterError(f"{ws.root}: out-of-fold models need labelled images of at least two classes")

@@ -39,7 +39,7 @@ def curate_data(ws: Workspace, *, split: str = "train", features: str | None = N
     """The strategy inputs over the labelled rows of ``split``: (data, their manifest indices, input keys)."""
     from ..audit import _choose_features
 
-    m = ws.manifest()
+    m = ws.manifest(["index", "split", "label"])
     rows = m[(m["split"] == split) & (m["label"] >= 0)]
     if rows.empty:
         raise ParameterError(f"{ws.root}: no labelled images in split {split!r} to curate")

@@ -43,7 +43,7 @@ def linear_probe(workspace: str | Path | Workspace, *, backbone: str, image_size
                  train_split: str = "train", test_split: str = "test", c: float = 1.0) -> ProbeResult:
     """Fit on ``train_split``'s features, score on ``test_split``; saves ``probe/<backbone>@<size>.json``."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    m = ws.manifest()
+    m = ws.manifest(["split", "label"])
     path = ws.features_path(backbone, image_size)
     if not path.exists():
         raise WorkspaceError(f"{path}: not embedded yet; run `clearset embed {ws.root} --backbone {backbone} "

@@ -100,7 +100,7 @@ def map_labels(labels: np.ndarray, mapping: np.ndarray) -> tuple[np.ndarray, np.
 
 def split_rows(ws: Workspace, split: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Labels (N,) and manifest indices (N,) of ``split`` (None: all), from the manifest alone."""
-    m = ws.manifest()
+    m = ws.manifest(["index", "split", "label"])
     rows = m if split is None else m[m["split"] == split]
     if rows.empty:
         have = sorted(set(m["split"]))

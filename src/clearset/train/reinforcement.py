@@ -102,7 +102,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     topk = min(topk, len(classes))
     dev = resolve_device(device)
     autocast = resolve_precision("auto", dev) == "bf16"
-    m = ws.manifest()
+    m = ws.manifest(["index", "split"])
     index = m.loc[m["split"] == split, "index"].to_numpy(np.int64)
     keep = np.unique(read_subset(subset, index)[0]) if subset is not None else None
     if keep is not None:
