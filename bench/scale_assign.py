@@ -65,7 +65,10 @@ def main() -> None:
                "same_home": float((flat[:, 0] == grouped[:, 0]).mean()),
                "same_guest": float((flat[:, 1] == grouped[:, 1]).mean()),
                "guest_share_flat": float((flat[:, 1] >= 0).mean()),
-               "home_similarity_lost_max": float((flat_sim - grouped_sim).max())}
+               "home_similarity_lost_max": float((flat_sim - grouped_sim).max()),
+               "home_similarity_lost_mean": float((flat_sim - grouped_sim).mean()),
+               # a home within MARGIN of the best is as good as the guest copy the flat search would make
+               "home_within_margin": float((flat_sim - grouped_sim <= scale.MARGIN).mean())}
         print(json.dumps(run), flush=True)
         result["runs"].append(run)
     args.out.parent.mkdir(parents=True, exist_ok=True)

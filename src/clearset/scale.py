@@ -280,9 +280,12 @@ def _nearest_two(index: CentroidIndex, x: np.ndarray) -> tuple[np.ndarray, np.nd
         members = order[offsets[j]:offsets[j + 1]]
         if not len(rows) or not len(members):
             continue
-        s, i = knn(centroids[members], min(2, len(members)), queries=x[rows], exclude_self=False, rerank=RERANK)
-        cand_s = np.concatenate([best_s[rows], s], 1)
-        cand_i = np.concatenate([best_i[rows], np.where(i >= 0, members[np.maximum(i, 0)], -1)], 1)
+        # a group holds ~sqrt(k) centroids: one fp32 product is exact and cheaper than an index search
+        sims = x[rows] @ centroids[members].T
+        top = (np.argpartition(-sims, 1, axis=1)[:, :2] if len(members) > 2
+               else np.broadcast_to(np.arange(len(members)), (len(rows), len(members))))
+        cand_s = np.concatenate([best_s[rows], np.take_along_axis(sims, top, 1)], 1)
+        cand_i = np.concatenate([best_i[rows], members[top]], 1)
         top = np.argsort(-cand_s, axis=1, kind="stable")[:, :2]
         best_s[rows] = np.take_along_axis(cand_s, top, 1)
         best_i[rows] = np.take_along_axis(cand_i, top, 1)

@@ -58,7 +58,7 @@ MAX_CLASSES_SHOWN = 100
 @section("dataset", "Dataset card", order=10)
 def dataset_card(ctx: ReportContext) -> dict[str, Any]:
     ws = ctx.ws
-    m = ws.manifest()
+    m = ws.manifest(["split", "label", "height", "width"])  # no path strings
     classes = ws.classes()
     splits = list(dict.fromkeys(m["split"]))
     table = pd.crosstab(m["label"], m["split"]).reindex(index=range(-1, len(classes)), columns=splits,
@@ -141,7 +141,7 @@ def audit(ctx: ReportContext) -> dict[str, Any] | None:
     summary = read_json(out / "summary.json")
     classes = ctx.ws.classes()
     store = ctx.ws.store()
-    splits = ctx.ws.manifest()["split"].to_numpy()
+    splits = ctx.ws.manifest(["split"])["split"].to_numpy()
 
     def thumb(i: int) -> str:
         return ctx.rel(plots.thumbnail_png(store.load(int(i)), ctx.asset(f"audit/{int(i)}.png")))
