@@ -267,6 +267,13 @@ class Workspace:
             self._manifest = pd.read_parquet(self.manifest_path)
         return self._manifest
 
+    def manifest_columns(self) -> list[str]:
+        """The manifest's column names, from its schema (nothing else read)."""
+        import pyarrow.parquet as pq
+
+        self.require_manifest()
+        return pq.read_schema(self.manifest_path).names
+
     def hashes(self):
         """The pixel hashes, one per row, as compact fixed-width bytes (compact_hashes), converted batch
         by batch: never a Python string per row for the whole manifest."""

@@ -58,7 +58,8 @@ MAX_CLASSES_SHOWN = 100
 @section("dataset", "Dataset card", order=10)
 def dataset_card(ctx: ReportContext) -> dict[str, Any]:
     ws = ctx.ws
-    m = ws.manifest(["split", "label", "height", "width"])  # no path strings
+    optional = [c for c in ("original_label",) if c in ws.manifest_columns()]
+    m = ws.manifest(["split", "label", "height", "width", *optional])  # no path strings
     classes = ws.classes()
     splits = list(dict.fromkeys(m["split"]))
     table = pd.crosstab(m["label"], m["split"]).reindex(index=range(-1, len(classes)), columns=splits,
@@ -86,7 +87,7 @@ def dataset_card(ctx: ReportContext) -> dict[str, Any]:
         "imbalance": (max(balance) / min(balance)) if balance else None,
         "common_sizes": [(int(h), int(w), int(c)) for (h, w), c in sizes.head(5).items()],
         "n_sizes": len(sizes),
-        "duplicate_hashes": int(m["sha256"].duplicated().sum()),
+        "duplicate_hashes": int(len(m) - len(np.unique(ws.hashes()))),
         "class_counts_png": ctx.rel(bars),
         "sizes_png": ctx.rel(hist) if hist else None,
         "grid": grid,
