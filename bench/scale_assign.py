@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale_assign.json")
     args = ap.parse_args()
+    scale.TWO_LEVEL = 0  # the grouped index whatever the default (off while it is being measured)
     rng = np.random.default_rng(0)
     result = {"bench": "scale_assign", "date": time.strftime("%Y-%m-%d"), "rows": args.rows, "dim": args.dim,
               "probe": scale.PROBE, "margin": scale.MARGIN, "runs": []}

@@ -279,10 +279,13 @@ class Workspace:
         by batch: never a Python string per row for the whole manifest."""
         import numpy as np
 
-        parts = [compact_hashes(b.column(0).to_pylist()) for b in self.iter_manifest(["sha256"])]
-        if all(p.dtype.kind == "S" for p in parts):
-            return np.concatenate(parts) if parts else np.empty(0, "S32")
-        return self.manifest(["sha256"])["sha256"].to_numpy()  # not hex digests: as they are
+        out, at = np.empty(self.manifest_rows(), "S32"), 0
+        for batch in self.iter_manifest(["sha256"]):
+            part = compact_hashes(batch.column(0).to_pylist())
+            if part.dtype.kind != "S":
+                return self.manifest(["sha256"])["sha256"].to_numpy()  # not hex digests: as they are
+            out[at : at + len(part)], at = part, at + len(part)
+        return out
 
     def manifest_rows(self) -> int:
         """Number of images, from the manifest's metadata (nothing read)."""

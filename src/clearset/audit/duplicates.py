@@ -160,20 +160,23 @@ def window_sums(images, side: int):
 
 def exact_duplicate_pairs(hashes: np.ndarray) -> pd.DataFrame:
     """Pairs (i, j), i < j, of images with equal pixel hashes; each group linked to its first member.
-    Vectorised (one sort or hash table, no Python per group): 10^7 hashes take seconds."""
+    Vectorised (one stable sort, no Python per group): 10^7 hashes take seconds."""
     h = np.asarray(hashes)
     if not len(h):
         return pd.DataFrame({"index": [], "duplicate_index": []}, dtype=np.int64)
-    # dense codes 0..K-1 (sorted ranks for bytes, first-appearance ranks for objects; a missing hash: -1)
-    codes = np.unique(h, return_inverse=True)[1].ravel() if h.dtype.kind == "S" else pd.factorize(h)[0]
-    valid = codes >= 0
-    _, first, counts = np.unique(codes[valid], return_index=True, return_counts=True)
-    first = np.flatnonzero(valid)[first]  # the first row of each code
-    rows = np.flatnonzero(valid)
-    rows = rows[counts[codes[rows]] > 1]
-    heads = first[codes[rows]]
-    keep = heads != rows
-    return pd.DataFrame({"index": heads[keep].astype(np.int64), "duplicate_index": rows[keep].astype(np.int64)})
+    if h.dtype.kind != "S":  # strings / objects: dense codes by a hash table (a missing hash: -1, unique)
+        codes = pd.factorize(h)[0]
+        h = np.where(codes >= 0, codes, -np.arange(1, len(h) + 1))
+    order = np.argsort(h, kind="stable")  # equal hashes adjacent, each run in row order
+    ordered = h[order]
+    same = ordered[1:] == ordered[:-1]  # position i+1 repeats position i
+    del ordered
+    start = np.flatnonzero(~np.concatenate([[False], same]))  # first position of every run
+    run_of = np.cumsum(~np.concatenate([[False], same])) - 1
+    later = np.flatnonzero(np.concatenate([[False], same]))  # positions after the first of their run
+    rows, heads = order[later], order[start[run_of[later]]]
+    by_row = np.argsort(rows, kind="stable")
+    return pd.DataFrame({"index": heads[by_row].astype(np.int64), "duplicate_index": rows[by_row].astype(np.int64)})
 
 
 def neighbour_pairs(neighbours: tuple[np.ndarray, np.ndarray], floor: float) -> np.ndarray:
