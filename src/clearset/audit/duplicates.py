@@ -169,12 +169,11 @@ def exact_duplicate_pairs(hashes: np.ndarray) -> pd.DataFrame:
         h = np.where(codes >= 0, codes, -np.arange(1, len(h) + 1))
     order = np.argsort(h, kind="stable")  # equal hashes adjacent, each run in row order
     ordered = h[order]
-    same = ordered[1:] == ordered[:-1]  # position i+1 repeats position i
+    first = np.concatenate([[True], ordered[1:] != ordered[:-1]])  # a run of equal hashes starts here
     del ordered
-    start = np.flatnonzero(~np.concatenate([[False], same]))  # first position of every run
-    run_of = np.cumsum(~np.concatenate([[False], same])) - 1
-    later = np.flatnonzero(np.concatenate([[False], same]))  # positions after the first of their run
-    rows, heads = order[later], order[start[run_of[later]]]
+    later = np.flatnonzero(~first)  # positions after the first of their run
+    heads = order[np.flatnonzero(first)[np.cumsum(first)[later] - 1]]  # the first row of each one's run
+    rows = order[later]
     by_row = np.argsort(rows, kind="stable")
     return pd.DataFrame({"index": heads[by_row].astype(np.int64), "duplicate_index": rows[by_row].astype(np.int64)})
 

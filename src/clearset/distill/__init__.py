@@ -37,7 +37,7 @@ DEFAULT_ITERATIONS = 1000
 
 def default_image_size(ws: Workspace, split: str) -> int:
     """The common side of the split's images (the median of max(height, width))."""
-    m = ws.manifest()  # all columns: older manifests may lack height/width
+    m = ws.manifest()
     rows = m[m["split"] == split]
     if rows.empty or "height" not in rows:
         raise ParameterError(f"{ws.root}: no images in split {split!r} to distil")
