@@ -22,14 +22,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
-import subprocess
-import sys
 import time
 
 import numpy as np
 
-from common import CACHE, ROOT  # noqa: E402  (bench/ is on sys.path when run)
+from common import CACHE, ROOT, timed_child  # noqa: E402  (bench/ is on sys.path when run)
 
 ROW_GROUP = 1 << 17
 
@@ -103,14 +100,6 @@ def child(mode: str, root: str) -> None:
                       "rows": len(labels), "test_rows": int((splits == "test").sum())}))
 
 
-def run_child(mode: str, root) -> dict:
-    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, __file__, "--child", mode, str(root)],
-                          capture_output=True, text=True, check=True)
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["peak_rss_mb"] = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)) // 1024
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000_000)
@@ -121,7 +110,7 @@ def main() -> None:
     t0 = time.perf_counter()
     root = make_workspace(args.n)
     print(f"workspace {root} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    runs = {mode: run_child(mode, root) for mode in ("whole", "columns")}
+    runs = {mode: timed_child([__file__, "--child", mode, str(root)]) for mode in ("whole", "columns")}
     for mode, r in runs.items():
         print(f"{mode:8s} {r['seconds']:8.1f} s  {r['peak_rss_mb']:6d} MB  {r['pairs']} pairs", flush=True)
     same = runs["whole"]["pairs_sha256"] == runs["columns"]["pairs_sha256"]

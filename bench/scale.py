@@ -30,15 +30,13 @@ import argparse
 import io
 import json
 import shutil
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, ROOT  # noqa: E402  (bench/ is on sys.path when run)
+from common import CACHE, ROOT, timed_child  # noqa: E402  (bench/ is on sys.path when run)
 
 N_DUPS, N_OUTLIERS, CONCEPTS = 2000, 200, 1000
 GEN_CHUNK = 262_144
@@ -121,22 +119,6 @@ pairs.to_parquet(sys.argv[2] + "/duplicates.parquet")
 pd.DataFrame({"index": outliers}).to_parquet(sys.argv[2] + "/outliers.parquet")
 print(json.dumps({"seconds": round(time.perf_counter() - t0, 1), "pairs": len(pairs), "outliers": len(outliers)}))
 """
-
-
-def timed_child(code: str, *args: str, timeout: float | None = None) -> dict:
-    """Run ``code`` in a child python under /usr/bin/time: its JSON line, wall seconds, peak RSS (MB)."""
-    t = time.perf_counter()
-    try:
-        run = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code, *args],
-                             capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"timed_out_after_s": timeout}
-    if run.returncode:
-        sys.exit(run.stderr[-3000:])
-    out = json.loads(run.stdout.strip().splitlines()[-1])
-    out["wall_s"] = round(time.perf_counter() - t, 1)
-    out["peak_rss_mb"] = round(int(run.stderr.strip().splitlines()[-1]) / 1024)
-    return out
 
 
 def planted_recall(folder: Path, planted: Path) -> dict:
@@ -274,7 +256,7 @@ def main() -> None:
         print(f"N={n:,}: data ready ({time.perf_counter() - t:.0f} s)", flush=True)
         work = CACHE / f"scale_partition_{n}"
         shutil.rmtree(work, ignore_errors=True)
-        ours = timed_child(OURS, str(feats), str(work))
+        ours = timed_child(["-c", OURS, str(feats), str(work)])
         ours.update(planted_recall(work, planted))
         ours["neighbour_recall_at_10"] = sample_recall(feats, work / "sample_neighbours.npy")
         row = {"n": n, "file_mb": round(feats.stat().st_size / 2 ** 20), "clearset": ours}
@@ -284,7 +266,7 @@ def main() -> None:
         if n <= args.baseline_max:
             bdir = CACHE / f"scale_baseline_{n}"
             bdir.mkdir(parents=True, exist_ok=True)
-            base = timed_child(BASELINE, str(feats), str(bdir))
+            base = timed_child(["-c", BASELINE, str(feats), str(bdir)])
             base.update(planted_recall(bdir, planted))
             row["sklearn in RAM"] = base
             row["speedup"] = round(base["wall_s"] / ours["wall_s"], 2)
@@ -292,7 +274,7 @@ def main() -> None:
             print(f"  sklearn:  {base['wall_s']} s, peak {base['peak_rss_mb']} MB -> clearset {row['speedup']}x; "
                   f"pairs recall vs exact {row['pairs_recall_vs_exact']:.4f}", flush=True)
         elif args.baseline_sample:
-            base = timed_child(BASELINE, str(feats), "", str(args.baseline_sample))
+            base = timed_child(["-c", BASELINE, str(feats), "", str(args.baseline_sample)])
             row["sklearn in RAM, sampled queries"] = base
             row["speedup_estimated"] = round(base["estimated_seconds"] / ours["wall_s"], 2)
             print(f"  sklearn:  {base['search_sample_s']} s for {args.baseline_sample:,} queries, peak "
@@ -306,7 +288,7 @@ def main() -> None:
         t = time.perf_counter()
         shards = make_shards(args.ingest, CACHE / f"scale_shards_{args.ingest}")
         print(f"ingest: {args.ingest:,} images in shards ({time.perf_counter() - t:.0f} s)", flush=True)
-        ing = timed_child(INGEST, str(shards), str(CACHE / f"scale_ingest_ws_{args.ingest}"))
+        ing = timed_child(["-c", INGEST, str(shards), str(CACHE / f"scale_ingest_ws_{args.ingest}")])
         ing["images_per_s"] = round(ing["images"] / ing["seconds"])
         result["ingest"] = {"images": args.ingest, "format": "WebDataset tar shards of 10,000 32x32 JPEGs", **ing}
         print(f"  ingest: {ing['images_per_s']} images/s, peak {ing['peak_rss_mb']} MB", flush=True)
