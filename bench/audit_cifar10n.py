@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from clearset.audit import AuditData
 from clearset.vectors import normalise_features
 from clearset.audit.label_issues import label_issues_check
 
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+from common import CACHE, ROOT, SHARED, run_timed  # noqa: E402  (bench/ is on sys.path when run)
 BACKBONE, SIZE = "efficientnet_lite0", 128
 
 
@@ -86,16 +84,11 @@ def main() -> None:
                   f"AUROC {s['auroc']:.3f} flagged {s['flagged']} ({s['seconds']} s)", flush=True)
         print(f"{name:6s} F1 gain {row['f1_gain']:+.3f}", flush=True)
     if not args.skip_full_audit:
-        out = subprocess.run(["/usr/bin/time", "-f", "%M %e", sys.executable, "-c",
-                              "from clearset.cli import main; main()", "-q", "audit", str(ws.root), "--force"],
-                             capture_output=True, text=True)
-        if out.returncode:
-            sys.exit(out.stderr)
-        peak_kb, wall = out.stderr.strip().splitlines()[-1].split()
+        out = run_timed(["-c", "from clearset.cli import main; main()", "-q", "audit", str(ws.root), "--force"])
         summary = json.loads((ws.root / "audit" / "summary.json").read_text())
-        result["full_audit"] = {"images": 50000, "wall_seconds": float(wall), "peak_rss_mb": round(int(peak_kb) / 1024),
+        result["full_audit"] = {"images": 50000, "wall_seconds": out["wall_s"], "peak_rss_mb": out["peak_rss_mb"],
                                 "check_seconds": {k: v.get("seconds") for k, v in summary["checks"].items()}}
-        print(f"full audit: {wall} s, peak RSS {int(peak_kb) // 1024} MB; per check: "
+        print(f"full audit: {out['wall_s']} s, peak RSS {out['peak_rss_mb']} MB; per check: "
               f"{result['full_audit']['check_seconds']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "bench" / ".cache"
+from common import CACHE, ROOT, timed_child  # noqa: E402  (bench/ is on sys.path when run)
 N_DUPS, N_OUTLIERS, CLUSTERS, CLASSES = 2000, 200, 1000, 100
 
 
@@ -110,14 +107,8 @@ def main() -> None:
     feats, labels, planted = make_data(args.n, args.dim)
     print(f"synthetic data ready ({time.perf_counter() - t:.0f} s): {feats}", flush=True)
     tables = CACHE / f"scale_{args.n}"
-    t = time.perf_counter()
-    run = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", CHILD, str(feats), str(labels), str(tables)],
-                         capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if run.returncode:
-        sys.exit(run.stderr)
-    checks = json.loads(run.stdout.strip().splitlines()[-1])
-    peak_mb = int(run.stderr.strip().splitlines()[-1]) / 1024
+    checks = timed_child(["-c", CHILD, str(feats), str(labels), str(tables)])
+    wall, peak_mb = checks.pop("wall_s"), checks.pop("peak_rss_mb")
 
     import pandas as pd
 

@@ -13,18 +13,33 @@ SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "d
 CACHE = ROOT / "bench" / ".cache"
 
 
-def timed_child(argv: list[str], timeout: float | None = None) -> dict:
-    """Run ``python ARGV`` under /usr/bin/time: the JSON object on its last stdout line, plus wall
-    seconds and peak RSS (MB); exits with the child's stderr if it fails."""
+def run_timed(argv: list[str], timeout: float | None = None, may_fail: bool = False) -> dict:
+    """Run ``python ARGV`` under /usr/bin/time: its stdout, wall seconds and peak RSS (MB).
+    ``{"timed_out_after_s": timeout}`` if it outlives ``timeout``. If it fails: exits with the child's
+    stderr, or with ``may_fail`` returns ``{"failed": why, "wall_s", "peak_rss_mb"}`` (a baseline killed
+    for memory is a result)."""
     t = time.perf_counter()
     try:
         run = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, *argv],
                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"timed_out_after_s": timeout}
+    lines = run.stderr.strip().splitlines()
+    measured = {"wall_s": round(time.perf_counter() - t, 1),
+                "peak_rss_mb": round(int(lines[-1]) / 1024) if lines and lines[-1].isdigit() else None}
     if run.returncode:
-        sys.exit(run.stderr[-3000:])
-    out = json.loads(run.stdout.strip().splitlines()[-1])
-    out["wall_s"] = round(time.perf_counter() - t, 1)
-    out["peak_rss_mb"] = round(int(run.stderr.strip().splitlines()[-1]) / 1024)
-    return out
+        if not may_fail:
+            sys.exit(run.stderr[-3000:])
+        why = next((ln for ln in reversed(lines[:-1]) if ln.strip()), f"exit status {run.returncode}")
+        return {"failed": why.strip(), **measured}
+    return {"stdout": run.stdout, **measured}
+
+
+def timed_child(argv: list[str], timeout: float | None = None, may_fail: bool = False) -> dict:
+    """run_timed, for a child that prints a JSON object on its last stdout line: that object, plus
+    ``wall_s`` and ``peak_rss_mb``."""
+    run = run_timed(argv, timeout, may_fail)
+    if "stdout" not in run:
+        return run
+    out = json.loads(run.pop("stdout").strip().splitlines()[-1])
+    return {**out, **run}

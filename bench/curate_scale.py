@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from audit_scale import make_data  # noqa: E402
+from audit_scale import make_data  # noqa: E402  (bench/ is on sys.path when run)
+from common import CACHE, ROOT, timed_child  # noqa: E402
 
 KEEP = {"semdedup": 0.8, "dbp": 0.5}
 CLUSTERS = 1000
@@ -111,14 +108,9 @@ def child(arm: str, algo: str, n: int, feats: Path, out: Path) -> None:
 
 
 def run(arm: str, algo: str, n: int, feats: Path) -> dict:
-    rows_path = ROOT / "bench" / ".cache" / f"curate_scale_{arm}_{algo}_{n}.npy"
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M %e", sys.executable, __file__, "--child", arm, "--algo", algo,
-                           "--n", str(n)], capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(proc.stderr)
-    peak_kb, wall = proc.stderr.strip().splitlines()[-1].split()
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall_seconds": float(wall), "select_seconds": round(res["seconds"], 1), "peak_rss_mb": int(peak_kb) // 1024,
+    rows_path = CACHE / f"curate_scale_{arm}_{algo}_{n}.npy"
+    res = timed_child([__file__, "--child", arm, "--algo", algo, "--n", str(n)])
+    return {"wall_seconds": res["wall_s"], "select_seconds": round(res["seconds"], 1), "peak_rss_mb": res["peak_rss_mb"],
             "kept": res["kept"], "rows": rows_path}
 
 
@@ -131,7 +123,7 @@ def main() -> None:
     args = ap.parse_args()
     feats, _, _ = make_data(1_000_000, args.dim)
     if args.child:
-        child(args.child, args.algo, args.n, feats, ROOT / "bench" / ".cache" / f"curate_scale_{args.child}_{args.algo}_{args.n}.npy")
+        child(args.child, args.algo, args.n, feats, CACHE / f"curate_scale_{args.child}_{args.algo}_{args.n}.npy")
         return
     result = {"bench": "curate_scale", "date": time.strftime("%Y-%m-%d"), "n": args.n, "dim": args.dim,
               "clusters": CLUSTERS, "keep": KEEP, "algorithms": {}}

@@ -24,8 +24,6 @@ import argparse
 import json
 import time
 
-import numpy as np
-
 import clearset
 from clearset.distill import distill, evaluate_distilled
 from clearset.workspace import Workspace, read_json

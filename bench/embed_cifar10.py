@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+from common import ROOT, SHARED, run_timed  # noqa: E402  (bench/ is on sys.path when run)
 
 
 def step(*args: str) -> dict:
     """Run `clearset -q ARGS` in a child process under /usr/bin/time: wall time, peak RSS, output."""
-    t = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", "from clearset.cli import main; main()",
-                          "-q", *args], capture_output=True, text=True)
-    if out.returncode:
-        sys.exit(out.stderr)
-    return {"command": "clearset " + " ".join(args), "seconds": round(time.perf_counter() - t, 1),
-            "peak_rss_mb": round(int(out.stderr.strip().splitlines()[-1]) / 1024), "output": out.stdout.strip()}
+    out = run_timed(["-c", "from clearset.cli import main; main()", "-q", *args])
+    return {"command": "clearset " + " ".join(args), "seconds": out["wall_s"], "peak_rss_mb": out["peak_rss_mb"],
+            "output": out["stdout"].strip()}
 
 
 def main() -> None:

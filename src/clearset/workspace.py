@@ -287,6 +287,19 @@ class Workspace:
             out[at : at + len(part)], at = part, at + len(part)
         return out
 
+    def splits(self):
+        """The split of every row as a fixed-width unicode array (``<U5`` for train/test): 20 bytes a row
+        instead of a Python string, built from each row group's dictionary (a handful of names)."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        parts = []
+        for batch in self.iter_manifest(["split"]):
+            coded = pc.dictionary_encode(pc.fill_null(batch.column(0), ""))
+            names = np.array(coded.dictionary.to_pylist(), dtype=str)
+            parts.append(names[coded.indices.to_numpy()] if len(names) else np.empty(0, str))
+        return np.concatenate(parts) if parts else np.empty(0, str)
+
     def manifest_rows(self) -> int:
         """Number of images, from the manifest's metadata (nothing read)."""
         import pyarrow.parquet as pq

@@ -390,3 +390,13 @@ def test_blockwise_normalisation_equals_the_whole_array(monkeypatch):
     whole = vectors.normalise_features(x)
     monkeypatch.setattr(vectors, "BLOCK_ROWS", 64)
     assert np.array_equal(vectors.normalise_features(x), whole)
+
+
+def test_workspace_splits_are_compact_and_match_the_manifest(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8), y_train=np.arange(5) % 2,
+             x_test=rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8), y_test=np.array([0, 1, 0]))
+    ws = clearset.ingest(str(tmp_path / "d.npz"), tmp_path / "ws")
+    splits = ws.splits()
+    assert splits.dtype.kind == "U" and splits.dtype.itemsize <= 4 * 5  # no Python string per row
+    assert splits.tolist() == ws.manifest()["split"].tolist() == ["train"] * 5 + ["test"] * 3

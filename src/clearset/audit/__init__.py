@@ -58,7 +58,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
             are the same).
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    m = ws.manifest(["label", "split"])  # the columns the checks need; hashes compact, below
+    m = ws.manifest(["label"])  # the columns the checks need; splits and hashes compact, below
     if pred_probs is None and stored_oof and (found := stored_pixel_oof(ws)) is not None:
         log.info("audit: label_issues averages the embedding models with the pixel networks' out-of-fold "
                  "probabilities in %s (`clearset oof`; --no-stored-oof to leave them out)", found)
@@ -70,7 +70,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     feat_path, feat_key = _choose_features(ws, features)
     data = AuditData(
         labels=m["label"].to_numpy(), n_classes=len(ws.classes()), class_names=ws.classes(),
-        splits=m["split"].to_numpy(), sha256=ws.hashes(),
+        splits=ws.splits(), sha256=ws.hashes(),
         features=np.load(feat_path, mmap_mode="r") if feat_path else None,
         pred_probs=_load_pred_probs(pred_probs, len(m), len(ws.classes())),
         image_loader=ws.store().iter_images)
