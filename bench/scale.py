@@ -38,30 +38,32 @@ from pathlib import Path
 
 import numpy as np
 
+from clearset.workspace import read_json
 from common import CACHE, ROOT, timed_child  # noqa: E402  (bench/ is on sys.path when run)
 
 N_DUPS, N_OUTLIERS, CONCEPTS = 2000, 200, 1000
 GEN_CHUNK = 262_144
 
 
-def make_embeddings(n: int, dim: int, seed: int = 0) -> tuple[Path, Path]:
+def make_embeddings(n: int, dim: int, seed: int = 0, concepts: int = CONCEPTS) -> tuple[Path, Path]:
     """(features .npy float16, planted .npy: 2,000 (source, copy) pairs then 200 outlier rows), written a
     chunk at a time (memory flat in N); cached under bench/.cache."""
     from clearset.data.arrays import RowFile, RowReader
 
-    feats, planted = CACHE / f"scale16_{n}_{dim}_x.npy", CACHE / f"scale16_{n}_{dim}_planted.npy"
+    tag = f"scale16_{n}_{dim}" + (f"_c{concepts}" if concepts != CONCEPTS else "")
+    feats, planted = CACHE / f"{tag}_x.npy", CACHE / f"{tag}_planted.npy"
     if feats.exists() and planted.exists():
         return feats, planted
     CACHE.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(CONCEPTS, dim)).astype(np.float32)
+    centres = rng.normal(size=(concepts, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     n_base = n - N_DUPS - N_OUTLIERS
     tmp = feats.with_suffix(".tmp.npy")
     out = RowFile.create(tmp, (n, dim), np.float16)
     for s in range(0, n_base, GEN_CHUNK):
         m = min(GEN_CHUNK, n_base - s)
-        block = centres[rng.integers(0, CONCEPTS, m)] + rng.normal(size=(m, dim)).astype(np.float32) * 0.06
+        block = centres[rng.integers(0, concepts, m)] + rng.normal(size=(m, dim)).astype(np.float32) * 0.06
         out.write(s, block)
     sources = np.sort(rng.choice(n_base, N_DUPS, replace=False))
     src = RowReader(tmp).rows(sources).astype(np.float32)
@@ -78,6 +80,8 @@ OURS = r"""
 import json, sys, time
 import numpy as np
 from clearset import scale
+if len(sys.argv) > 3:
+    scale.TWO_LEVEL = int(sys.argv[3])
 t0 = time.perf_counter()
 part = scale.partition(sys.argv[1], sys.argv[2])
 t1 = time.perf_counter()
@@ -248,19 +252,26 @@ def main() -> None:
                     help="above --baseline-max, time the baseline's search on this many sampled queries and "
                          "extrapolate its time to all N (its cost is linear in the queries); 0: skip")
     ap.add_argument("--ingest", type=int, default=1_000_000, help="images for the ingest bench (0: skip)")
+    ap.add_argument("--concepts", type=int, default=CONCEPTS,
+                    help="Gaussian concepts in the synthetic embeddings (rows per concept = N / concepts)")
+    ap.add_argument("--two-level", type=int, default=None,
+                    help="override clearset.scale.TWO_LEVEL (0: the two-level centroid search at any k)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
     args = ap.parse_args()
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     result.update({"bench": "scale", "date": time.strftime("%Y-%m-%d"), "machine": "2-core CPU, 24 GB RAM",
-                   "dim": args.dim, "dtype": "float16 on disk", "engine": "local"})
+                   "dim": args.dim, "concepts": args.concepts, "dtype": "float16 on disk", "engine": "local"})
     rows = {r["n"]: r for r in result.get("embeddings", [])}
     for n in [int(v) for v in args.sizes.split(",") if v]:
         t = time.perf_counter()
-        feats, planted = make_embeddings(n, args.dim)
+        feats, planted = make_embeddings(n, args.dim, concepts=args.concepts)
         print(f"N={n:,}: data ready ({time.perf_counter() - t:.0f} s)", flush=True)
         work = CACHE / f"scale_partition_{n}"
         shutil.rmtree(work, ignore_errors=True)
-        ours = timed_child(["-c", OURS, str(feats), str(work)])
+        ours = timed_child(["-c", OURS, str(feats), str(work)]
+                           + ([str(args.two_level)] if args.two_level is not None else []))
+        ours.update({k: v for k, v in read_json(work / "partition.json").items()
+                     if k in ("coarse_groups", "probe", "kmeans_seconds", "tried")})
         ours.update(planted_recall(work, planted))
         ours["neighbour_recall_at_10"] = sample_recall(feats, work / "sample_neighbours.npy")
         row = {"n": n, "file_mb": round(feats.stat().st_size / 2 ** 20), "clearset": ours}

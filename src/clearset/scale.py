@@ -20,11 +20,13 @@ The in-memory checks hold a float32 normalised copy of the features and a neighb
 
 Memory: one chunk (131,072 rows: 130 MB as float32) or one group of clusters, the centroids, and
 O(1) per cluster -- not O(N) floats in RAM: per-row results are written to files.
-Time: pass A is N·k·D multiply-adds (k grows with N: quadratic). A two-level search (``TWO_LEVEL``:
-centroids grouped by a second k-means into ceil(sqrt(k)) coarse groups, a row compared with the members
-of its ``PROBE`` (8) nearest groups, about N·9·sqrt(k)·D) is built and tested but off by default: on
-bench/scale_assign.py it was not faster at 5,000 centroids and often missed the nearest centroid.
-Pass B and the per-cluster searches are N·cluster_size·D: linear.
+Time: pass A is N·k·D multiply-adds with a flat search (k grows with N: quadratic). Above ``TWO_LEVEL``
+(20,000) centroids it is two-level: the centroids grouped by a second k-means into ceil(sqrt(k)) coarse
+groups, each group's candidate list learned from the k-means sample (its own centroids plus the two
+nearest centroids of every sample row that probes the group), and a row compared with the
+coarse centroids and the candidates of its ``PROBE`` (2) nearest groups: about N·(sqrt(k) + 2c)·D for
+lists of c centroids (a few times k / sqrt(k)). Pass B and the per-cluster searches are
+N·cluster_size·D: linear.
 Approximation: a neighbour that k-means put in another cluster, and not as a guest, is not seen.
 bench/scale.py measures the neighbour lists' recall@10 against an exact search, and the recall of planted
 near-copies and outliers.
@@ -60,12 +62,14 @@ EXACT_ROWS = 100_000  # up to this many rows: one cluster, the exact search (N^2
 MARGIN = 0.02  # guest copies: second-nearest centroid within this cosine of the nearest
 GUEST_SHARE = 0.25  # above this share of border rows in the sample, halve the cluster count...
 MAX_CLUSTER_SIZE = 8_000  # ...while clusters stay at most this large on average (bounds the time per row)
-# above this many centroids a row is compared with those of its nearest coarse groups only. Off for now:
-# bench/scale_assign.py found it no faster at 5,000 centroids and agreeing with the flat search on only
-# 41-45% of rows on wide synthetic blobs (bench/results/scale_assign.json); tested, to be fixed
-TWO_LEVEL = 10**12
-PROBE = 8  # coarse groups (k-means of the centroids into ceil(sqrt(k)) groups) searched per row
-VERSION = 3  # the two-level search is off, so partitions are as before: cached ones stay valid
+# above this many centroids a row is compared with the candidates of its nearest coarse groups only
+# (centroid_index: lists learned from the k-means sample). bench/scale_assign.py, rows not in the sample,
+# 20,000 centroids: 1.48x faster than the flat search with 2 groups probed, the home centroid within MARGIN
+# of the exact best for 99.995% of rows; 1 group: 8.1x faster but 1% of rows homed away from their
+# neighbours, which end to end flagged 11x more outliers (bench/results/scale_assign.json, scale_two_level*.json)
+TWO_LEVEL = 20_000
+PROBE = 2  # coarse groups (k-means of the centroids into ceil(sqrt(k)) groups) searched per row
+VERSION = 4  # 4: learned candidate lists above TWO_LEVEL centroids (partitions below it are unchanged)
 
 
 @dataclass
@@ -164,9 +168,9 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
         log.info("partition: %.0f%% of the sample lies on a cluster border at k = %d; trying k = %d",
                  100 * share, len(centroids), coarser)
         centroids, _, _ = spherical_kmeans(sample, coarser, seed, niter=KMEANS_ITERATIONS)
-    del sample
     k = len(centroids)
-    index = centroid_index(centroids, seed)
+    index = centroid_index(centroids, seed, sample=sample)
+    del sample
     t_kmeans = time.perf_counter() - t0
 
     # pass A: exact assignment of every row, appended to disk; sizes and similarity sums counted
@@ -231,22 +235,38 @@ def _assign_chunk(state, start: int):
 CentroidIndex = tuple  # (centroids (k, D), coarse (g, D) or None, centroid ids by coarse group, group offsets)
 
 
-def centroid_index(centroids: np.ndarray, seed: int) -> CentroidIndex:
+def centroid_index(centroids: np.ndarray, seed: int, sample: np.ndarray | None = None) -> CentroidIndex:
     """The centroids, grouped for pass A when there are more than ``TWO_LEVEL`` of them: spherical k-means
     of the centroids into ceil(sqrt(k)) coarse groups. A row is then scored against the g coarse
-    centroids and the members of its ``PROBE`` nearest groups: N·(g + PROBE·k/g)·D, about
-    N·9·sqrt(k)·D, instead of N·k·D. The nearest two centroids of a row can in principle sit in
-    groups it does not probe: bench/scale_assign.py measures how often (too often so far)."""
-    from .curate.kmeans import spherical_kmeans
+    centroids and the candidates of its ``PROBE`` nearest groups: N·(g + PROBE·c)·D for lists of c
+    centroids, instead of N·k·D.
+
+    A group's candidates are its own centroids and, with ``sample`` (rows, L2-normalised), the two
+    nearest centroids (exact) of every sample row that probes this group: the lists are learned from
+    where rows fall, so a row's nearest centroid is in a group it probes even when that centroid's own
+    coarse group is not (bench/scale_assign.py measures how often it still misses)."""
+    from .audit.knn import knn
+    from .curate.kmeans import RERANK, spherical_kmeans
 
     centroids = np.asarray(centroids, np.float32)
     k = len(centroids)
     if k <= TWO_LEVEL:
         return centroids, None, None, None
     coarse, group, _ = spherical_kmeans(centroids, math.ceil(math.sqrt(k)), seed, niter=KMEANS_ITERATIONS)
-    order = np.argsort(group, kind="stable")
-    offsets = np.searchsorted(group[order], np.arange(len(coarse) + 1))
-    return centroids, coarse.astype(np.float32), order, offsets
+    coarse = coarse.astype(np.float32)
+    pairs = [np.stack([group, np.arange(k)], 1)]  # (group, centroid)
+    if sample is not None and len(sample):
+        p = min(PROBE, len(coarse))
+        for s in range(0, len(sample), CHUNK):
+            x = np.asarray(sample[s : s + CHUNK], np.float32)
+            _, near_c = knn(centroids, min(2, k), queries=x, exclude_self=False, rerank=RERANK)
+            _, near_g = knn(coarse, p, queries=x, exclude_self=False, rerank=RERANK)
+            g = np.repeat(near_g, near_c.shape[1], axis=1).ravel()
+            c = np.tile(near_c, (1, p)).ravel()
+            pairs.append(np.unique(np.stack([g, c], 1), axis=0))
+    pairs = np.unique(np.concatenate(pairs), axis=0)  # sorted by group, then centroid
+    offsets = np.searchsorted(pairs[:, 0], np.arange(len(coarse) + 1))
+    return centroids, coarse, pairs[:, 1].astype(np.int64), offsets
 
 
 def _assign(index: CentroidIndex, x: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -286,6 +306,9 @@ def _nearest_two(index: CentroidIndex, x: np.ndarray) -> tuple[np.ndarray, np.nd
                else np.broadcast_to(np.arange(len(members)), (len(rows), len(members))))
         cand_s = np.concatenate([best_s[rows], np.take_along_axis(sims, top, 1)], 1)
         cand_i = np.concatenate([best_i[rows], members[top]], 1)
+        # groups overlap: a centroid already among a row's best two does not count twice
+        seen = (cand_i[:, 2:, None] == cand_i[:, None, :2]).any(2)
+        cand_s[:, 2:][seen] = -np.inf
         top = np.argsort(-cand_s, axis=1, kind="stable")[:, :2]
         best_s[rows] = np.take_along_axis(cand_s, top, 1)
         best_i[rows] = np.take_along_axis(cand_i, top, 1)

@@ -205,3 +205,31 @@ def test_many_centroids_are_searched_through_coarse_groups(tmp_path, monkeypatch
     dup = scale.duplicates_and_outliers(part)
     found = {tuple(sorted(p)) for p in dup[0][["index", "duplicate_index"]].itertuples(index=False)}
     assert len(pairs & found) >= 0.9 * len(pairs)
+
+
+def test_candidate_lists_learned_from_sample_rows_find_held_out_rows_nearest_centroid(monkeypatch):
+    """A coarse group's candidates include the nearest centroids of the sample rows that probe it: rows
+    not in the sample then find their exact nearest centroid far more often than through the groups'
+    own members alone, with one probed group."""
+    monkeypatch.setattr(scale, "TWO_LEVEL", 16)
+    monkeypatch.setattr(scale, "PROBE", 1)
+    from clearset.curate.kmeans import spherical_kmeans
+    from clearset.vectors import normalise_features
+
+    x, _, _ = blobs(n=3000, concepts=40)
+    v = normalise_features(x)
+    fit, held_out = v[::2], v[1::2]
+    centroids, _, _ = spherical_kmeans(fit, 64, 0, niter=5)
+    exact = np.argsort(-(held_out @ centroids.T), 1)[:, :2]
+    own = scale.centroid_index(centroids, 0)
+    learned = scale.centroid_index(centroids, 0, sample=fit)
+    assert len(learned[2]) > len(own[2]) == 64  # groups overlap: a centroid may be a candidate of several
+    assert np.all(np.diff(learned[3]) > 0)
+    home_own = (scale._nearest_two(own, held_out)[1][:, 0] == exact[:, 0]).mean()
+    s, i = scale._nearest_two(learned, held_out)
+    assert (i[:, 0] == exact[:, 0]).mean() > max(home_own, 0.98)
+    assert (i[:, 1] == exact[:, 1]).mean() > 0.95
+    assert np.all(i[:, 0] != i[:, 1]) and np.all(s[:, 0] >= s[:, 1])  # overlapping groups: no centroid twice
+    monkeypatch.setattr(scale, "PROBE", 2)
+    s, i = scale._nearest_two(scale.centroid_index(centroids, 0, sample=fit), held_out)
+    assert np.all(i[:, 0] != i[:, 1]) and (i[:, 0] == exact[:, 0]).mean() > 0.99
