@@ -25,7 +25,7 @@ timeout "${GPU_BENCH_TRAIN_SECONDS:-0}" "$PY" bench/gpu_resnet18.py --epochs "${
 status=$?
 echo "resnet18 stage: exit $status"
 if [ ! -f "$OUT" ]; then
-  "$PY" bench/gpu_resnet18.py --from-checkpoint --epochs "${GPU_BENCH_EPOCHS:-40}" --out "$OUT"
+  "$PY" bench/gpu_resnet18.py --from-checkpoint --out "$OUT"
 fi
 
 DIST_IT=${GPU_BENCH_DISTILL_ITERATIONS:-1500}

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
+from clearset.workspace import atomic_path
 from common import ROOT, SHARED
 
 DIR = ROOT / "gpudata"
@@ -59,10 +60,8 @@ def pack() -> None:
             out[split + "_jpeg"], out[split + "_offsets"] = _join(blobs)
     out["mae"] = np.float64(np.mean(err))
     DIR.mkdir(exist_ok=True)
-    tmp = DIR / "cifar10_jpeg.npz.tmp"
-    with open(tmp, "wb") as fh:
+    with atomic_path(DIR / "cifar10_jpeg.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **out)
-    tmp.replace(DIR / "cifar10_jpeg.npz")
     size = (DIR / "cifar10_jpeg.npz").stat().st_size
     print(f"{DIR / 'cifar10_jpeg.npz'}: {size / 1e6:.1f} MB, round-trip MAE {out['mae']:.3f}/255")
 
@@ -74,10 +73,8 @@ def unpack() -> None:
         for split in ("x_train", "x_test"):
             out[split] = np.stack(list(pool.map(_decode, _split(src[split + "_jpeg"], src[split + "_offsets"]),
                                                 chunksize=256)))
-    tmp = DIR / "cifar10.npz.tmp"
-    with open(tmp, "wb") as fh:
+    with atomic_path(DIR / "cifar10.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **out)
-    tmp.replace(DIR / "cifar10.npz")
     print(f"{DIR / 'cifar10.npz'}: {len(out['x_train'])} + {len(out['x_test'])} images "
           f"(round-trip MAE {float(src['mae']):.3f}/255 from the shared copy)")
 

@@ -45,6 +45,18 @@ N_DUPS, N_OUTLIERS, CONCEPTS = 2000, 200, 1000
 GEN_CHUNK = 262_144
 
 
+def concept_centres(concepts: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-norm centres of the synthetic concepts (Gaussian directions on the sphere)."""
+    centres = rng.normal(size=(concepts, dim)).astype(np.float32)
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
+def concept_rows(n: int, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """n rows, each a random concept's centre plus Gaussian noise (0.06 per dimension: wide blobs)."""
+    return (centres[rng.integers(0, len(centres), n)]
+            + rng.normal(size=(n, centres.shape[1])).astype(np.float32) * 0.06)
+
+
 def make_embeddings(n: int, dim: int, seed: int = 0, concepts: int = CONCEPTS) -> tuple[Path, Path]:
     """(features .npy float16, planted .npy: 2,000 (source, copy) pairs then 200 outlier rows), written a
     chunk at a time (memory flat in N); cached under bench/.cache."""
@@ -56,15 +68,12 @@ def make_embeddings(n: int, dim: int, seed: int = 0, concepts: int = CONCEPTS) -
         return feats, planted
     CACHE.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(concepts, dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres = concept_centres(concepts, dim, rng)
     n_base = n - N_DUPS - N_OUTLIERS
     tmp = feats.with_suffix(".tmp.npy")
     out = RowFile.create(tmp, (n, dim), np.float16)
     for s in range(0, n_base, GEN_CHUNK):
-        m = min(GEN_CHUNK, n_base - s)
-        block = centres[rng.integers(0, concepts, m)] + rng.normal(size=(m, dim)).astype(np.float32) * 0.06
-        out.write(s, block)
+        out.write(s, concept_rows(min(GEN_CHUNK, n_base - s), centres, rng))
     sources = np.sort(rng.choice(n_base, N_DUPS, replace=False))
     src = RowReader(tmp).rows(sources).astype(np.float32)
     out.write(n_base, src + rng.normal(size=(N_DUPS, dim)).astype(np.float32) * 0.003)

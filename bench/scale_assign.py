@@ -23,17 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common import ROOT  # noqa: E402  (bench/ is on sys.path when run)
-
-
-def concept_centres(dim: int, rng: np.random.Generator, concepts: int = 1000) -> np.ndarray:
-    centres = rng.normal(size=(concepts, dim)).astype(np.float32)
-    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
-
-
-def rows(n: int, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Rows of the given concepts (the fitted and the assigned rows share them)."""
-    return (centres[rng.integers(0, len(centres), n)]
-            + rng.normal(size=(n, centres.shape[1])).astype(np.float32) * 0.06)
+from scale import concept_centres, concept_rows  # noqa: E402  (bench/scale.py's generator)
 
 
 def main() -> None:
@@ -49,14 +39,14 @@ def main() -> None:
     args = ap.parse_args()
     scale.TWO_LEVEL = 0  # the grouped index whatever the default (off while it is being measured)
     rng = np.random.default_rng(0)
-    centres = concept_centres(args.dim, rng)
+    centres = concept_centres(1000, args.dim, rng)
     variants = [("own", 8), ("learned", 1), ("learned", 2)]  # (candidate lists, groups probed per row)
     result = {"bench": "scale_assign", "date": time.strftime("%Y-%m-%d"), "rows": args.rows, "dim": args.dim,
               "margin": scale.MARGIN, "runs": []}
     for k in map(int, args.clusters.split(",")):
-        fit = normalise_features(rows(max(200_000, 16 * k), centres, rng))
+        fit = normalise_features(concept_rows(max(200_000, 16 * k), centres, rng))
         centroids, _, _ = spherical_kmeans(fit, k, 0, niter=scale.KMEANS_ITERATIONS)
-        x = normalise_features(rows(args.rows, centres, rng))  # not in the fitted sample
+        x = normalise_features(concept_rows(args.rows, centres, rng))  # not in the fitted sample
         t = time.perf_counter()
         flat, flat_sim = scale._assign((centroids, None, None, None), x, scale.MARGIN)
         t_flat = time.perf_counter() - t

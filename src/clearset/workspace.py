@@ -297,7 +297,7 @@ class Workspace:
         for batch in self.iter_manifest(["split"]):
             coded = pc.dictionary_encode(pc.fill_null(batch.column(0), ""))
             names = np.array(coded.dictionary.to_pylist(), dtype=str)
-            parts.append(names[coded.indices.to_numpy()] if len(names) else np.empty(0, str))
+            parts.append(names[coded.indices.to_numpy()])
         return np.concatenate(parts) if parts else np.empty(0, str)
 
     def manifest_rows(self) -> int:

@@ -142,7 +142,7 @@ def audit(ctx: ReportContext) -> dict[str, Any] | None:
     summary = read_json(out / "summary.json")
     classes = ctx.ws.classes()
     store = ctx.ws.store()
-    splits = ctx.ws.manifest(["split"])["split"].to_numpy()
+    splits = ctx.ws.splits()
 
     def thumb(i: int) -> str:
         return ctx.rel(plots.thumbnail_png(store.load(int(i)), ctx.asset(f"audit/{int(i)}.png")))
