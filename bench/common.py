@@ -13,6 +13,17 @@ SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "d
 CACHE = ROOT / "bench" / ".cache"
 
 
+def machine() -> str:
+    """This machine in words, for result files: cores, CPU model, vector units, memory. Dev machines
+    differ between sessions (an AVX-512/AMX Intel, an AVX2 AMD): numbers compare within one machine."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "CPU")
+    flags = set(next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), []))
+    units = "AMX bf16" if "amx_bf16" in flags else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    return f"{os.cpu_count()}-core {model}{f' ({units})' if units else ''}, {mem:.0f} GB RAM"
+
+
 def run_timed(argv: list[str], timeout: float | None = None, may_fail: bool = False) -> dict:
     """Run ``python ARGV`` under /usr/bin/time: its stdout, wall seconds and peak RSS (MB).
     ``{"timed_out_after_s": timeout}`` if it outlives ``timeout``. If it fails: exits with the child's

@@ -21,7 +21,11 @@
    ``clearset ingest`` (local engine) in a child under /usr/bin/time: images per second and peak RSS.
 
     .venv/bin/python bench/scale.py [--sizes 100000,1000000,10000000] [--baseline-max 100000]
-        [--baseline-sample 50000] [--ingest 1000000]
+        [--baseline-sample 50000] [--ingest 1000000] [--concepts 1000 | --rows-per-concept 10000]
+
+With the default 1,000 concepts at every N the concepts grow denser with N (1,000 rows each at 10^6,
+10,000 at 10^7), and so do the clusters and the work per row; ``--rows-per-concept`` keeps them the same
+size (the equal-density curve: bench/results/scale_density.json).
 
 Writes bench/results/scale.json and bench/results/scale.png (time and peak RSS against N).
 """
@@ -39,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from clearset.workspace import read_json
-from common import CACHE, ROOT, timed_child  # noqa: E402  (bench/ is on sys.path when run)
+from common import CACHE, ROOT, machine, timed_child  # noqa: E402  (bench/ is on sys.path when run)
 
 N_DUPS, N_OUTLIERS, CONCEPTS = 2000, 200, 1000
 GEN_CHUNK = 262_144
@@ -222,7 +226,7 @@ print(json.dumps({"images": len(ws.manifest()), "seconds": round(time.perf_count
 """
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, data: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -240,14 +244,17 @@ def plot(rows: list[dict], path: Path) -> None:
                  label="sklearn (estimated from sampled queries)")
         b.semilogx([p[0] for p in est], [p[1]["peak_rss_mb"] for p in est], "s", mfc="none", color="C1")
     ns = [r["n"] for r in rows]
-    if rows and "wall_s" in rows[0]["clearset"]:
-        base = rows[0]["clearset"]["wall_s"] / rows[0]["n"]
-        a.loglog(ns, [base * n for n in ns], ":", color="grey", label="linear")
+    # the linear reference goes through the first partitioned N (up to 10^5 rows the search is exact, N^2)
+    anchor = next((r for r in rows if r["clearset"].get("clusters", 1) > 1), rows[0] if rows else None)
+    if anchor is not None and "wall_s" in anchor["clearset"]:
+        base = anchor["clearset"]["wall_s"] / anchor["n"]
+        a.loglog(ns, [base * n for n in ns], ":", color="grey", label=f"linear from {anchor['n']:,}")
     a.set(xlabel="N (embeddings, 256-d)", ylabel="wall seconds", title="near-dups + outliers + DBP")
     b.set(xlabel="N (embeddings, 256-d)", ylabel="peak RSS (MB)", title="peak memory", ylim=(0, None))
     for ax in (a, b):
         ax.legend()
         ax.grid(alpha=0.3)
+    fig.suptitle(f"synthetic 256-d embeddings, {data}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -263,27 +270,38 @@ def main() -> None:
     ap.add_argument("--ingest", type=int, default=1_000_000, help="images for the ingest bench (0: skip)")
     ap.add_argument("--concepts", type=int, default=CONCEPTS,
                     help="Gaussian concepts in the synthetic embeddings (rows per concept = N / concepts)")
+    ap.add_argument("--rows-per-concept", type=int, default=0,
+                    help="instead of --concepts: N / this many concepts at each N (equal density: the "
+                         "clusters, and so the work per row, stay the same size as N grows)")
     ap.add_argument("--two-level", type=int, default=None,
                     help="override clearset.scale.TWO_LEVEL (0: the two-level centroid search at any k)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
     args = ap.parse_args()
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
-    result.update({"bench": "scale", "date": time.strftime("%Y-%m-%d"), "machine": "2-core CPU, 24 GB RAM",
-                   "dim": args.dim, "concepts": args.concepts, "dtype": "float16 on disk", "engine": "local"})
+    result.update({"bench": "scale", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+                   "dim": args.dim, "dtype": "float16 on disk", "engine": "local"})
+    if args.rows_per_concept:
+        result["rows_per_concept"] = args.rows_per_concept
+        result.pop("concepts", None)
+    else:
+        result["concepts"] = args.concepts
+        result.pop("rows_per_concept", None)
     rows = {r["n"]: r for r in result.get("embeddings", [])}
     for n in [int(v) for v in args.sizes.split(",") if v]:
         t = time.perf_counter()
-        feats, planted = make_embeddings(n, args.dim, concepts=args.concepts)
+        concepts = max(1, n // args.rows_per_concept) if args.rows_per_concept else args.concepts
+        feats, planted = make_embeddings(n, args.dim, concepts=concepts)
         print(f"N={n:,}: data ready ({time.perf_counter() - t:.0f} s)", flush=True)
         work = CACHE / f"scale_partition_{n}"
         shutil.rmtree(work, ignore_errors=True)
         ours = timed_child(["-c", OURS, str(feats), str(work)]
                            + ([str(args.two_level)] if args.two_level is not None else []))
         ours.update({k: v for k, v in read_json(work / "partition.json").items()
-                     if k in ("coarse_groups", "probe", "kmeans_seconds", "tried")})
+                     if k in ("guests", "coarse_groups", "probe", "kmeans_seconds", "tried")})
         ours.update(planted_recall(work, planted))
         ours["neighbour_recall_at_10"] = sample_recall(feats, work / "sample_neighbours.npy")
-        row = {"n": n, "file_mb": round(feats.stat().st_size / 2 ** 20), "clearset": ours}
+        row = {"n": n, "concepts": concepts, "machine": machine(), "file_mb": round(feats.stat().st_size / 2 ** 20),
+               "clearset": ours}
         print(f"  clearset: {ours['wall_s']} s, peak {ours['peak_rss_mb']} MB, {ours['pairs']} pairs, "
               f"{ours['outliers']} outliers, planted recall {ours['duplicate_recall']:.3f} / "
               f"{ours['outlier_recall']:.3f}, recall@10 {ours['neighbour_recall_at_10']:.4f}", flush=True)
@@ -319,11 +337,14 @@ def main() -> None:
         print(f"ingest: {args.ingest:,} images in shards ({time.perf_counter() - t:.0f} s)", flush=True)
         ing = timed_child(["-c", INGEST, str(shards), str(CACHE / f"scale_ingest_ws_{args.ingest}")])
         ing["images_per_s"] = round(ing["images"] / ing["seconds"])
-        result["ingest"] = {"images": args.ingest, "format": "WebDataset tar shards of 10,000 32x32 JPEGs", **ing}
+        result["ingest"] = {"images": args.ingest, "format": "WebDataset tar shards of 10,000 32x32 JPEGs",
+                            "machine": machine(), **ing}
         print(f"  ingest: {ing['images_per_s']} images/s, peak {ing['peak_rss_mb']} MB", flush=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     if result.get("embeddings"):
-        plot(result["embeddings"], args.out.with_suffix(".png"))
+        plot(result["embeddings"], args.out.with_suffix(".png"),
+             f"concepts of {args.rows_per_concept:,} rows (equal density)" if args.rows_per_concept
+             else f"{args.concepts:,} concepts at every N")
     print(f"-> {args.out}")
 
 

@@ -23,10 +23,11 @@ def is_quiet() -> bool:
     return _quiet
 
 
-def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", unit: str = "img"):
+def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", unit: str = "img",
+        initial: int = 0):
     """A tqdm bar on stderr, hidden when quiet or when stderr is not a terminal (logs stay readable)."""
     disable = _quiet or not sys.stderr.isatty()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True,
+    return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable, dynamic_ncols=True,
                 smoothing=0.1, file=sys.stderr)
 
 

@@ -19,7 +19,9 @@ The in-memory checks hold a float32 normalised copy of the features and a neighb
    its quotas from the same blocks (the similarities to the centroid only).
 
 Memory: one chunk (131,072 rows: 130 MB as float32) or one group of clusters, the centroids, and
-O(1) per cluster -- not O(N) floats in RAM: per-row results are written to files.
+O(1) per cluster -- not O(N) floats in RAM: per-row results are written to files (bench/scale.py: peak
+1.14 / 1.17 GB at 10^6 / 10^7 rows). Interrupted runs resume: the centroids are saved before pass A, and
+passes A, B and the neighbour search checkpoint every ``CHECKPOINT_SECONDS``.
 Time: pass A is N·k·D multiply-adds with a flat search (k grows with N: quadratic). Above ``TWO_LEVEL``
 (20,000) centroids it is two-level: the centroids grouped by a second k-means into ceil(sqrt(k)) coarse
 groups, each group's candidate list learned from the k-means sample (its own centroids plus the two
@@ -34,9 +36,10 @@ near-copies and outliers.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +51,7 @@ from .data.arrays import RowFile, RowReader
 from .engines import using
 from .progress import bar
 from .vectors import normalise_features
-from .workspace import atomic_path, fingerprint_path, hash_json, write_json
+from .workspace import atomic_path, fingerprint_path, hash_json, read_json, write_json
 
 log = logging.getLogger("clearset")
 CHUNK = 131_072
@@ -69,6 +72,7 @@ MAX_CLUSTER_SIZE = 8_000  # ...while clusters stay at most this large on average
 # neighbours, which end to end flagged 11x more outliers (bench/results/scale_assign.json, scale_two_level*.json)
 TWO_LEVEL = 20_000
 PROBE = 2  # coarse groups (k-means of the centroids into ceil(sqrt(k)) groups) searched per row
+CHECKPOINT_SECONDS = 30.0  # a pass records its progress at most this often (rows are synced to disk first)
 VERSION = 4  # 4: learned candidate lists above TWO_LEVEL centroids (partitions below it are unchanged)
 
 
@@ -134,9 +138,11 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     ``root`` (a cache: the same file and parameters reuse a finished partition). A row whose second-nearest
     centroid is within ``margin`` (cosine) of its nearest is also stored as a guest of that second cluster,
     where the members search it as a candidate neighbour. ``engine``: where pass A's chunks are assigned
-    (a Ray engine spreads them over workers that read the file from shared storage)."""
-    from .curate.kmeans import spherical_kmeans
+    (a Ray engine spreads them over workers that read the file from shared storage).
 
+    Resumable: the centroids are saved before pass A, and both passes record their progress every
+    ``CHECKPOINT_SECONDS``; a run killed part-way (Ctrl-C, a crash) goes on from its last checkpoint, with
+    the files a run without the interruption writes."""
     features, root = Path(features), Path(root)
     key = hash_json({"features": fingerprint_path(features), "cluster_size": cluster_size, "seed": seed,
                      "margin": margin, "guest_share": guest_share, "max_cluster_size": max_cluster_size,
@@ -144,15 +150,101 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     done = root / "partition.json"
     files = [root / f for f in ("clusters.npz", "vectors.npy", "rows.npy", "sims.npy", "guest_vectors.npy",
                                 "guest_rows.npy")]
-    if done.exists() and json.loads(done.read_text()).get("key") == key and all(f.exists() for f in files):
+    if done.exists() and read_json(done).get("key") == key and all(f.exists() for f in files):
         log.info("partition: cached (%s)", root)
         return Partition.open(root)
     root.mkdir(parents=True, exist_ok=True)
     src = RowReader(features)
     n, d = src.shape
+    state_file = root / "progress.json"
+    state = read_json(state_file) if state_file.exists() else {}
+    if state.get("key") != key or not (root / "centroids.npz").exists():
+        (root / "fill.npz").unlink(missing_ok=True)  # an earlier run's: never trusted by this one
+        t0 = time.perf_counter()
+        index, tried = _fit_centroids(src, cluster_size, seed, margin, guest_share, max_cluster_size)
+        with atomic_path(root / "centroids.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, *[np.zeros(0) if a is None else a for a in index])
+        t_kmeans = round(time.perf_counter() - t0, 2)
+        state = {"key": key, "pass": "A", "done": 0, "tried": tried, "kmeans_seconds": t_kmeans, "seconds": t_kmeans}
+        write_json(state_file, state)
+    else:
+        z = np.load(root / "centroids.npz")
+        index = tuple(z[f"arr_{i}"] if i == 0 or len(z[f"arr_{i}"]) else None for i in range(4))
+        state = _resumable(state, root, n, d)
+        log.info("partition: resuming pass %s at row %d of %d", state["pass"], state["done"], n)
+    t0 = time.perf_counter() - state.get("seconds", 0.0)
+    centroids, k = index[0], len(index[0])
+
+    # pass A: exact assignment of every row, written to disk
+    if state["pass"] == "A":
+        fresh = state["done"] == 0
+        assign_file = _row_file(root / "assign.npy", (n, 2), np.int32, fresh)  # home cluster, guest cluster or -1
+        sim_file = _row_file(root / "row_sims.npy", (n, 1), np.float32, fresh)
+        starts = list(range(state["done"], n, chunk))
+        checkpoint = _Checkpoint(state_file, state, t0, [assign_file, sim_file])
+        with bar(total=n, desc="partition: assign", unit="row", initial=state["done"]) as progress, \
+                using(engine) as eng:
+            work = _AssignChunk(str(features), chunk, margin)
+            for s, (a, sim) in zip(starts, eng.map(_assign_chunk, starts, shared=index, prepare=work, threads=1)):
+                assign_file.write(s, a)
+                sim_file.write(s, sim[:, None])
+                progress.update(len(a))
+                checkpoint.save(done=s + len(a), final=s + len(a) == n)
+        assign_file.close()
+        sim_file.close()
+        (root / "fill.npz").unlink(missing_ok=True)
+        checkpoint.files = []  # synced by the last save above
+        checkpoint.save(**{"pass": "B", "done": 0}, final=True)
+
+    # cluster sizes, similarity sums and guest counts, from pass A's files
+    sizes, sim_sums, guest_sizes = np.zeros(k, np.int64), np.zeros(k, np.float64), np.zeros(k, np.int64)
+    assign_in, sim_in = RowReader(root / "assign.npy"), RowReader(root / "row_sims.npy")
+    for s in range(0, n, chunk):
+        a, sim = assign_in.read(s, s + chunk), sim_in.read(s, s + chunk)[:, 0]
+        sizes += np.bincount(a[:, 0], minlength=k)
+        sim_sums += np.bincount(a[:, 0], weights=sim, minlength=k)
+        guest_sizes += np.bincount(a[a[:, 1] >= 0, 1], minlength=k)
+
+    # pass B: counting sort on disk, each chunk's rows to their clusters' next free slots
+    fresh = state["done"] == 0
+    home = _Grouped(root, "", sizes, d, with_sims=True, fresh=fresh)
+    guests = _Grouped(root, "guest_", guest_sizes, d, with_sims=False, fresh=fresh)
+    if not fresh:
+        fill = np.load(root / "fill.npz")
+        home.fill, guests.fill = fill["home"].copy(), fill["guests"].copy()
+    checkpoint = _Checkpoint(state_file, state, t0, home.files + guests.files, fill=(root / "fill.npz", home, guests))
+    with bar(total=n, desc="partition: group", unit="row", initial=state["done"]) as progress:
+        for s in range(state["done"], n, chunk):
+            x = normalise_features(src.read(s, s + chunk)).astype(np.float16)
+            a, sim = assign_in.read(s, s + chunk), sim_in.read(s, s + chunk)[:, 0]
+            rows = np.arange(s, s + len(a), dtype=np.int64)
+            home.add(a[:, 0], x, rows, sim)
+            g = a[:, 1] >= 0
+            guests.add(a[g, 1], x[g], rows[g], None)
+            progress.update(len(a))
+            checkpoint.save(done=s + len(a), final=s + len(a) == n)
+    for f in (home, guests, assign_in, sim_in):
+        f.close()
+    with atomic_path(root / "clusters.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, centroids=centroids, sizes=sizes, sim_sums=sim_sums, guest_sizes=guest_sizes)
+    write_json(done, {"key": key, "n": n, "dim": d, "clusters": k, "guests": int(guest_sizes.sum()),
+                      "tried": state["tried"], "coarse_groups": 0 if index[1] is None else len(index[1]),
+                      "probe": PROBE, "kmeans_seconds": state["kmeans_seconds"],
+                      "seconds": round(time.perf_counter() - t0, 2)})
+    for f in ("assign.npy", "row_sims.npy", "fill.npz", "centroids.npz", "progress.json"):
+        (root / f).unlink(missing_ok=True)
+    return Partition(root, centroids, sizes, sim_sums, guest_sizes)
+
+
+def _fit_centroids(src: "RowReader", cluster_size: int, seed: int, margin: float, guest_share: float,
+                   max_cluster_size: int) -> tuple[CentroidIndex, list[dict]]:
+    """Spherical k-means on a seeded sample (k = ceil(N / cluster_size), one cluster up to EXACT_ROWS),
+    coarsened while too much of the sample lies on a border; returns the centroid index and every k tried."""
+    from .curate.kmeans import spherical_kmeans
+
+    n = len(src)
     # up to EXACT_ROWS everything is one cluster: the neighbour search is exact, in bounded memory
     k = 1 if n <= EXACT_ROWS else math.ceil(n / cluster_size)
-    t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     m = min(n, max(SAMPLE, 16 * k))
     sample = normalise_features(src.read(0, n) if m == n else src.rows(np.sort(rng.choice(n, m, replace=False))))
@@ -168,51 +260,60 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
         log.info("partition: %.0f%% of the sample lies on a cluster border at k = %d; trying k = %d",
                  100 * share, len(centroids), coarser)
         centroids, _, _ = spherical_kmeans(sample, coarser, seed, niter=KMEANS_ITERATIONS)
-    k = len(centroids)
-    index = centroid_index(centroids, seed, sample=sample)
-    del sample
-    t_kmeans = time.perf_counter() - t0
+    return centroid_index(centroids, seed, sample=sample), tried
 
-    # pass A: exact assignment of every row, appended to disk; sizes and similarity sums counted
-    assign_file = RowFile.create(root / "assign.npy", (n, 2), np.int32)  # home cluster, guest cluster or -1
-    sim_file = RowFile.create(root / "row_sims.npy", (n, 1), np.float32)
-    sizes, sim_sums, guest_sizes = np.zeros(k, np.int64), np.zeros(k, np.float64), np.zeros(k, np.int64)
-    starts = list(range(0, n, chunk))
-    with bar(total=n, desc="partition: assign", unit="row") as progress, using(engine) as eng:
-        work = _AssignChunk(str(features), chunk, margin)
-        for s, (a, sim) in zip(starts, eng.map(_assign_chunk, starts, shared=index, prepare=work, threads=1)):
-            assign_file.write(s, a)
-            sim_file.write(s, sim[:, None])
-            sizes += np.bincount(a[:, 0], minlength=k)
-            sim_sums += np.bincount(a[:, 0], weights=sim, minlength=k)
-            guest_sizes += np.bincount(a[a[:, 1] >= 0, 1], minlength=k)
-            progress.update(len(a))
-    assign_file.close()
-    sim_file.close()
 
-    # pass B: counting sort on disk, each chunk's rows to their clusters' next free slots
-    home = _Grouped(root, "", sizes, d, with_sims=True)
-    guests = _Grouped(root, "guest_", guest_sizes, d, with_sims=False)
-    assign_in, sim_in = RowReader(root / "assign.npy"), RowReader(root / "row_sims.npy")
-    with bar(total=n, desc="partition: group", unit="row") as progress:
-        for s in range(0, n, chunk):
-            x = normalise_features(src.read(s, s + chunk)).astype(np.float16)
-            a, sim = assign_in.read(s, s + chunk), sim_in.read(s, s + chunk)[:, 0]
-            rows = np.arange(s, s + len(a), dtype=np.int64)
-            home.add(a[:, 0], x, rows, sim)
-            g = a[:, 1] >= 0
-            guests.add(a[g, 1], x[g], rows[g], None)
-            progress.update(len(a))
-    for f in (home, guests, assign_in, sim_in):
-        f.close()
-    with atomic_path(root / "clusters.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, centroids=centroids, sizes=sizes, sim_sums=sim_sums, guest_sizes=guest_sizes)
-    (root / "assign.npy").unlink()
-    (root / "row_sims.npy").unlink()
-    write_json(done, {"key": key, "n": n, "dim": d, "clusters": k, "guests": int(guest_sizes.sum()), "tried": tried,
-                      "coarse_groups": 0 if index[1] is None else len(index[1]), "probe": PROBE,
-                      "kmeans_seconds": round(t_kmeans, 2), "seconds": round(time.perf_counter() - t0, 2)})
-    return Partition(root, centroids, sizes, sim_sums, guest_sizes)
+def _resumable(state: dict, root: Path, n: int, d: int) -> dict:
+    """Where an interrupted partition can go on from: its saved pass and row, checked against the files
+    on disk (a pass whose files are missing or of another shape starts again; pass B trusts the row count
+    saved with its fill pointers, which are written after the rows were synced)."""
+    def shape(name):
+        try:
+            return np.load(root / name, mmap_mode="r").shape
+        except (OSError, ValueError):
+            return None
+
+    if shape("assign.npy") != (n, 2) or shape("row_sims.npy") != (n, 1):
+        return {**state, "pass": "A", "done": 0}
+    if state["pass"] == "B":
+        try:
+            done = int(np.load(root / "fill.npz")["done"])
+        except (OSError, ValueError, KeyError):
+            done = 0
+        g = (shape("guest_rows.npy") or (None,))[0]
+        if ([shape(f) for f in ("vectors.npy", "rows.npy", "sims.npy", "guest_vectors.npy", "guest_rows.npy")]
+                != [(n, d), (n, 1), (n, 1), (g, d), (g, 1)]):
+            done = 0
+        return {**state, "done": done}
+    return state
+
+
+def _row_file(path: Path, shape: tuple[int, int], dtype, fresh: bool) -> RowFile:
+    """A new row file, or (resuming) the existing one, whose shape ``_resumable`` checked."""
+    return RowFile.create(path, shape, dtype) if fresh else RowFile.reopen(path)
+
+
+class _Checkpoint:
+    """A pass's progress, saved at most every ``CHECKPOINT_SECONDS`` (and when asked to be final): the
+    files' rows reach the disk first, then pass B's fill pointers, then the progress file."""
+
+    def __init__(self, path: Path, state: dict, t0: float, files: list, fill=None):
+        self.path, self.state, self.t0, self.files, self.fill = path, state, t0, files, fill
+        self.last = time.monotonic()
+
+    def save(self, *, final: bool = False, **update) -> None:
+        self.state.update(update)
+        if not final and time.monotonic() - self.last < CHECKPOINT_SECONDS:
+            return
+        for f in self.files:
+            f.sync()
+        if self.fill is not None:  # pass B's own record of where it stands (written before progress.json)
+            path, home, guests = self.fill
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, home=home.fill, guests=guests.fill, done=self.state["done"])
+        self.state["seconds"] = round(time.perf_counter() - self.t0, 2)
+        write_json(self.path, self.state)
+        self.last = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -319,12 +420,13 @@ class _Grouped:
     """Files of rows grouped by cluster, filled by a counting sort: each batch's rows go to their
     cluster's next free slots (``pwrite``)."""
 
-    def __init__(self, root: Path, prefix: str, sizes: np.ndarray, dim: int, *, with_sims: bool):
+    def __init__(self, root: Path, prefix: str, sizes: np.ndarray, dim: int, *, with_sims: bool, fresh: bool = True):
         n = int(sizes.sum())
         self.fill = np.concatenate([[0], np.cumsum(sizes)])[:-1].astype(np.int64)
-        self.vectors = RowFile.create(root / f"{prefix}vectors.npy", (n, dim), np.float16)
-        self.rows = RowFile.create(root / f"{prefix}rows.npy", (n, 1), np.int64)
-        self.sims = RowFile.create(root / f"{prefix}sims.npy", (n, 1), np.float32) if with_sims else None
+        self.vectors = _row_file(root / f"{prefix}vectors.npy", (n, dim), np.float16, fresh)
+        self.rows = _row_file(root / f"{prefix}rows.npy", (n, 1), np.int64, fresh)
+        self.sims = _row_file(root / f"{prefix}sims.npy", (n, 1), np.float32, fresh) if with_sims else None
+        self.files = [f for f in (self.vectors, self.rows, self.sims) if f is not None]
 
     def add(self, cluster: np.ndarray, x: np.ndarray, rows: np.ndarray, sims: np.ndarray | None) -> None:
         order = np.argsort(cluster, kind="stable")
@@ -340,9 +442,8 @@ class _Grouped:
             self.fill[c] += en - st
 
     def close(self) -> None:
-        for f in (self.vectors, self.rows, self.sims):
-            if f is not None:
-                f.close()
+        for f in self.files:
+            f.close()
 
 
 # ------------------------------------------------------------------------ per-cluster neighbours
@@ -403,10 +504,10 @@ def block_knn(x: np.ndarray, k: int, extra: np.ndarray | None = None) -> tuple[n
     return sims, ids
 
 
-def cluster_neighbours(part: Partition, k: int, *, engine=None):
-    """Yield (rows, sims (M, k), neighbour rows (M, k)) group by group: each row's k nearest rows among
-    its cluster's members and guests (missing: -1 / -inf)."""
-    items = [(c0, c1, k) for c0, c1 in part.groups()]
+def cluster_neighbours(part: Partition, k: int, *, engine=None, start: int = 0):
+    """Yield (rows, sims (M, k), neighbour rows (M, k)) group by group (from group ``start`` of
+    ``part.groups()``): each row's k nearest rows among its cluster's members and guests (missing: -1 / -inf)."""
+    items = [(c0, c1, k) for c0, c1 in part.groups()[start:]]
     with using(engine) as eng:
         yield from eng.map(_group_neighbours, items, prepare=_Open(str(part.root)), threads=1)
 
@@ -420,29 +521,45 @@ def duplicates_and_outliers(part: Partition, *, k: int = 10, threshold: float = 
 
     The mean distances go to ``part.root/mean_distance.npy`` in cluster order; the median and MAD of the
     robust z come from an evenly strided sample of ``sample`` of them. ``keep_rows``: rows whose neighbour
-    lists come back in ``info["neighbours"]`` (rows, k) for checks against an exact search."""
+    lists come back in ``info["neighbours"]`` (rows, k) for checks against an exact search.
+
+    Resumable: every ``CHECKPOINT_SECONDS`` the pairs found since the last checkpoint go to a part file
+    under ``part.root/neighbours/`` and the groups done to its progress file; an interrupted run goes on
+    from there."""
     n = part.n
-    kept = {}
-    dist_file = RowFile.create(part.root / "mean_distance.npy", (n, 1), np.float32)
-    found, pos = [], 0
-    with bar(total=n, desc="neighbours in clusters", unit="row") as progress:
-        for rows, sims, nb in cluster_neighbours(part, k, engine=engine):
+    keep = np.zeros(0, np.int64) if keep_rows is None else np.asarray(keep_rows, np.int64)
+    work = part.root / "neighbours"
+    key = hash_json({"partition": fingerprint_path(part.root / "clusters.npz"), "k": k, "threshold": threshold,
+                     "pair_k": pair_k, "keep": hashlib.sha256(keep.tobytes()).hexdigest()})
+    state, found, kept = _neighbour_state(work, key, n)
+    dist_file = _row_file(part.root / "mean_distance.npy", (n, 1), np.float32, fresh=state["pos"] == 0)
+    new_pairs, new_kept = [], {}
+    last = time.monotonic()
+    group, pos = state["groups"], state["pos"]
+    with bar(total=n, desc="neighbours in clusters", unit="row", initial=pos) as progress:
+        for rows, sims, nb in cluster_neighbours(part, k, engine=engine, start=group):
             finite = np.isfinite(sims)
             dist = np.ones(len(rows), np.float32)
             has = finite.any(1)
             dist[has] = np.nanmean(np.where(finite, 1 - sims, np.nan)[has], axis=1)
             dist_file.write(pos, dist[:, None])
-            if keep_rows is not None:
-                for r in np.flatnonzero(np.isin(rows, keep_rows)):
-                    kept[int(rows[r])] = nb[r]
+            for r in np.flatnonzero(np.isin(rows, keep)):
+                new_kept[int(rows[r])] = nb[r].copy()  # a view would keep the whole group alive
             hit = (nb[:, :pair_k] >= 0) & (sims[:, :pair_k] >= threshold)
             if hit.any():
                 i = rows[np.nonzero(hit)[0]]
                 j = nb[:, :pair_k][hit]
-                found.append(pd.DataFrame({"index": np.minimum(i, j), "duplicate_index": np.maximum(i, j),
-                                           "similarity": np.minimum(sims[:, :pair_k][hit], 1.0)}))
+                new_pairs.append(pd.DataFrame({"index": np.minimum(i, j), "duplicate_index": np.maximum(i, j),
+                                               "similarity": np.minimum(sims[:, :pair_k][hit], 1.0)}))
             pos += len(rows)
+            group += 1
             progress.update(len(rows))
+            if time.monotonic() - last >= CHECKPOINT_SECONDS or pos == n:
+                dist_file.sync()
+                _save_neighbour_part(work, key, group, pos, new_pairs, new_kept)
+                found += new_pairs
+                kept.update(new_kept)
+                new_pairs, new_kept, last = [], {}, time.monotonic()
     dist_file.close()
     dups = (pd.concat(found, ignore_index=True) if found else
             pd.DataFrame({"index": [], "duplicate_index": [], "similarity": []}))
@@ -454,8 +571,48 @@ def duplicates_and_outliers(part: Partition, *, k: int = 10, threshold: float = 
     info = {"rows": n, "clusters": len(part.sizes), "k": k, "threshold": threshold, "z": z,
             "pairs": len(dups), "outliers": len(outliers), "median_distance": med, "mad": mad, "scale": spread}
     if keep_rows is not None:
-        info["neighbours"] = np.stack([kept[int(r)] for r in keep_rows]) if len(keep_rows) else np.zeros((0, k))
+        info["neighbours"] = np.stack([kept[int(r)] for r in keep]) if len(keep) else np.zeros((0, k))
+    shutil.rmtree(work, ignore_errors=True)
     return dups, outliers, info
+
+
+def _neighbour_state(work: Path, key: str, n: int) -> tuple[dict, list, dict]:
+    """(progress, pair tables, kept neighbour lists) of an interrupted neighbour pass with this ``key``,
+    or a fresh start. Part files written after the last progress save (a crash between the two) are
+    dropped: their groups run again."""
+    state = read_json(work / "progress.json") if (work / "progress.json").exists() else {}
+    try:
+        dist_ok = np.load(work.parent / "mean_distance.npy", mmap_mode="r").shape == (n, 1)
+    except (OSError, ValueError):
+        dist_ok = False
+    if state.get("key") != key or not dist_ok:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        return {"key": key, "groups": 0, "pos": 0}, [], {}
+    found, kept = [], {}
+    for f in sorted(work.glob("part-*.npz")):
+        if int(f.stem.split("-")[1]) > state["pos"]:
+            f.unlink()
+            continue
+        z = np.load(f)
+        found.append(pd.DataFrame({"index": z["i"], "duplicate_index": z["j"], "similarity": z["s"]}))
+        kept.update(zip(z["kept_rows"].tolist(), z["kept_lists"]))
+    log.info("neighbours: resuming at row %d of %d", state["pos"], n)
+    return state, found, kept
+
+
+def _save_neighbour_part(work: Path, key: str, groups: int, pos: int, pairs: list, kept: dict) -> None:
+    """The pairs and kept lists found since the last checkpoint (named by the row count reached), then the
+    progress file that makes them count."""
+    t = pd.concat(pairs, ignore_index=True) if pairs else None
+    k_rows = np.array(sorted(kept), np.int64)
+    with atomic_path(work / f"part-{pos:012d}.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, i=np.zeros(0, np.int64) if t is None else t["index"].to_numpy(np.int64),
+                 j=np.zeros(0, np.int64) if t is None else t["duplicate_index"].to_numpy(np.int64),
+                 s=np.zeros(0, np.float32) if t is None else t["similarity"].to_numpy(np.float32),
+                 kept_rows=k_rows, kept_lists=np.stack([kept[r] for r in k_rows.tolist()]) if len(k_rows)
+                 else np.zeros((0, 0), np.int64))
+    write_json(work / "progress.json", {"key": key, "groups": groups, "pos": pos})
 
 
 def row_scores(part: Partition, info: dict) -> np.ndarray:

@@ -1,6 +1,8 @@
 """clearset.scale: cluster partitions on disk, near-duplicates / outliers from within-cluster neighbours,
 DBP from the partition; RowReader."""
 
+import weakref
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,6 +84,66 @@ def test_partitioned_duplicates_and_outliers_find_the_planted_ones(partitioned):
     assert info["neighbours"].shape == (3, 10)
 
 
+def test_neighbour_groups_are_freed_once_consumed(partitioned, monkeypatch):
+    """Memory flat in N: nothing from a consumed group of neighbour lists stays alive (the rows kept
+    for ``keep_rows`` once held views into their whole group: 80 bytes a row at 10^7)."""
+    _, _, _, part, _ = partitioned
+    refs = []
+
+    def groups(p, k, engine=None, start=0):
+        rng = np.random.default_rng(0)
+        for s in range(0, p.n, 1000):
+            # the caller still holds the group it is working on: everything before it must be gone
+            assert all(r() is None for r in refs[:-3])
+            rows = np.arange(s, min(s + 1000, p.n))
+            sims = rng.uniform(0.1, 0.5, (len(rows), k)).astype(np.float32)
+            nb = rng.integers(0, p.n, (len(rows), k))
+            refs.extend(weakref.ref(a) for a in (rows, sims, nb))
+            yield rows, sims, nb
+            del rows, sims, nb
+
+    monkeypatch.setattr(scale, "cluster_neighbours", groups)
+    sample = np.array([0, 5, 2990])  # rows in the first and the last group
+    _, _, info = scale.duplicates_and_outliers(part, keep_rows=sample)
+    assert len(refs) == 9 and info["neighbours"].shape == (3, 10)
+
+
+def test_an_interrupted_neighbour_pass_resumes_to_the_same_results(partitioned, monkeypatch):
+    _, _, _, part, _ = partitioned
+    monkeypatch.setattr(scale, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(scale.Partition.groups, "__defaults__", (600,))  # several groups of clusters
+    groups = part.groups()
+    assert len(groups) >= 4
+    sample = np.array([0, 5, 1500, 2990])
+    ref = scale.duplicates_and_outliers(part, keep_rows=sample)
+    ref_dist = (part.root / "mean_distance.npy").read_bytes()
+    real, seen, interrupt = scale._group_neighbours, [], [True]
+
+    def neighbours(p, item):
+        seen.append(item[:2])
+        if interrupt[0] and len(seen) == 3:
+            raise KeyboardInterrupt
+        return real(p, item)
+
+    monkeypatch.setattr(scale, "_group_neighbours", neighbours)
+    with pytest.raises(KeyboardInterrupt):
+        scale.duplicates_and_outliers(part, keep_rows=sample)
+    assert __import__("json").loads((part.root / "neighbours" / "progress.json").read_text())["groups"] == 2
+    seen.clear()
+    interrupt[0] = False
+    dups, outliers, info = scale.duplicates_and_outliers(part, keep_rows=sample)
+    assert seen == groups[2:]  # the two finished groups are not searched again
+    pd.testing.assert_frame_equal(dups, ref[0])
+    pd.testing.assert_frame_equal(outliers, ref[1])
+    np.testing.assert_array_equal(info.pop("neighbours"), ref[2]["neighbours"])
+    assert info == {k: v for k, v in ref[2].items() if k != "neighbours"}
+    assert (part.root / "mean_distance.npy").read_bytes() == ref_dist
+    assert not (part.root / "neighbours").exists()
+    seen.clear()
+    scale.duplicates_and_outliers(part, threshold=0.9)  # other parameters: a fresh start, not a resume
+    assert seen == groups
+
+
 def test_single_cluster_equals_the_in_memory_audit(tmp_path):
     x, pairs, _ = blobs(n=1500, seed=3, noise=0.3)  # only the planted copies are near-duplicates
     np.save(tmp_path / "x.npy", x)
@@ -136,6 +198,57 @@ def test_a_partition_missing_a_file_is_rebuilt(partitioned):
     again = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=250, chunk=700)
     assert (again.root / "vectors.npy").exists()
     np.testing.assert_array_equal(again.sizes, part.sizes)
+
+
+@pytest.mark.parametrize("where", ["pass A", "pass B"])
+def test_an_interrupted_partition_resumes_to_the_same_files(tmp_path, monkeypatch, where):
+    """Ctrl-C in either pass: the next run goes on from the last checkpoint (no k-means again, no chunk of
+    pass A twice) and writes exactly the files of an uninterrupted run."""
+    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
+    monkeypatch.setattr(scale, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every chunk
+    x, _, _ = blobs()
+    np.save(tmp_path / "x.npy", x)
+    kw = {"cluster_size": 250, "chunk": 700}
+    ref = scale.partition(tmp_path / "x.npy", tmp_path / "ref", **kw)
+
+    real_assign, real_add, calls, interrupt = scale._assign_chunk, scale._Grouped.add, [], [True]
+
+    def assign(state, start):
+        calls.append(start)
+        if interrupt[0] and where == "pass A" and start == 2100:
+            raise KeyboardInterrupt
+        return real_assign(state, start)
+
+    def add(self, *args):
+        calls.append("add")
+        if interrupt[0] and where == "pass B" and calls.count("add") == 5:  # the third chunk's home rows
+            raise KeyboardInterrupt
+        return real_add(self, *args)
+
+    monkeypatch.setattr(scale, "_assign_chunk", assign)
+    monkeypatch.setattr(scale._Grouped, "add", add)
+    with pytest.raises(KeyboardInterrupt):
+        scale.partition(tmp_path / "x.npy", tmp_path / "part", **kw)
+    state = __import__("json").loads((tmp_path / "part" / "progress.json").read_text())
+    assert not (tmp_path / "part" / "partition.json").exists()
+    assert (state["pass"], state["done"]) == (("A", 2100) if where == "pass A" else ("B", 1400))
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("k-means ran again")
+
+    monkeypatch.setattr(scale, "_fit_centroids", no_refit)
+    calls.clear()
+    interrupt[0] = False
+    part = scale.partition(tmp_path / "x.npy", tmp_path / "part", **kw)
+    assigned = [c for c in calls if c != "add"]
+    assert assigned == ([2100, 2800] if where == "pass A" else [])
+    assert calls.count("add") == (10 if where == "pass A" else 6)  # pass B from its checkpoint: chunks 3-5
+    for name in ("vectors.npy", "rows.npy", "sims.npy", "guest_vectors.npy", "guest_rows.npy"):
+        assert (part.root / name).read_bytes() == (ref.root / name).read_bytes(), name
+    for a, b in ((part.centroids, ref.centroids), (part.sizes, ref.sizes), (part.guest_sizes, ref.guest_sizes)):
+        np.testing.assert_array_equal(a, b)
+    left = {p.name for p in part.root.iterdir()}
+    assert not left & {"progress.json", "fill.npz", "centroids.npz", "assign.npy", "row_sims.npy"}
 
 
 def test_clusters_that_cut_through_blobs_are_coarsened(tmp_path, monkeypatch):
