@@ -3,6 +3,7 @@
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -13,12 +14,24 @@ SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "d
 CACHE = ROOT / "bench" / ".cache"
 
 
+def _cpuinfo() -> tuple[str, set[str]]:
+    """(CPU model name, feature flags) from /proc/cpuinfo; the platform's processor name elsewhere."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    field = lambda name: next((l.split(":", 1)[1].strip() for l in lines if l.startswith(name)), "")  # noqa: E731
+    return field("model name") or platform.processor() or "CPU", set(field("flags").split())
+
+
+def cpu_model() -> str:
+    return _cpuinfo()[0]
+
+
 def machine() -> str:
     """This machine in words, for result files: cores, CPU model, vector units, memory. Dev machines
     differ between sessions (an AVX-512/AMX Intel, an AVX2 AMD): numbers compare within one machine."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "CPU")
-    flags = set(next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), []))
+    model, flags = _cpuinfo()
     units = "AMX bf16" if "amx_bf16" in flags else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     return f"{os.cpu_count()}-core {model}{f' ({units})' if units else ''}, {mem:.0f} GB RAM"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+from common import CACHE, ROOT, SHARED, cpu_model  # noqa: E402  (bench/ is on sys.path when run)
 
 BASELINE = r'''
 import sys, time, json, numpy as np, torch
@@ -109,7 +109,7 @@ def main() -> None:
         "ratio_fp32": ours_fp32["images_per_s"] / base, "ratio_default": ours_auto["images_per_s"] / base,
         "default_precision": ours_auto["precision"], "runs": results,
         "probe": "logistic regression, first half of the images -> second half",
-        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "torch": __import__("torch").__version__},
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -131,16 +131,6 @@ def probe(features: np.ndarray, labels: np.ndarray) -> float:
 
     half = len(labels) // 2
     return probe_accuracy(features[:half], labels[:half], features[half:], labels[half:])
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

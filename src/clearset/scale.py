@@ -268,10 +268,7 @@ def _resumable(state: dict, root: Path, n: int, d: int) -> dict:
     on disk (a pass whose files are missing or of another shape starts again; pass B trusts the row count
     saved with its fill pointers, which are written after the rows were synced)."""
     def shape(name):
-        try:
-            return np.load(root / name, mmap_mode="r").shape
-        except (OSError, ValueError):
-            return None
+        return _npy_shape(root / name)
 
     if shape("assign.npy") != (n, 2) or shape("row_sims.npy") != (n, 1):
         return {**state, "pass": "A", "done": 0}
@@ -286,6 +283,14 @@ def _resumable(state: dict, root: Path, n: int, d: int) -> dict:
             done = 0
         return {**state, "done": done}
     return state
+
+
+def _npy_shape(path: Path) -> tuple | None:
+    """The shape of a ``.npy`` file (its header only), or None if it is missing or unreadable."""
+    try:
+        return np.load(path, mmap_mode="r").shape
+    except (OSError, ValueError):
+        return None
 
 
 def _row_file(path: Path, shape: tuple[int, int], dtype, fresh: bool) -> RowFile:
@@ -561,10 +566,7 @@ def duplicates_and_outliers(part: Partition, *, k: int = 10, threshold: float = 
                 kept.update(new_kept)
                 new_pairs, new_kept, last = [], {}, time.monotonic()
     dist_file.close()
-    dups = (pd.concat(found, ignore_index=True) if found else
-            pd.DataFrame({"index": [], "duplicate_index": [], "similarity": []}))
-    dups = dups.astype({"index": np.int64, "duplicate_index": np.int64, "similarity": np.float32})
-    dups = (dups.sort_values("similarity", ascending=False, kind="stable")
+    dups = (_pairs_table(found).sort_values("similarity", ascending=False, kind="stable")
             .drop_duplicates(["index", "duplicate_index"])
             .sort_values(["similarity", "index"], ascending=[False, True], kind="stable").reset_index(drop=True))
     outliers, med, mad, spread = _robust_outliers(part, z, sample)
@@ -576,16 +578,19 @@ def duplicates_and_outliers(part: Partition, *, k: int = 10, threshold: float = 
     return dups, outliers, info
 
 
+def _pairs_table(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Pair tables concatenated (``index, duplicate_index`` int64, ``similarity`` float32), empty if none."""
+    t = (pd.concat(frames, ignore_index=True) if frames else
+         pd.DataFrame({"index": [], "duplicate_index": [], "similarity": []}))
+    return t.astype({"index": np.int64, "duplicate_index": np.int64, "similarity": np.float32})
+
+
 def _neighbour_state(work: Path, key: str, n: int) -> tuple[dict, list, dict]:
     """(progress, pair tables, kept neighbour lists) of an interrupted neighbour pass with this ``key``,
     or a fresh start. Part files written after the last progress save (a crash between the two) are
     dropped: their groups run again."""
     state = read_json(work / "progress.json") if (work / "progress.json").exists() else {}
-    try:
-        dist_ok = np.load(work.parent / "mean_distance.npy", mmap_mode="r").shape == (n, 1)
-    except (OSError, ValueError):
-        dist_ok = False
-    if state.get("key") != key or not dist_ok:
+    if state.get("key") != key or _npy_shape(work.parent / "mean_distance.npy") != (n, 1):
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         return {"key": key, "groups": 0, "pos": 0}, [], {}
@@ -604,12 +609,10 @@ def _neighbour_state(work: Path, key: str, n: int) -> tuple[dict, list, dict]:
 def _save_neighbour_part(work: Path, key: str, groups: int, pos: int, pairs: list, kept: dict) -> None:
     """The pairs and kept lists found since the last checkpoint (named by the row count reached), then the
     progress file that makes them count."""
-    t = pd.concat(pairs, ignore_index=True) if pairs else None
+    t = _pairs_table(pairs)
     k_rows = np.array(sorted(kept), np.int64)
     with atomic_path(work / f"part-{pos:012d}.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, i=np.zeros(0, np.int64) if t is None else t["index"].to_numpy(np.int64),
-                 j=np.zeros(0, np.int64) if t is None else t["duplicate_index"].to_numpy(np.int64),
-                 s=np.zeros(0, np.float32) if t is None else t["similarity"].to_numpy(np.float32),
+        np.savez(fh, i=t["index"].to_numpy(), j=t["duplicate_index"].to_numpy(), s=t["similarity"].to_numpy(),
                  kept_rows=k_rows, kept_lists=np.stack([kept[r] for r in k_rows.tolist()]) if len(k_rows)
                  else np.zeros((0, 0), np.int64))
     write_json(work / "progress.json", {"key": key, "groups": groups, "pos": pos})
