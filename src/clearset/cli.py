@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from pathlib import Path
@@ -30,6 +31,28 @@ def _options(quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warni
     setup_logging(quiet=quiet, verbose=verbose)
 
 
+# What the operating system says about a path the user chose (not writable, disk full, not a folder):
+# a user's mistake or their machine's state, reported as one line; any other OSError is a bug.
+USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
+
+
+def error_line(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` as one red line on stderr; the Exit to raise."""
+    typer.secho("error: " + " ".join(str(message).split()), fg="red", err=True)
+    return typer.Exit(code)
+
+
+def os_error_message(e: OSError) -> str:
+    where = e.filename or "a file"
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only", errno.ENOTDIR: "a part of the path is not a folder",
+            errno.EISDIR: "it is a folder", errno.EEXIST: "it exists already"}.get(e.errno, e.strerror)
+    fix = ("free some space and run the same command again (finished work is kept)"
+           if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a path you can write to (e.g. -o/--out elsewhere)")
+    return f"{where}: cannot write ({what}); {fix}"
+
+
 def command(fn):
     """Register ``fn`` as a command whose user errors print one red line and exit 2 (no traceback)."""
     @functools.wraps(fn)
@@ -37,8 +60,11 @@ def command(fn):
         try:
             return fn(*args, **kwargs)
         except ClearsetError as e:
-            typer.secho(f"error: {e}", fg="red", err=True)
-            raise typer.Exit(e.exit_code) from None
+            raise error_line(str(e), e.exit_code) from None
+        except OSError as e:
+            if e.errno not in USER_OS_ERRORS:
+                raise
+            raise error_line(os_error_message(e)) from None
         except KeyboardInterrupt:
             typer.secho("interrupted: finished chunks are saved; run the same command again to resume",
                         fg="yellow", err=True)
@@ -184,16 +210,19 @@ def oof(
 @command
 def probe(
     workspace: Path = typer.Argument(..., help="A workspace with features."),
-    backbone: str = typer.Option("efficientnet_lite0", help="Which features."),
-    image_size: int = typer.Option(..., help="Which features (the size they were embedded at)."),
-    train_split: str = typer.Option("train"),
-    test_split: str = typer.Option("test"),
+    features: Optional[str] = typer.Option(None, help="Which features, backbone@size (default: the newest "
+                                           "embedding of the workspace)."),
+    backbone: Optional[str] = typer.Option(None, help="Or: which backbone (its newest embedding, or the one at "
+                                           "--image-size)."),
+    image_size: Optional[int] = typer.Option(None, help="Or: the size the features were embedded at."),
+    train_split: str = typer.Option("train", help="Split the classifier is fit on."),
+    test_split: str = typer.Option("test", help="Split it is scored on."),
 ):
     """Linear-probe accuracy of stored features: logistic regression, train split -> test split."""
     from .evaluate.probe import linear_probe
 
-    r = linear_probe(workspace, backbone=backbone, image_size=image_size, train_split=train_split,
-                     test_split=test_split)
+    r = linear_probe(workspace, features=features, backbone=backbone, image_size=image_size,
+                     train_split=train_split, test_split=test_split)
     typer.echo(f"linear-probe accuracy {r.accuracy:.4f} ({r.train_images} train -> {r.test_images} test)")
 
 
@@ -450,9 +479,16 @@ def eval_(
 ):
     """Accuracy (top-1/5, per class), NLL, Brier, calibration (ECE, adaptive ECE) and, with human labels,
     plurality / multi-label accuracy, expected agreement, cross-entropy and variable top-k."""
-    from .evaluate.evaluation import evaluate_run
+    from .evaluate.evaluation import evaluate
 
-    m = evaluate_run(run, data=data, split=split, human_labels=human_labels)
+    try:
+        sev = [int(v) for v in _split_list(severities) or []]
+    except ValueError:
+        raise ClearsetError(f"--severities {severities!r}: give comma-separated integers 1..5") from None
+    names = [] if corruptions is None else (None if corruptions == "all" else _split_list(corruptions))
+    r = evaluate(run, data=data, split=split, human_labels=human_labels, corruptions=names, severities=sev,
+                 corruption_images=corruption_images, shift=shift or None, mistakes=mistakes)
+    m = r["metrics"]
     for k, v in m.items():
         if isinstance(v, float):
             typer.echo(f"{k:28s} {v:.4f}")
@@ -462,29 +498,18 @@ def eval_(
     if "variable_topk" in m:
         typer.echo(f"{'variable_topk':28s} {m['variable_topk']['accuracy']:.4f}")
     typer.echo(m["path"])
-    if corruptions is not None or shift:
-        from .evaluate.robustness import robustness
-
-        names = None if corruptions in (None, "all") else _split_list(corruptions)
-        if corruptions is None:
-            names = []
-        try:
-            sev = [int(v) for v in _split_list(severities) or []]
-        except ValueError:
-            raise ClearsetError(f"--severities {severities!r}: give comma-separated integers 1..5") from None
-        r = robustness(run, corruptions=names, severities=sev, images=corruption_images, shift=shift or None)
-        if r["corruptions"]:
-            typer.echo(f"{'clean (same images)':28s} {r['clean_acc']:.4f}")
-            for name, row in r["corruptions"].items():
+    if r["robustness"] is not None:
+        rb = r["robustness"]
+        if rb["corruptions"]:
+            typer.echo(f"{'clean (same images)':28s} {rb['clean_acc']:.4f}")
+            for name, row in rb["corruptions"].items():
                 typer.echo(f"{name:28s} {row['mean']:.4f}  " + " ".join(f"s{k}={v:.3f}" for k, v in row.items() if k != "mean"))
-            typer.echo(f"{'mean corruption accuracy':28s} {r['mean_corruption_acc']:.4f}")
-        for name, v in r["shift"].items():
+            typer.echo(f"{'mean corruption accuracy':28s} {rb['mean_corruption_acc']:.4f}")
+        for name, v in rb["shift"].items():
             typer.echo(f"shift {name:22s} {v['acc']:.4f} ({v['images']} images)")
-        typer.echo(r["path"])
-    if mistakes:
-        from .evaluate.mistakes import mistake_taxonomy
-
-        t = mistake_taxonomy(run, human_labels=human_labels)
+        typer.echo(rb["path"])
+    if r["mistakes"] is not None:
+        t = r["mistakes"]
         typer.echo(f"{t['errors']} errors: " + ", ".join(f"{k} {v}" for k, v in t["counts"].items())
                    + f"  (evidence: {', '.join(t['evidence']) or 'none: run `clearset audit` first'})")
         typer.echo(t["path"])
@@ -554,8 +579,38 @@ def list_(what: str = typer.Argument(..., help="sources | backbones | checks | s
 
 
 def main() -> None:
+    """The ``clearset`` script. Click's usage errors (unknown option or command, a value of the wrong
+    type) are one line too, naming the option and where its help is."""
+    usage_errors, aborts = _click_exceptions()
     setup_logging()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except usage_errors as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `clearset`: the help, as click shows it
+            typer.echo(e.format_message(), err=True)
+            raise SystemExit(e.exit_code) from None
+        where = e.ctx.command_path if e.ctx is not None else "clearset"
+        raise SystemExit(error_line(f"{e.format_message()} (see `{where} --help`)", e.exit_code).exit_code) from None
+    except aborts:
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Click's UsageError and Abort: from the click that typer runs on (recent typer vendors its own
+    copy as ``typer._click``) and from click itself."""
+    import importlib
+
+    usage, abort = [], [typer.Abort]
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        usage.append(mod.UsageError)
+        if hasattr(mod, "Abort"):
+            abort.append(mod.Abort)
+    return tuple(usage), tuple(abort)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from .data.arrays import RowFile
 from .data.images import resize_center
 from .engines import Engine, using
 from .engines.local import default_threads, ordered_map
+from .device import choose_precision, resolve_device
 from .errors import ParameterError
 from .models.backbones import create_backbone
 from .progress import bar
@@ -67,20 +68,6 @@ class EmbedResult:
         return np.load(self.features, mmap_mode="r" if mmap else None)
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ParameterError(f"--precision must be auto, fp32 or bf16, not {precision!r}")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return "bf16" if native else "fp32"
-
-
 def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_lite0",
           image_size: int | None = None, batch_size: int = 128, threads: int | None = None,
           precision: str = "auto", dtype: str = "float32", chunk_size: int = 4096,
@@ -109,17 +96,18 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
         raise ParameterError(f"--dtype must be float32 or float16, not {dtype!r}")
     if batch_size < 1 or chunk_size < 1:
         raise ParameterError("--batch-size and --chunk-size must be at least 1")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
     bb = create_backbone(backbone)
     size = int(image_size or bb.default_size)
     if not 16 <= size <= 1024:
         raise ParameterError(f"--image-size {size}: use a size between 16 and 1024")
-    prec = resolve_precision(precision, dev)
+    choice = choose_precision(precision, dev)
+    prec = choice.precision
     feat_path, logit_path = ws.features_path(backbone, size), ws.logits_path(backbone, size)
     outputs = [feat_path] + ([logit_path] if bb.has_imagenet_head else [])
     step = ws.step("embed", params={"backbone": backbone, "image_size": size, "precision": prec,
                                     "dtype": dtype, "resize": RESIZE_POLICY},
-                   inputs={"pixels": pixel_fingerprint(ws)}, outputs=outputs,
+                   inputs={"pixels": ws.pixel_fingerprint()}, outputs=outputs,
                    sidecar=ws.sidecar_of(feat_path))
     if step.cached() and not force:
         meta = read_json(step.sidecar)
@@ -157,24 +145,12 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     for part, final in zip(partials, outputs):
         os.replace(part, final)
     rate = rows / seconds if seconds > 0 else 0.0
-    step.finish(images=n, feature_dim=bb.feature_dim, images_per_s=round(rate, 2), device=str(dev),
+    step.finish(**choice.record(), images=n, feature_dim=bb.feature_dim, images_per_s=round(rate, 2), device=str(dev),
                 engine=getattr(engine, "name", engine or "local"), resumed_from=done)
     progress_file.unlink(missing_ok=True)
     log.info("embed: %d x %d features (%s, %.0f img/s) -> %s", n, bb.feature_dim, prec, rate, feat_path)
     return EmbedResult(feat_path, outputs[1] if len(outputs) > 1 else None, (n, bb.feature_dim), rate, prec,
                        cached=False)
-
-
-def pixel_fingerprint(ws: Workspace) -> str:
-    """Identity of the images, in order, and nothing else: relabelling a dataset keeps its features.
-    sha256 of the ``source`` column joined by newlines, then of the ``sha256`` column, read in batches."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for column in ("source", "sha256"):
-        for b, batch in enumerate(ws.iter_manifest([column])):
-            h.update(("\n" if b else "").encode() + "\n".join(batch.column(0).to_pylist()).encode())
-    return h.hexdigest()
 
 
 def _load_batch(store, size: int, idx: range) -> np.ndarray:
@@ -194,7 +170,7 @@ class Embedder:
     threads: int | None = None
 
     def __call__(self, _shared=None) -> "_EmbedState":
-        dev = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = resolve_device(self.device)
         if dev.type == "cpu":
             keep_large_allocations_in_heap()
         bb = create_backbone(self.backbone)

@@ -1,4 +1,5 @@
-"""Normalisations of feature vectors shared by the probe and the audit."""
+"""Checks and normalisations of feature vectors shared by every consumer of features (probe, audit,
+curate, train, distill)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,25 @@ def normalise_features(x: np.ndarray) -> np.ndarray:
         b = np.asarray(x[s : s + BLOCK_ROWS], dtype=np.float32)
         out[s : s + BLOCK_ROWS] = l2_normalise(np.sign(b) * np.sqrt(np.abs(b)))
     return out
+
+
+def non_finite_rows(x: np.ndarray, chunk: int = BLOCK_ROWS) -> np.ndarray:
+    """Indices of the rows of ``x`` holding NaN or inf, read a block of rows at a time (memmaps welcome)."""
+    bad = []
+    for start in range(0, len(x), chunk):
+        block = np.asarray(x[start : start + chunk])
+        ok = np.isfinite(block).reshape(len(block), -1).all(axis=1)
+        if not ok.all():
+            bad.append(start + np.flatnonzero(~ok))
+    return np.concatenate(bad) if bad else np.zeros(0, np.int64)
+
+
+def check_finite(x: np.ndarray, what: str, hint: str = "recompute them (e.g. `clearset embed --force "
+                 "--precision fp32`)") -> None:
+    """Raise ParameterError naming the rows of ``x`` that hold NaN or inf (the first few and how many)."""
+    from .errors import ParameterError
+
+    bad = non_finite_rows(x)
+    if len(bad):
+        shown = ", ".join(str(int(r)) for r in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise ParameterError(f"{what} holds NaN or inf in {len(bad)} row(s), at row {shown}; {hint}")

@@ -15,128 +15,21 @@ fingerprint of that input, so a change anywhere upstream invalidates everything 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from .errors import WorkspaceError
-
-if TYPE_CHECKING:
-    import numpy as np
+from .io import (CONTENT_HASH_LIMIT, DamagedFileError, atomic_path, compact_hashes, fingerprint_path, hash_json,  # noqa: F401
+                 read_json, read_parquet, versions, write_bytes, write_json, write_table)
 
 SIDECAR_SUFFIX = ".meta.json"
+# Folders of artifacts derived from the manifest: a new manifest sets them aside (data.ingest.set_aside_stale).
+DERIVED = ("features", "audit", "oof", "probe", "subsets", "distilled", "reinforced", "runs", "bench", "report")
 LAZY_LOCATORS = 2_000_000  # above this many images the image store reads locators a row group at a time
-
-
-# ----------------------------------------------------------------------------------------- atomic writes
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``.
-
-    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_table(path: str | os.PathLike, table) -> None:
-    """Write a pandas DataFrame or pyarrow Table as parquet, atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if not isinstance(table, pa.Table):
-        table = pa.Table.from_pandas(table, preserve_index=False)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=1 << 17)
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-# ----------------------------------------------------------------------------------------- fingerprints
-def hash_json(obj: Any) -> str:
-    blob = json.dumps(obj, sort_keys=True, default=_json_default).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-CONTENT_HASH_LIMIT = 1 << 30
-
-
-def compact_hashes(values) -> np.ndarray:
-    """Hex digests (SHA-256: 64 characters) as fixed-width bytes, ``S32``: 32 bytes a row instead of a
-    ~120-byte Python string, and sortable without Python objects. Anything else comes back as an array
-    unchanged (audit.duplicates.exact_duplicate_pairs takes both)."""
-    import numpy as np
-
-    values = list(values) if not isinstance(values, np.ndarray) else values
-    if not len(values):
-        return np.empty(0, "S32")
-    if all(isinstance(v, str) and len(v) == 64 for v in values):
-        try:
-            return np.frombuffer(bytes.fromhex("".join(values)), dtype="S32").copy()
-        except ValueError:  # not hex
-            pass
-    return np.asarray(values)
-
-
-def fingerprint_path(path: str | os.PathLike) -> str:
-    """Fingerprint of a user file: the SHA-256 of its bytes up to 1 GiB (under a second; a copied or
-    re-provisioned file with the same bytes stays a cache hit), beyond that its path, size and mtime."""
-    p = Path(path).resolve()
-    st = p.stat()
-    if st.st_size <= CONTENT_HASH_LIMIT:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        return "sha256:" + h.hexdigest()
-    return hash_json([str(p), st.st_size, st.st_mtime_ns])
-
-
-def versions() -> dict[str, str]:
-    from . import __version__
-
-    out = {"clearset": __version__, "python": platform.python_version()}
-    for mod in ("numpy", "torch", "timm", "pyarrow", "PIL"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            out[mod] = getattr(m, "__version__", "?")
-    return out
 
 
 # ----------------------------------------------------------------------------------------- steps
@@ -187,6 +80,7 @@ class Workspace:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self._manifest = None
+        self._pixels: str | None = None
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
@@ -256,23 +150,21 @@ class Workspace:
 
         ``columns``: only those, read from disk (not kept) unless the whole manifest is already loaded;
         the path strings are most of a manifest's memory, and most stages do not need them."""
-        import pandas as pd
 
         self.require_manifest()
         if columns is not None:
             if self._manifest is not None:
                 return self._manifest[list(columns)]
-            return pd.read_parquet(self.manifest_path, columns=list(columns))
+            return read_parquet(self.manifest_path, columns=list(columns))
         if self._manifest is None:
-            self._manifest = pd.read_parquet(self.manifest_path)
+            self._manifest = read_parquet(self.manifest_path)
         return self._manifest
 
     def manifest_columns(self) -> list[str]:
         """The manifest's column names, from its schema (nothing else read)."""
-        import pyarrow.parquet as pq
 
         self.require_manifest()
-        return pq.read_schema(self.manifest_path).names
+        return self._manifest_file().schema_arrow.names
 
     def hashes(self):
         """The pixel hashes, one per row, as compact fixed-width bytes (compact_hashes), converted batch
@@ -302,22 +194,37 @@ class Workspace:
 
     def manifest_rows(self) -> int:
         """Number of images, from the manifest's metadata (nothing read)."""
-        import pyarrow.parquet as pq
 
         self.require_manifest()
-        return pq.ParquetFile(self.manifest_path).metadata.num_rows
+        return self._manifest_file().metadata.num_rows
 
     def iter_manifest(self, columns: list[str], batch_rows: int = 1 << 17) -> Iterator[Any]:
         """The manifest's ``columns`` as pyarrow RecordBatches of at most ``batch_rows`` rows, in order:
         what stages that only scan it use, so a manifest larger than memory never is loaded whole."""
+
+        self.require_manifest()
+        yield from self._manifest_file().iter_batches(batch_size=batch_rows, columns=columns)
+
+    def _manifest_file(self):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.require_manifest()
-        yield from pq.ParquetFile(self.manifest_path).iter_batches(batch_size=batch_rows, columns=columns)
+        try:
+            return pq.ParquetFile(self.manifest_path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DamagedFileError(f"{self.manifest_path}: not a readable manifest ({e}); run `clearset ingest "
+                                   f"SOURCE -o {self.root} --force` to write it again") from None
 
     def classes(self) -> list[str]:
         self.require_manifest()
-        return list(read_json(self.classes_path))
+        if not self.classes_path.is_file():
+            raise WorkspaceError(f"{self.classes_path}: missing; run `clearset ingest SOURCE -o {self.root} "
+                                 f"--force` to write it again")
+        names = read_json(self.classes_path)
+        if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+            raise DamagedFileError(f"{self.classes_path}: must be a JSON list of class names")
+        return list(names)
 
     def store(self):
         """The ImageStore that yields this workspace's pixels by index. Above ``LAZY_LOCATORS`` images the
@@ -337,3 +244,93 @@ class Workspace:
             if meta.get("step") == "embed":
                 out.append(meta)
         return sorted(out, key=lambda m: m.get("finished", ""), reverse=True)
+
+    # features: the one place that says which embedding a stage reads, and that it fits this manifest
+    def resolve_features(self, spec: str | None = None, *, required: bool = True) -> "FeatureSet | None":
+        """The embedding ``spec`` (``backbone@size``; default: the newest one), checked against this
+        manifest: it exists, has one row per image and was computed from these pixels. With
+        ``required=False`` a workspace without any embedding gives None instead of an error."""
+        import numpy as np
+
+        from .errors import ParameterError
+
+        if spec:
+            backbone, _, size = str(spec).rpartition("@")
+            if not backbone or not size.isdigit():
+                raise ParameterError(f"--features {spec!r}: write it as backbone@size, e.g. efficientnet_lite0@128")
+            path = self.features_path(backbone, int(size))
+            if not path.exists() or not self.sidecar_of(path).exists():
+                known = ", ".join(f"{m['params']['backbone']}@{m['params']['image_size']}" for m in self.feature_sets())
+                raise WorkspaceError(f"{path}: not embedded; run `clearset embed {self.root} --backbone {backbone} "
+                                     f"--image-size {size}`" + (f" (embedded here: {known})" if known else ""))
+            meta = self.meta(path)
+        else:
+            sets = self.feature_sets()
+            if not sets:
+                if not required:
+                    return None
+                raise WorkspaceError(f"{self.root}: no features yet; run `clearset embed {self.root}` first")
+            meta = sets[0]
+            backbone, size = meta["params"]["backbone"], int(meta["params"]["image_size"])
+            path = self.features_path(backbone, size)
+        n = self.manifest_rows()
+        try:
+            rows = np.load(path, mmap_mode="r").shape
+        except ValueError as e:
+            raise DamagedFileError(f"{path}: not a readable feature file ({e}); run `clearset embed {self.root} "
+                                   f"--backbone {backbone} --image-size {size} --force`") from None
+        redo = f"run `clearset embed {self.root} --backbone {backbone} --image-size {size} --force`"
+        if len(rows) != 2 or rows[0] != n:
+            raise WorkspaceError(f"{path}: {rows[0] if rows else 0} rows but the manifest has {n} images "
+                                 f"(features of another ingest?); {redo}")
+        pixels = meta.get("inputs", {}).get("pixels")
+        if pixels is not None and pixels != self.pixel_fingerprint():
+            raise WorkspaceError(f"{path}: computed from other images than the current manifest (re-ingested "
+                                 f"since?); {redo}")
+        return FeatureSet(path, meta["key"], backbone, int(size))
+
+    def load_features(self, spec: str | None = None) -> tuple["FeatureSet", Any]:
+        """``resolve_features(spec)`` and the features memory-mapped, checked once for NaN/inf rows."""
+        import numpy as np
+
+        from .vectors import check_finite
+
+        fs = self.resolve_features(spec)
+        x = np.load(fs.path, mmap_mode="r")
+        check_finite(x, str(fs.path), hint=f"embed again (`clearset embed {self.root} --backbone {fs.backbone} "
+                     f"--image-size {fs.image_size} --force --precision fp32`) or drop those images")
+        return fs, x
+
+    def pixel_fingerprint(self) -> str:
+        """Identity of the images, in order, and nothing else (relabelling keeps the features): sha256 of
+        the ``source`` column joined by newlines, then of the ``sha256`` column. Computed once at ingest
+        and kept in the manifest's sidecar; computed again (in batches) for a manifest without it."""
+        if self._pixels is None:
+            side = self.sidecar_of(self.manifest_path)
+            meta = read_json(side) if side.exists() else {}
+            self._pixels = meta.get("pixels") or compute_pixel_fingerprint(self)
+        return self._pixels
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """A stored embedding: its file, the key of the step that wrote it, and what it was made with."""
+
+    path: Path
+    key: str
+    backbone: str
+    image_size: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.backbone}@{self.image_size}"
+
+
+def compute_pixel_fingerprint(ws: Workspace) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for column in ("source", "sha256"):
+        for b, batch in enumerate(ws.iter_manifest([column])):
+            h.update(("\n" if b else "").encode() + "\n".join(batch.column(0).to_pylist()).encode())
+    return h.hexdigest()

@@ -45,7 +45,7 @@ def test_bench_cells_budgets_leaderboard_and_report(ws, caplog):
                       full=False, eval_every=1)
     assert int(iters["epochs"].iloc[0]) == 4  # 2 epochs / keep 0.5: as many iterations as the full data
     curve = iters["curve"].iloc[0]
-    assert len(curve) == 4 and all(b[0] > a[0] for a, b in zip(curve, curve[1:]))  # seconds accumulate
+    assert len(curve) == 4 and all(b[0] >= a[0] for a, b in zip(curve, curve[1:]))  # seconds accumulate (a tiny epoch may round to the same)
     html = clearset.report(ws).read_text()
     assert "Curation bench" in html and "accuracy_vs_keep.png" in html and "time_to_accuracy.png" in html
 

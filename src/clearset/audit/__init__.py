@@ -23,6 +23,7 @@ from ..engines import Engine, using
 from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, fingerprint_path, read_json, write_json, write_table
 from . import duplicates, label_issues, multilabel, neighborhoods, outliers, properties  # noqa: F401  (registers)
+from ..vectors import check_finite
 from .base import CHECKS, AuditData, CheckResult
 from .duplicates import find_duplicates, near_duplicate_pairs
 from .label_issues import find_label_issues, out_of_fold_probs
@@ -63,11 +64,14 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         log.info("audit: label_issues averages the embedding models with the pixel networks' out-of-fold "
                  "probabilities in %s (`clearset oof`; --no-stored-oof to leave them out)", found)
         pred_probs, combine = found, True
+    if threshold is not None and not 0 < threshold <= 1:
+        raise ParameterError(f"--threshold {threshold}: the near-duplicate threshold is a similarity in (0, 1]")
     names = list(checks) if checks else ORDER
     for name in names:
         CHECKS.get(name)  # unknown names fail here, before any work
     names = [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
-    feat_path, feat_key = _choose_features(ws, features)
+    fs = ws.resolve_features(features, required=False)
+    feat_path, feat_key = (fs.path, fs.key) if fs is not None else (None, None)
     data = AuditData(
         labels=m["label"].to_numpy(), n_classes=len(ws.classes()), class_names=ws.classes(),
         splits=ws.splits(), sha256=ws.hashes(),
@@ -144,34 +148,26 @@ def stored_pixel_oof(ws: Workspace) -> Path | None:
     return max(found)[2] if found else None
 
 
-def _choose_features(ws: Workspace, features: str | None) -> tuple[Path | None, str | None]:
-    sets = ws.feature_sets()
-    if features:
-        backbone, _, size = features.rpartition("@")
-        if not backbone or not size.isdigit():
-            raise ParameterError(f"--features {features!r}: write it as backbone@size, e.g. efficientnet_lite0@128")
-        path = ws.features_path(backbone, int(size))
-        if not path.exists():
-            raise WorkspaceError(f"{path}: not embedded; run `clearset embed {ws.root} --backbone {backbone} "
-                                 f"--image-size {size}`")
-        return path, ws.fingerprint(path)
-    if not sets:
-        return None, None
-    p = sets[0]["params"]
-    path = ws.features_path(p["backbone"], p["image_size"])
-    return path, sets[0]["key"]
-
-
 def _load_pred_probs(path, n: int, c: int) -> np.ndarray | None:
+    """An (N, C) array of class probabilities from a .npy (never unpickled), checked: shape, finite,
+    rows non-negative and summing to 1."""
     if path is None:
         return None
     p = Path(path)
     if not p.is_file():
         raise ParameterError(f"{p}: pred_probs file not found")
-    arr = np.load(p, allow_pickle=False)
-    if arr.shape != (n, c):
-        raise ParameterError(f"{p}: pred_probs must be ({n}, {c}) for this workspace, got {arr.shape}")
-    return arr.astype(np.float32)
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ParameterError(f"{p}: not a numeric .npy array ({e}); save the probabilities with np.save") from None
+    if not isinstance(arr, np.ndarray) or arr.shape != (n, c) or not np.issubdtype(arr.dtype, np.number):
+        raise ParameterError(f"{p}: pred_probs must be ({n}, {c}) numbers for this workspace, got "
+                             f"{getattr(arr, 'shape', '?')} {getattr(arr, 'dtype', '')}")
+    arr = arr.astype(np.float32)
+    check_finite(arr, str(p), hint="give finite probabilities")
+    if (arr < 0).any() or not np.allclose(arr.sum(1), 1, atol=1e-3):
+        raise ParameterError(f"{p}: rows must be probabilities (non-negative, each summing to 1)")
+    return arr
 
 
 def _save_probs(ws: Workspace, path: Path, probs: np.ndarray, key: str) -> None:

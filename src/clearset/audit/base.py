@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import ParameterError, WorkspaceError
 from ..registry import Registry
+from ..vectors import check_finite
 
 
 @dataclass
@@ -138,15 +139,6 @@ class AuditData:
                     "image_loader": "audit a workspace (pixels are read from its image store)"}
             raise WorkspaceError(f"check {check!r} needs {', '.join(missing)}: "
                                  + "; ".join(hint.get(m, "") for m in missing))
-
-
-def check_finite(x: np.ndarray, what: str, chunk: int = 65536) -> None:
-    for start in range(0, len(x), chunk):
-        block = np.asarray(x[start : start + chunk])
-        if not np.isfinite(block).all():
-            row = start + int(np.argmax(~np.isfinite(block).all(axis=tuple(range(1, block.ndim)))))
-            raise ParameterError(f"{what} holds NaN or inf (first at row {row}); recompute them "
-                                 f"(e.g. `clearset embed --force --precision fp32`)")
 
 
 def robust_z(x: np.ndarray) -> np.ndarray:

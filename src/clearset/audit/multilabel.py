@@ -43,7 +43,7 @@ def spatial_class_maps(images, backbone: str, size: int, heads: dict, *, batch: 
 
     from .. import progress
     from ..data.images import resize_center
-    from ..features import resolve_precision
+    from ..device import resolve_precision
     from ..models.backbones import create_backbone
 
     bb = create_backbone(backbone)

@@ -53,13 +53,13 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
     inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
     x = None
     if clean:
-        from . import _choose_features
         from ..vectors import normalise_features
 
-        feat_path, inputs["features"] = _choose_features(ws, features)
-        if feat_path is None:
+        if ws.resolve_features(features, required=False) is None:
             raise ParameterError(f"--clean needs stored features: run `clearset embed {ws.root}` first")
-        x = normalise_features(np.load(feat_path, mmap_mode="r")[index])
+        fs, feats = ws.load_features(features)
+        inputs["features"] = fs.key
+        x = normalise_features(feats[index])
     step = ws.step("oof", params={"recipe": recipe, "folds": folds, "seed": seed, "epochs": epochs, "clean": clean,
                                   "views": "image+flip"},
                    inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))

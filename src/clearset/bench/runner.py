@@ -91,7 +91,7 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
         for m in run.metrics:
             elapsed += m.get("seconds", 0)
             if m.get("eval_acc") is not None:
-                curve.append((round(elapsed, 1), m["eval_acc"]))
+                curve.append((round(elapsed, 3), m["eval_acc"]))
         row = {**asdict(cell), "budget": budget, "recipe": rec.name, "epochs": n_epochs,
                "options": json.dumps((options or {}).get(cell.strategy, {}), sort_keys=True),
                "subset": str(subset or synthetic.get(cell.strategy) or "") or None,

@@ -37,8 +37,6 @@ class CurateResult:
 def curate_data(ws: Workspace, *, split: str = "train", features: str | None = None,
                 trusted: str | Path | None = None, need: tuple[str, ...] = ()) -> tuple[CurateData, np.ndarray, dict]:
     """The strategy inputs over the labelled rows of ``split``: (data, their manifest indices, input keys)."""
-    from ..audit import _choose_features
-
     m = ws.manifest(["index", "split", "label"])
     rows = m[(m["split"] == split) & (m["label"] >= 0)]
     if rows.empty:
@@ -47,10 +45,9 @@ def curate_data(ws: Workspace, *, split: str = "train", features: str | None = N
     data = CurateData(labels=rows["label"].to_numpy(np.int64), n_classes=len(ws.classes()))
     inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
     if "features" in need or features is not None:
-        path, key = _choose_features(ws, features)
-        if path is not None:
-            data.features = np.load(path, mmap_mode="r")[index]
-            inputs["features"] = key
+        fs, x = ws.load_features(features)
+        data.features = x[index]
+        inputs["features"] = fs.key
     audit = ws.root / "audit"
     if (audit / "label_issues.parquet").exists():
         li = pd.read_parquet(audit / "label_issues.parquet").set_index("index").reindex(index)

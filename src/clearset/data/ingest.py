@@ -8,7 +8,9 @@ under ``WS/.staging/`` so an interrupted ingest resumes; a re-run with the same 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,9 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engines import Engine, using
-from ..errors import ClearsetError, ImageError, LabelError, ParameterError, SourceError
+from ..errors import ClearsetError, ImageError, LabelError, ParameterError, SourceError, WorkspaceError
 from ..progress import bar
-from ..workspace import Workspace, atomic_path, fingerprint_path, read_json, write_json, write_table
+from ..workspace import (DERIVED, Workspace, atomic_path, compute_pixel_fingerprint, fingerprint_path, read_json,
+                         write_json, write_table)
 from .images import decode, pixel_sha256
 from .labels import LabelOverride
 from .sources import Record, Source, open_source
@@ -66,6 +69,8 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
     overrides = [LabelOverride.parse(v) for v in labels or []]
     src = open_source(source, split=split, classes=list(classes) if classes else None)
     ws = Workspace(workspace)
+    if ws.root.exists() and not ws.root.is_dir():
+        raise WorkspaceError(f"{ws.root}: exists and is not a folder; give -o a new or existing folder")
     created = not ws.root.exists()
     _check_override_lengths(overrides, src.counts(), str(source))
     step = ws.step(
@@ -81,16 +86,19 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
         log.info("ingest: cached (%s); --force to redo", ws.manifest_path)
         return ws
     staging = ws.staging_dir / f"ingest-{step.key[:16]}"
+    previous = _previous_manifest(ws)
     try:
         if on_error == "fail" and src.problems:
             raise SourceError(f"{src.problems[0]['source']}: {src.problems[0]['error']}")
         with using(engine, threads=threads) as eng:
             parts = _stage(src, staging, on_error, eng)
         written = _write_manifest(staging, parts, src, overrides, str(source), ws.manifest_path)
-    except ClearsetError:
+    except Exception:  # an error leaves nothing behind; an interruption (Ctrl-C, kill) keeps the staged parts
         shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(ws.staging_dir, ws.root if created else None)
         raise
+    ws = Workspace(ws.root)  # nothing cached from the manifest it replaced
+    pixels = compute_pixel_fingerprint(ws)
     write_json(ws.classes_path, src.classes)
     write_json(ws.source_path, src.store_spec())
     errors = written.errors
@@ -100,12 +108,46 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
     elif ws.errors_path.exists():
         ws.errors_path.unlink()
     counts = written.splits
-    step.finish(images=written.images, skipped=len(errors), splits=counts, classes=len(src.classes))
+    step.finish(images=written.images, skipped=len(errors), splits=counts, classes=len(src.classes), pixels=pixels)
+    if previous is not None:
+        set_aside_stale(ws, previous, pixels, step.key)
     shutil.rmtree(staging, ignore_errors=True)
     _remove_if_empty(None, ws.staging_dir)
     log.info("ingest: %d images (%s), %d classes -> %s", written.images,
              ", ".join(f"{k} {v}" for k, v in counts.items()), len(src.classes), ws.manifest_path)
     return ws
+
+
+# ------------------------------------------------------------------------------------------- stale artifacts
+def _previous_manifest(ws: Workspace) -> dict | None:
+    """The key and pixel fingerprint of the manifest this ingest replaces (None if there is none)."""
+    side = ws.sidecar_of(ws.manifest_path)
+    if not ws.manifest_path.exists() or not side.exists():
+        return None
+    meta = read_json(side)
+    try:
+        pixels = meta.get("pixels") or compute_pixel_fingerprint(ws)
+    except ClearsetError:  # a damaged old manifest: everything derived from it is stale
+        pixels = None
+    return {"key": meta.get("key"), "pixels": pixels}
+
+
+def set_aside_stale(ws: Workspace, previous: dict, pixels: str, key: str) -> list[str]:
+    """Move what was derived from the replaced manifest to ``WS/stale/<time>/`` (never deleted): all of it
+    when the images changed, everything but the features when only labels or splits did."""
+    if previous["key"] == key:
+        return []
+    keep = {"features"} if previous["pixels"] == pixels else set()
+    moved = [name for name in DERIVED if name not in keep and (ws.root / name).exists()]
+    if not moved:
+        return []
+    dest = ws.root / "stale" / time.strftime("%Y%m%d-%H%M%S")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in moved:
+        os.replace(ws.root / name, dest / name)
+    log.warning("ingest: the manifest changed; %s derived from the old one moved to %s (delete it when no "
+                "longer needed)", ", ".join(moved), dest)
+    return moved
 
 
 # ------------------------------------------------------------------------------------------- stages

@@ -51,7 +51,10 @@ def load_labels(path: Path) -> np.ndarray:
     if values.ndim != 1:
         raise LabelError(f"{path}: labels must be one value per image (1-D), got shape {values.shape}")
     if np.issubdtype(values.dtype, np.floating):
-        values = np.where(np.isnan(values), -1, values)
+        if not np.isfinite(values).all():
+            at = int(np.argmax(~np.isfinite(values)))
+            raise LabelError(f"{path}: label at position {at} is {values[at]} (NaN or inf); write -1 for an "
+                             f"unlabelled image")
         if (values % 1 != 0).any():
             raise LabelError(f"{path}: labels must be integers; found {values[values % 1 != 0][0]}")
     elif not np.issubdtype(values.dtype, np.integer):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..device import resolve_device
 from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
 from . import datadam, dm, dsa  # noqa: F401  (registration)
@@ -83,7 +84,6 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     """Distil the workspace's ``split`` into ``ipc`` synthetic images per class with ``method`` (see the
     module docstring); a finished run with the same configuration is a cache hit, an interrupted one
     resumes from its last checkpoint."""
-    from ..train.loop import resolve_device
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require_manifest()
@@ -182,7 +182,6 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
                        **protocol) -> dict:
     """Train ``seeds`` fresh ConvNets on the distilled set and test them on ``split`` (evaluate.py);
     the result is written beside the set as ``<name>.eval.json`` (cached)."""
-    from ..train.loop import resolve_device
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     d = distilled if isinstance(distilled, Distilled) else load_distilled(distilled)

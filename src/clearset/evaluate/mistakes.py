@@ -64,20 +64,27 @@ def classify_mistakes(labels: np.ndarray, preds: np.ndarray, *, flagged: np.ndar
     return kind
 
 
-def mistake_taxonomy(run_dir: str | Path, *, human_labels: str | Path | None = None, share: float = 0.1,
-                     neighbours: int = 2) -> dict:
-    """Sort the run's evaluation errors into KINDS using the workspace's audit and optional human labels."""
+def check_mistakes(run_dir: str | Path, *, share: float = 0.1, neighbours: int = 2):
+    """The run, if its mistakes can be sorted (a closed-set run with stored predictions); else one error."""
     from ..train.loop import load_run
-    from .evaluation import load_human_labels
 
     run = load_run(run_dir)
     if not 0 < share <= 1 or neighbours < 1:
-        raise ParameterError("--mistake-share must be within (0, 1] and --neighbours at least 1")
+        raise ParameterError(f"share {share} must be within (0, 1] and neighbours {neighbours} at least 1")
     if run.config.get("known_classes") is not None:
         raise ParameterError(f"{run.root}: an open-set run; the taxonomy needs every class in the model")
-    preds_file = run.predictions()
-    if "logits" not in preds_file:
+    if "logits" not in run.predictions():
         raise ParameterError(f"{run.root}: the run stored no predictions (trained without an evaluation split)")
+    return run
+
+
+def mistake_taxonomy(run_dir: str | Path, *, human_labels: str | Path | None = None, share: float = 0.1,
+                     neighbours: int = 2) -> dict:
+    """Sort the run's evaluation errors into KINDS using the workspace's audit and optional human labels."""
+    from .evaluation import load_human_labels
+
+    run = check_mistakes(run_dir, share=share, neighbours=neighbours)
+    preds_file = run.predictions()
     logits, labels, index = preds_file["logits"], preds_file["labels"], preds_file["index"]
     preds = logits.argmax(1)
     k = logits.shape[1]

@@ -39,16 +39,24 @@ def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     return float((clf.predict(normalise_features(test_x)) == test_y).mean())
 
 
-def linear_probe(workspace: str | Path | Workspace, *, backbone: str, image_size: int,
-                 train_split: str = "train", test_split: str = "test", c: float = 1.0) -> ProbeResult:
-    """Fit on ``train_split``'s features, score on ``test_split``; saves ``probe/<backbone>@<size>.json``."""
+def linear_probe(workspace: str | Path | Workspace, *, features: str | None = None, backbone: str | None = None,
+                 image_size: int | None = None, train_split: str = "train", test_split: str = "test",
+                 c: float = 1.0) -> ProbeResult:
+    """Fit on ``train_split``'s features, score on ``test_split``; saves ``probe/<backbone>@<size>.json``.
+
+    Which features: ``features`` (``backbone@size``), else ``backbone`` (default efficientnet_lite0) at
+    ``image_size``, else the newest embedding of ``backbone`` (or of any backbone) in the workspace."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     m = ws.manifest(["split", "label"])
-    path = ws.features_path(backbone, image_size)
-    if not path.exists():
-        raise WorkspaceError(f"{path}: not embedded yet; run `clearset embed {ws.root} --backbone {backbone} "
-                             f"--image-size {image_size}` first")
-    feats = np.load(path, mmap_mode="r")
+    if features is None and image_size is not None:
+        features = f"{backbone or 'efficientnet_lite0'}@{image_size}"
+    elif features is None and backbone is not None:
+        sizes = [s["params"]["image_size"] for s in ws.feature_sets() if s["params"].get("backbone") == backbone]
+        if not sizes:
+            raise WorkspaceError(f"{ws.root}: no {backbone} features; run `clearset embed {ws.root} --backbone {backbone}`")
+        features = f"{backbone}@{sizes[0]}"
+    fs, feats = ws.load_features(features)
+    path, backbone, image_size = fs.path, fs.backbone, fs.image_size
     tr = np.flatnonzero((m["split"] == train_split).to_numpy() & (m["label"] >= 0).to_numpy())
     te = np.flatnonzero((m["split"] == test_split).to_numpy() & (m["label"] >= 0).to_numpy())
     if len(tr) == 0 or len(te) == 0:

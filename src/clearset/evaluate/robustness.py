@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +33,16 @@ def load_shift_set(path: str | Path, classes: list[str], size: int) -> tuple[tor
     if not path.exists():
         raise ParameterError(f"{path}: shift test set not found")
     try:
-        z = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise ParameterError(f"{path}: not a readable .npz ({e})") from None
-    with z:
-        if "x_test" not in z.files or "y_test" not in z.files:
-            raise ParameterError(f"{path}: a shift set needs x_test (N, H, W, 3) and y_test (N,) arrays")
-        x, y = z["x_test"], z["y_test"].astype(np.int64)
-        names = [str(c) for c in z["class_names"]] if "class_names" in z.files else None
+        with np.load(path, allow_pickle=False) as z:
+            if "x_test" not in z.files or "y_test" not in z.files:
+                raise ParameterError(f"{path}: a shift set needs x_test (N, H, W, 3) and y_test (N,) arrays")
+            x, y = z["x_test"], z["y_test"]
+            names = [str(c) for c in z["class_names"]] if "class_names" in z.files else None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # pickled members included: never loaded
+        raise ParameterError(f"{path}: not a readable .npz of numeric arrays ({e})") from None
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ParameterError(f"{path}: y_test must hold integer labels, got {y.dtype}")
+    y = y.astype(np.int64)
     if names is not None and names != classes:
         raise ParameterError(f"{path}: its class_names {names[:4]}... differ from the run's classes {classes[:4]}...")
     if x.ndim != 4 or x.shape[-1] != 3 or len(x) != len(y) or y.min() < 0 or y.max() >= len(classes):
@@ -55,24 +58,11 @@ def robustness(run_dir: str | Path, *, corruptions: list[str] | None = None, sev
                batch: int = 1000) -> dict:
     """Accuracy of the run on corrupted copies of its evaluation split (``images``: a seeded random sample
     of that many, default all) and on each ``shift`` set."""
-    from ..train.loop import class_mapping, load_run, load_split, map_labels, predict
+    from ..train.loop import class_mapping, load_split, map_labels, predict
 
-    run = load_run(run_dir)
+    run, names, sev, shift_sets = check_robustness(run_dir, corruptions=corruptions, severities=severities,
+                                                   images=images, shift=shift)
     cfg = run.config
-    names = list(CORRUPTIONS) if corruptions is None else corruptions
-    unknown = [c for c in names if c not in CORRUPTIONS]
-    if unknown:
-        raise ParameterError(f"unknown corruption(s) {unknown}; choose from {', '.join(CORRUPTIONS)}")
-    sev = list(SEVERITIES) if severities is None else severities
-    if any(s not in SEVERITIES for s in sev):
-        raise ParameterError(f"severities must be within 1..5, got {sev}")
-    if images is not None and images < 1:
-        raise ParameterError("--corruption-images must be at least 1")
-    if cfg.get("known_classes") is not None:
-        raise ParameterError(f"{run.root}: an open-set run; robustness is measured on closed-set runs")
-    shift_sets = {Path(p).stem: load_shift_set(p, cfg["classes"], cfg["recipe"]["image_size"]) for p in shift or []}
-    if cfg["eval_split"] is None:
-        raise ParameterError(f"{run.root}: the run has no evaluation split")
     ws = Workspace(run.root.parents[1])
     x, labels, _ = load_split(ws, cfg["eval_split"], cfg["recipe"]["image_size"])
     labels, _ = map_labels(labels, class_mapping(len(cfg["classes"]), None))
@@ -112,3 +102,32 @@ def robustness(run_dir: str | Path, *, corruptions: list[str] | None = None, sev
     write_json(path, out)
     out["path"] = str(path)
     return out
+
+
+def check_robustness(run_dir: str | Path, *, corruptions: list[str] | None = None,
+                     severities: list[int] | None = None, images: int | None = None,
+                     shift: list[str | Path] | None = None):
+    """Every check of ``robustness`` before any work or write (the shift sets are read here):
+    (run, corruption names, severities, shift sets)."""
+    from ..train.loop import load_run
+
+    run = load_run(run_dir)
+    cfg = run.config
+    names = list(CORRUPTIONS) if corruptions is None else corruptions
+    unknown = [c for c in names if c not in CORRUPTIONS]
+    if unknown:
+        raise ParameterError(f"--corruptions: unknown corruption(s) {', '.join(unknown)}; choose from "
+                             f"{', '.join(CORRUPTIONS)}")
+    sev = list(SEVERITIES) if severities is None else severities
+    if any(s not in SEVERITIES for s in sev):
+        raise ParameterError(f"--severities {','.join(map(str, sev))}: severities are 1..5")
+    if images is not None and images < 1:
+        raise ParameterError("--corruption-images must be at least 1")
+    shift_sets = {Path(p).stem: load_shift_set(p, cfg["classes"], cfg["recipe"]["image_size"]) for p in shift or []}
+    if cfg.get("known_classes") is not None:
+        raise ParameterError(f"{run.root}: an open-set run; robustness is measured on closed-set runs")
+    if cfg["eval_split"] is None:
+        raise ParameterError(f"{run.root}: the run has no evaluation split")
+    if cfg["recipe"].get("model") == "linear":
+        raise ParameterError(f"{run.root}: a linear probe on stored features; robustness needs a model of the pixels")
+    return run, names, sev, shift_sets

@@ -47,14 +47,13 @@ def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, we
                        targets: torch.Tensor, train_index: np.ndarray, labels_eval, features: str | None,
                        root_for, force: bool):
     """Fit the probe on the training rows (``positions`` into ``train_index``) and write the run."""
-    from ..audit import _choose_features
     from .loop import Run, accuracy, load_run
 
-    path, feat_key = _choose_features(ws, features)
-    if path is None:
+    if ws.resolve_features(features, required=False) is None:
         raise WorkspaceError(f"{ws.root}: the linear-probe recipe trains on stored features; run "
                              f"`clearset embed {ws.root}` first")
-    config["features"] = {"file": path.name, "key": feat_key}
+    fs, feats = ws.load_features(features)
+    config["features"] = {"file": fs.path.name, "key": fs.key}
     key = hash_json({k: v for k, v in config.items() if k != "subset_file"})
     config["key"] = key
     root = root_for(key)
@@ -62,7 +61,6 @@ def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, we
     if not force and sidecar.exists() and read_json(sidecar).get("key") == key and (root / "model.safetensors").exists():
         return load_run(root)
     t0 = time.perf_counter()
-    feats = np.load(path, mmap_mode="r")
     x = normalise_features(feats[train_index[positions]])
     w, b = fit_linear(x, targets[torch.from_numpy(positions)].numpy(), weights)
     seconds = time.perf_counter() - t0

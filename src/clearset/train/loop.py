@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import progress
+from ..device import resolve_device, resolve_precision
 from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
 from .augment import AugParams, apply_params, cutout, draw_params, mix, random_crop, random_flip
@@ -159,9 +160,13 @@ def _subset_table(path: Path):
 def _read_subset_table(path: str, size: int, mtime_ns: int):
     import pandas as pd
 
-    if path.endswith(".npy"):
-        return pd.DataFrame({"index": np.load(path)})
-    return pd.read_csv(path) if path.endswith(".csv") else pd.read_parquet(path)
+    try:
+        if path.endswith(".npy"):
+            return pd.DataFrame({"index": np.load(path, allow_pickle=False)})
+        return pd.read_csv(path) if path.endswith(".csv") else pd.read_parquet(path)
+    except Exception as e:  # pandas/pyarrow/numpy raise many types for a malformed file
+        raise ParameterError(f"{path}: cannot read as a subset table ({e}); give a .parquet, .csv or .npy "
+                             f"with an 'index' column, as `clearset curate` writes") from None
 
 
 def _subset_column(path: str | Path, column: str) -> np.ndarray | None:
@@ -190,18 +195,6 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
         return 1.0
     t = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ParameterError(f"--device {device!r}: use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("--device cuda: no CUDA GPU is visible here")
-    return dev
 
 
 def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-resnet8-fast", model: str | None = None,
@@ -238,7 +231,6 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require_manifest()
-    from ..features import resolve_precision
 
     dev = resolve_device(device)
     if eval_every < 0:
@@ -247,6 +239,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     rec = rec.with_overrides(model=model, epochs=epochs, **(overrides or {}))
     classes = ws.classes()
     labels, train_index = split_rows(ws, train_split)
+    if eval_split is not None:
+        split_rows(ws, eval_split)  # a missing evaluation split fails now, not after the training
     positions = np.arange(len(train_index))
     weights = np.ones(len(train_index), np.float32)
     strong = None
@@ -351,8 +345,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         log.info("train: cached %s", root)
         run = load_run(root)
         return run
-    if root.exists() and (root / "config.json").exists() and read_json(root / "config.json").get("key") != key \
-            and name is not None and not force:
+    if _holds_other_run(root, key) and name is not None and not force:
         raise WorkspaceError(f"{root} holds a different run; choose another --name or pass --force")
     t_start = time.perf_counter()
     torch.manual_seed(seed)
@@ -524,6 +517,14 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     ckpt.unlink(missing_ok=True)
     return Run(root, config, history, cached=False)
+
+
+def _holds_other_run(root: Path, key: str) -> bool:
+    """Whether ``root`` holds work of another configuration worth keeping: a finished run or a checkpoint
+    to resume. A folder left by a run that failed before its first epoch does not block a corrected one."""
+    if not (root / "config.json").exists() or read_json(root / "config.json").get("key") == key:
+        return False
+    return (root / "run.meta.json").exists() or (root / "checkpoint.pt").exists()
 
 
 def _distilled_set(path, classes: list[str], rec: Recipe, **others):

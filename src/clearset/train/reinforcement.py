@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .. import progress
+from ..device import resolve_device, resolve_precision
 from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
 from .augment import AugParams, apply_params, draw_params
@@ -77,8 +78,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
               batch_size: int = 1024, device: str = "auto", force: bool = False) -> Reinforced:
     """Draw ``ns`` augmentations per image of ``split`` (or of the ``subset`` file's rows) and store the
     teachers' top-``topk`` probabilities."""
-    from ..features import resolve_precision
-    from .loop import load_images, load_run, read_subset, resolve_device, teacher_probs
+    from .loop import load_images, load_run, read_subset, teacher_probs
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require_manifest()

@@ -7,6 +7,7 @@ Each source file registers one name with ``@SOURCES.register``; ``open_source`` 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,6 +17,7 @@ from ...registry import Registry
 
 SOURCES: Registry[type["Source"]] = Registry("source")
 # Folder names read as splits in an ImageFolder tree, mapped to the split name we store.
+BRACE = re.compile(r"\{([^{}]*)\}")  # a brace expression of a shard pattern: {000..009}, {train,test}
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
               "test": "test", "testing": "test"}
 
@@ -137,7 +139,26 @@ def open_source(spec: str | os.PathLike, *, split: list[str] | str | None = None
     name, sep, target = spec.partition(":")
     if sep and name in SOURCES and not Path(spec).exists():
         return SOURCES.get(name)(target, split=split, classes=classes)
+    if not Path(spec).exists() and _is_shard_pattern(spec):
+        return SOURCES.get("webdataset")(spec, split=split, classes=classes)
     return SOURCES.get(detect_kind(Path(spec)))(spec, split=split, classes=classes)
+
+
+def _is_shard_pattern(spec: str) -> bool:
+    """A glob or brace pattern of tar shards (``shards/*.tar``, ``shard-{000..009}.tar``)."""
+    return ".tar" in spec and (any(c in spec for c in "*?[") or bool(BRACE.search(spec)))
+
+
+def shard_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith((".tar", ".tar.gz", ".tgz")))
+
+
+def split_shard_folders(folder: Path) -> list[tuple[str, Path]]:
+    """(split, subfolder) for the split-named subfolders of ``folder`` that hold shards, in split order."""
+    order = list(dict.fromkeys(SPLIT_DIRS.values()))
+    found = [(SPLIT_DIRS[p.name.lower()], p) for p in folder.iterdir()
+             if p.is_dir() and p.name.lower() in SPLIT_DIRS and shard_files(p)]
+    return sorted(found, key=lambda sp: order.index(sp[0]))
 
 
 def detect_kind(path: Path) -> str:
@@ -147,7 +168,7 @@ def detect_kind(path: Path) -> str:
     suffix = "".join(path.suffixes[-2:]).lower() if path.is_file() else ""
     if path.is_dir():
         has_tars = any(p.suffix == ".tar" for p in path.iterdir())
-        return "webdataset" if has_tars else "imagefolder"
+        return "webdataset" if has_tars or split_shard_folders(path) else "imagefolder"
     if suffix.endswith(".npz"):
         return "npz"
     if suffix.endswith((".csv", ".parquet", ".tsv")):
@@ -158,11 +179,16 @@ def detect_kind(path: Path) -> str:
 
 
 def listing_fingerprint(root: Path, files: list[Path]) -> str:
-    """Fingerprint of a set of files from their relative paths, sizes and mtimes (not their bytes)."""
-    from ...workspace import hash_json
+    """Fingerprint of a set of files from their paths relative to ``root`` (as given where outside it),
+    sizes and mtimes (not their bytes)."""
+    from ...io import hash_json
 
     rows = []
     for f in files:
         st = f.stat()
-        rows.append((str(f.relative_to(root)), st.st_size, st.st_mtime_ns))
+        try:
+            rel = str(f.relative_to(root))
+        except ValueError:  # an absolute path, or one through .., outside the root
+            rel = str(f)
+        rows.append((rel, st.st_size, st.st_mtime_ns))
     return hash_json([str(root.resolve()), rows])

@@ -1,5 +1,6 @@
-"""A CSV/TSV/Parquet manifest with ``path`` and ``label`` columns (optional ``split``); paths are relative
-to the manifest file's folder. Labels may be integers or class names."""
+"""A CSV/TSV/Parquet manifest with ``path`` and ``label`` columns (optional ``split``). A path is absolute
+or relative to the table file's folder (``..`` included: the files are the user's, only ever read).
+Labels may be integers or class names."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ class TableSource(Source):
         else:
             df = df.assign(split=self.single_split())
         df = df.reset_index(drop=True)
+        empty = df["path"].isna() | (df["path"].astype(str).str.strip() == "")
+        if empty.any():
+            raise SourceError(f"{self.file}: row {int(np.argmax(empty.to_numpy())) + 2}: the 'path' cell is empty; "
+                              f"give every row an image path (absolute, or relative to {self.root})")
+        df["path"] = df["path"].astype(str)
         self.labels, self.classes = self._labels(df["label"])
         self.df = df
 
@@ -74,7 +80,7 @@ class TableSource(Source):
 
     def records(self):
         for path, split, label in zip(self.df["path"], self.df["split"], self.labels):
-            yield Record(split, int(label), str(path), self.root / str(path))
+            yield Record(split, int(label), path, self.root / path)  # an absolute path stays itself
 
     def counts(self):
         return self.df["split"].value_counts(sort=False).to_dict()

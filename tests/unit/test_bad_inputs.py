@@ -1,0 +1,380 @@
+"""Bad and odd inputs to every command, as a new user or a hostile tester would give them.
+
+Each refused case asserts what the CLI promises for a user mistake: exit code 2, exactly one line
+``error: ...`` that names the file or field (``message``), no traceback, no new or changed file anywhere
+in the test's folder (so no partial artifact in the workspace and the inputs' bytes unchanged). The
+commands run in-process through ``clearset.cli.main`` (the same code path as the ``clearset`` script,
+without paying an interpreter start per case); a few cases that need another user or a real process
+run the script itself.
+
+Cases are grouped by the class of input, not by the bug that first showed it: held-out inputs of the
+same classes must behave the same way.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import digits_with_features, encoded, make_imagefolder, rgb, write_image, write_tar
+
+CLI = [sys.executable, "-c", "from clearset.cli import main; main()"]
+
+
+# ------------------------------------------------------------------------------------------ harness
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file (sha256) and folder under ``root``."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = "link:" + os.readlink(p)
+        elif p.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """``clearset ARGS`` in this process: (exit code, stdout, stderr). An uncaught exception propagates
+    (the test then fails with it, as a user would see a traceback)."""
+    from clearset.cli import main
+
+    argv = sys.argv
+    sys.argv = ["clearset", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error_line(code: int, err: str, message: str | None) -> str:
+    assert "Traceback" not in err, err
+    assert code == 2, f"exit {code}: {err}"
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    others = [line for line in err.splitlines() if line.strip() and not line.startswith("error: ")]
+    assert not others, f"more than the error line on stderr: {err}"
+    if message is not None:
+        assert message.lower() in errors[0].lower(), errors[0]
+    return errors[0]
+
+
+@dataclass
+class Case:
+    id: str
+    args: list[str]  # {tmp}: the test folder, {ws}: the workspace (tmp/ws)
+    message: str | None  # a piece of the error line: the file or field it names
+    workspace: str | None = None  # None: no workspace; "digits": ingested; "features": + a stand-in embedding;
+    #                               "run": + a linear-probe run named lp
+    setup: Callable[[Path], None] | None = None  # writes the bad input files into tmp
+    marks: list = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------ inputs
+def _npz(name: str, **arrays):
+    def setup(tmp: Path):
+        np.savez(tmp / name, **arrays)
+    return setup
+
+
+def _object_npz(tmp: Path):
+    x = np.empty(3, dtype=object)
+    x[:] = [np.zeros((4, 4), np.uint8)] * 3
+    np.savez(tmp / "obj.npz", x_train=x, y_train=np.zeros(3, np.int64))
+
+
+def _file(name: str, data: bytes):
+    def setup(tmp: Path):
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_bytes(data)
+    return setup
+
+
+def _folder_of(*files: tuple[str, bytes]):
+    def setup(tmp: Path):
+        for rel, data in files:
+            p = tmp / "imgs" / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+    return setup
+
+
+def _csv(text: str, images: bool = True):
+    def setup(tmp: Path):
+        if images:
+            make_imagefolder(tmp / "imgs", classes=("a", "b"), per_class=2)
+        (tmp / "list.csv").write_text(text)
+    return setup
+
+
+def _labels_npy(values, dtype=None):
+    return lambda tmp: np.save(tmp / "labels.npy", np.asarray(values, dtype=dtype))
+
+
+def _features(kind: str):
+    """Replace the stand-in embedding fake@8 with one that has NaN/inf rows or the wrong row count."""
+    def setup(tmp: Path):
+        path = tmp / "ws" / "features" / "fake@8.npy"
+        f = np.load(path)
+        if kind == "nan":
+            f[5, 2] = np.nan
+        elif kind == "inf":
+            f[7] = np.inf
+        elif kind == "rows":
+            f = f[:-3]
+        np.save(path, f)
+    return setup
+
+
+def _probs(shape, fill=0.1, nan=False):
+    def setup(tmp: Path):
+        p = np.full(shape, fill, np.float32)
+        if nan:
+            p[0, 0] = np.nan
+        np.save(tmp / "probs.npy", p)
+    return setup
+
+
+JPEG = encoded(rgb(1, 16, 16), "JPEG")
+PNG = encoded(rgb(2, 16, 16), "PNG")
+
+CASES = [
+    # --- sources that do not exist or are not datasets
+    Case("ingest-missing-path", ["ingest", "{tmp}/nope", "-o", "{ws}"], "no such file or folder"),
+    Case("ingest-empty-folder", ["ingest", "{tmp}/empty", "-o", "{ws}"], "no class folders",
+         setup=lambda t: (t / "empty").mkdir()),
+    Case("ingest-class-folders-without-images", ["ingest", "{tmp}/imgs", "-o", "{ws}"], "no images",
+         setup=_folder_of(("a/readme.txt", b"x"), ("b/notes.md", b"y"))),
+    Case("ingest-unknown-extension", ["ingest", "{tmp}/data.xyz", "-o", "{ws}"], "unknown source format",
+         setup=_file("data.xyz", b"123")),
+    Case("ingest-unknown-scheme", ["ingest", "nosuch:thing", "-o", "{ws}"], "nosuch:thing"),
+    Case("ingest-builtin-unknown", ["ingest", "builtin:widgets", "-o", "{ws}"], "widgets"),
+    Case("ingest-fractals-bad-option", ["ingest", "builtin:fractals?classes=abc", "-o", "{ws}"], "classes"),
+    # --- images: corrupt, truncated, empty, odd, with --on-error fail
+    Case("ingest-all-images-corrupt", ["ingest", "{tmp}/imgs", "-o", "{ws}"], "none of the",
+         setup=_folder_of(("a/1.png", b"not a png"), ("b/2.jpg", b"\xff\xd8\xff garbage"))),
+    Case("ingest-truncated-jpeg-fail", ["ingest", "{tmp}/imgs", "-o", "{ws}", "--on-error", "fail"], "1.jpg",
+         setup=_folder_of(("a/1.jpg", JPEG[: len(JPEG) // 2]), ("b/2.png", PNG))),
+    Case("ingest-zero-byte-image-fail", ["ingest", "{tmp}/imgs", "-o", "{ws}", "--on-error", "fail"], "0.png",
+         setup=_folder_of(("a/0.png", b""), ("b/2.png", PNG))),
+    Case("ingest-html-named-corrupt-fail", ["ingest", "{tmp}/imgs", "-o", "{ws}", "--on-error", "fail"],
+         "<img src=x onerror=alert(1)>.png",
+         setup=_folder_of(("a/<img src=x onerror=alert(1)>.png", b"GIF89a"), ("b/2.png", PNG))),
+    Case("ingest-on-error-unknown", ["ingest", "builtin:digits", "-o", "{ws}", "--on-error", "maybe"], "--on-error"),
+    # --- tables
+    Case("csv-no-label-column", ["ingest", "{tmp}/list.csv", "-o", "{ws}"], "'label'",
+         setup=_csv("path\na/0.png\n")),
+    Case("csv-empty-file", ["ingest", "{tmp}/list.csv", "-o", "{ws}"], "list.csv", setup=_csv("")),
+    Case("csv-binary-garbage", ["ingest", "{tmp}/list.csv", "-o", "{ws}"], "list.csv",
+         setup=_file("list.csv", bytes(range(256)) * 4)),
+    Case("csv-float-label", ["ingest", "{tmp}/list.csv", "-o", "{ws}"], "not an integer",
+         setup=_csv("path,label\na/0.png,1.5\nb/0.png,0\n")),
+    Case("csv-negative-label", ["ingest", "{tmp}/list.csv", "-o", "{ws}"], "negative",
+         setup=_csv("path,label\na/0.png,-3\nb/0.png,0\n")),
+    Case("csv-only-missing-files", ["ingest", "{tmp}/list.csv", "-o", "{ws}"], "none of the",
+         setup=_csv("path,label\nnope/0.png,0\nnope/1.png,1\n")),
+    Case("csv-missing-file-fail", ["ingest", "{tmp}/list.csv", "-o", "{ws}", "--on-error", "fail"], "gone.png",
+         setup=_csv("path,label\nimgs/a/0.png,0\ngone.png,1\n")),
+    Case("csv-empty-path", ["ingest", "{tmp}/list.csv", "-o", "{ws}"], "path",
+         setup=_csv("path,label\n,0\nimgs/a/0.png,1\n")),
+    Case("csv-folder-as-path", ["ingest", "{tmp}/list.csv", "-o", "{ws}", "--on-error", "fail"], "imgs/a",
+         setup=_csv("path,label\nimgs/a,0\nimgs/b/0.png,1\n")),
+    # --- arrays
+    Case("npz-object-array", ["ingest", "{tmp}/obj.npz", "-o", "{ws}"], "obj.npz", setup=_object_npz),
+    Case("npz-not-a-zip", ["ingest", "{tmp}/bad.npz", "-o", "{ws}"], "bad.npz", setup=_file("bad.npz", b"PK\x03\x04oops")),
+    Case("npz-zero-bytes", ["ingest", "{tmp}/bad.npz", "-o", "{ws}"], "bad.npz", setup=_file("bad.npz", b"")),
+    Case("npz-channels-first", ["ingest", "{tmp}/a.npz", "-o", "{ws}"], "channels-last",
+         setup=_npz("a.npz", x_train=np.zeros((4, 3, 8, 8), np.uint8), y_train=np.zeros(4, np.int64))),
+    Case("npz-label-length", ["ingest", "{tmp}/a.npz", "-o", "{ws}"], "y_train",
+         setup=_npz("a.npz", x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.zeros(3, np.int64))),
+    Case("npz-float-labels", ["ingest", "{tmp}/a.npz", "-o", "{ws}"], "y_train",
+         setup=_npz("a.npz", x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.zeros(4, np.float32))),
+    Case("npz-nan-pixels-fail", ["ingest", "{tmp}/a.npz", "-o", "{ws}", "--on-error", "fail"], "nan",
+         setup=_npz("a.npz", x_train=np.full((2, 8, 8), np.nan, np.float32), y_train=np.zeros(2, np.int64))),
+    Case("npz-no-images", ["ingest", "{tmp}/a.npz", "-o", "{ws}"], "no image arrays",
+         setup=_npz("a.npz", pixels=np.zeros((4, 8, 8), np.uint8))),
+    Case("npz-empty-split", ["ingest", "{tmp}/a.npz", "-o", "{ws}"], "no images",
+         setup=_npz("a.npz", x_train=np.zeros((0, 8, 8), np.uint8), y_train=np.zeros(0, np.int64))),
+    Case("npz-label-beyond-class-names", ["ingest", "{tmp}/a.npz", "-o", "{ws}"], "out of range",
+         setup=_npz("a.npz", x_train=np.zeros((2, 8, 8), np.uint8), y_train=np.array([0, 5]),
+                    class_names=np.array(["a", "b"]))),
+    # --- label files
+    Case("labels-wrong-length", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "{tmp}/labels.npy"],
+         "labels.npy", setup=_labels_npy([0, 1, 2])),
+    Case("labels-unknown-class", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "train={tmp}/labels.npy"],
+         "out of range", setup=_labels_npy([12] * 1438)),
+    Case("labels-negative", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "train={tmp}/labels.npy"],
+         "negative", setup=_labels_npy([-4] * 1438)),
+    Case("labels-float", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "train={tmp}/labels.npy"],
+         "integers", setup=_labels_npy([0.5] * 1438)),
+    Case("labels-nan", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "train={tmp}/labels.npy"],
+         "nan", setup=_labels_npy([np.nan] + [1.0] * 1437)),
+    Case("labels-2d", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "train={tmp}/labels.npy"],
+         "1-d", setup=_labels_npy(np.zeros((1438, 2), np.int64))),
+    Case("labels-object-npy", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "train={tmp}/labels.npy"],
+         "labels.npy", setup=_labels_npy(["a"] * 1438, dtype=object)),
+    Case("labels-missing-file", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "{tmp}/none.npy"], "none.npy"),
+    Case("labels-pickle-suffix", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "{tmp}/l.pkl"], "l.pkl",
+         setup=_file("l.pkl", b"\x80\x04K\x01.")),
+    Case("labels-unknown-split", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "val={tmp}/labels.npy"],
+         "no split 'val'", setup=_labels_npy([0] * 10)),
+    Case("labels-text-garbage", ["ingest", "builtin:digits", "-o", "{ws}", "--labels", "train={tmp}/l.txt"], "l.txt",
+         setup=_file("l.txt", b"cat\ndog\n")),
+    Case("classes-count-mismatch", ["ingest", "{tmp}/imgs", "-o", "{ws}", "--classes", "x,y,z"], "--classes",
+         setup=lambda t: make_imagefolder(t / "imgs", classes=("a", "b"), per_class=2)),
+    Case("classes-duplicate-name", ["ingest", "builtin:digits", "-o", "{ws}", "--classes", "a,a,b,c,d,e,f,g,h,i"],
+         "--classes"),
+    Case("split-unknown", ["ingest", "builtin:digits", "-o", "{ws}", "--split", "val"], "no split 'val'"),
+    # --- tar shards
+    Case("tar-not-a-tar", ["ingest", "{tmp}/s.tar", "-o", "{ws}"], "s.tar", setup=_file("s.tar", b"hello" * 100)),
+    Case("tar-compressed", ["ingest", "{tmp}/s.tar.gz", "-o", "{ws}"], "s.tar.gz", setup=_file("s.tar.gz", b"\x1f\x8b")),
+    Case("tar-bad-label", ["ingest", "{tmp}/s.tar", "-o", "{ws}"], "0001.cls",
+         setup=lambda t: write_tar(t / "s.tar", [("0001.png", PNG), ("0001.cls", b"cat")])),
+    Case("tar-empty-folder-glob", ["ingest", "{tmp}/shards/*.tar", "-o", "{ws}"], "no .tar shards",
+         setup=lambda t: (t / "shards").mkdir()),
+    # --- the workspace itself
+    Case("workspace-is-a-file", ["ingest", "builtin:digits", "-o", "{tmp}/afile"], "afile",
+         setup=_file("afile", b"x")),
+    Case("workspace-not-ingested-embed", ["embed", "{tmp}/none"], "no manifest.parquet"),
+    Case("workspace-not-ingested-audit", ["audit", "{tmp}/none"], "no manifest.parquet"),
+    Case("workspace-not-ingested-report", ["report", "{tmp}/none"], "no manifest.parquet"),
+    Case("workspace-not-ingested-train", ["train", "{tmp}/none"], "no manifest.parquet"),
+    Case("workspace-not-ingested-curate", ["curate", "{tmp}/none", "--strategy", "random"], "no manifest.parquet"),
+    Case("workspace-manifest-garbage", ["audit", "{ws}"], "manifest.parquet", "digits",
+         setup=_file("ws/manifest.parquet", b"not parquet")),
+    Case("workspace-classes-garbage", ["report", "{ws}"], "classes.json", "digits",
+         setup=_file("ws/classes.json", b"{not json")),
+    # --- options and devices
+    Case("unknown-option", ["ingest", "builtin:digits", "-o", "{ws}", "--frobnicate"], "--frobnicate"),
+    Case("unknown-command", ["frobnicate"], "frobnicate"),
+    Case("option-not-a-number", ["train", "{ws}", "--epochs", "many"], "--epochs", "digits"),
+    Case("embed-device-tpu", ["embed", "{ws}", "--device", "tpu"], "--device", "digits"),
+    Case("embed-device-cuda-absent", ["embed", "{ws}", "--device", "cuda:3"], "--device", "digits"),
+    Case("train-device-tpu", ["train", "{ws}", "--device", "tpu"], "--device", "digits"),
+    Case("distill-device-tpu", ["distill", "{ws}", "--device", "tpu", "--iterations", "1"], "--device", "digits"),
+    Case("reinforce-device-tpu", ["reinforce", "{ws}", "--teacher", "{ws}/runs/lp", "--device", "tpu"], "--device", "run"),
+    Case("embed-unknown-backbone", ["embed", "{ws}", "--backbone", "no_such_net_42"], "no_such_net_42", "digits"),
+    Case("embed-image-size-8", ["embed", "{ws}", "--image-size", "8"], "--image-size", "digits"),
+    Case("embed-precision-fp8", ["embed", "{ws}", "--precision", "fp8"], "--precision", "digits"),
+    Case("embed-batch-size-0", ["embed", "{ws}", "--batch-size", "0"], "--batch-size", "digits"),
+    Case("embed-dtype-int8", ["embed", "{ws}", "--dtype", "int8"], "--dtype", "digits"),
+    Case("train-unknown-recipe", ["train", "{ws}", "--recipe", "fastest"], "fastest", "digits"),
+    Case("train-unknown-model", ["train", "{ws}", "--model", "no_such_net_42"], "no_such_net_42", "digits"),
+    Case("train-epochs-zero", ["train", "{ws}", "--epochs", "0"], "--epochs", "digits"),
+    Case("train-no-eval-split", ["train", "{ws}", "--eval-split", "val"], "val", "digits"),
+    Case("train-subset-missing", ["train", "{ws}", "--subset", "{tmp}/none.parquet"], "none.parquet", "digits"),
+    Case("train-subset-out-of-range", ["train", "{ws}", "--subset", "{tmp}/s.csv"], "s.csv", "digits",
+         setup=_file("s.csv", b"index\n0\n99999\n")),
+    Case("train-subset-garbage", ["train", "{ws}", "--subset", "{tmp}/s.parquet"], "s.parquet", "digits",
+         setup=_file("s.parquet", b"garbage")),
+    Case("train-teacher-missing", ["train", "{ws}", "--teacher", "{tmp}/norun"], "norun", "digits"),
+    Case("train-known-unknown-class", ["train", "{ws}", "--known", "0,zebra"], "zebra", "digits"),
+    Case("train-distilled-missing", ["train", "{ws}", "--distilled", "{tmp}/d.npz"], "d.npz", "digits"),
+    Case("train-linear-probe-nan", ["train", "{ws}", "--recipe", "linear-probe"], "row 5", "features",
+         setup=_features("nan")),
+    Case("train-compile-maybe", ["train", "{ws}", "--compile", "maybe"], "--compile", "digits"),
+    # --- features: NaN / inf / stale
+    Case("probe-nan-features", ["probe", "{ws}"], "row 5", "features", setup=_features("nan")),
+    Case("probe-inf-features", ["probe", "{ws}"], "row 7", "features", setup=_features("inf")),
+    Case("probe-rows-mismatch", ["probe", "{ws}"], "rows", "features", setup=_features("rows")),
+    Case("probe-no-features", ["probe", "{ws}"], "clearset embed", "digits"),
+    Case("probe-unknown-features", ["probe", "{ws}", "--image-size", "99"], "@99", "features"),
+    Case("curate-dbp-nan-features", ["curate", "{ws}", "--strategy", "dbp"], "row 5", "features",
+         setup=_features("nan")),
+    Case("audit-inf-features", ["audit", "{ws}"], "row 7", "features", setup=_features("inf")),
+    Case("audit-rows-mismatch", ["audit", "{ws}"], "rows", "features", setup=_features("rows")),
+    Case("audit-bad-features-spec", ["audit", "{ws}", "--features", "fake"], "backbone@size", "features"),
+    Case("audit-unknown-check", ["audit", "{ws}", "--checks", "vibes"], "vibes", "features"),
+    Case("audit-pred-probs-shape", ["audit", "{ws}", "--pred-probs", "{tmp}/probs.npy"], "probs.npy", "features",
+         setup=_probs((10, 3))),
+    Case("audit-pred-probs-nan", ["audit", "{ws}", "--pred-probs", "{tmp}/probs.npy"], "probs.npy", "features",
+         setup=_probs((1797, 10), nan=True)),
+    Case("audit-pred-probs-not-npy", ["audit", "{ws}", "--pred-probs", "{tmp}/probs.npy"], "probs.npy", "features",
+         setup=_file("probs.npy", b"hello")),
+    Case("audit-threshold-out-of-range", ["audit", "{ws}", "--checks", "duplicates", "--threshold", "5"],
+         "threshold", "features"),
+    # --- curate, bench, distill
+    Case("curate-unknown-strategy", ["curate", "{ws}", "--strategy", "best"], "best", "features"),
+    Case("curate-keep-zero", ["curate", "{ws}", "--strategy", "random", "--keep", "0"], "--keep", "features"),
+    Case("curate-keep-above-one", ["curate", "{ws}", "--strategy", "random", "--keep", "1.5"], "--keep", "features"),
+    Case("curate-bad-option", ["curate", "{ws}", "--strategy", "random", "--option", "clusters"], "name=value", "features"),
+    Case("curate-unknown-option", ["curate", "{ws}", "--strategy", "random", "--option", "colour=red"], "colour",
+         "features"),
+    Case("curate-trusted-missing", ["curate", "{ws}", "--strategy", "filter", "--trusted", "{tmp}/t.csv"], "t.csv",
+         "features"),
+    Case("bench-keep-not-a-number", ["bench", "{ws}", "--keep", "half"], "--keep", "features"),
+    Case("bench-unknown-strategy", ["bench", "{ws}", "--strategies", "best", "--keep", "0.5"], "best", "features"),
+    Case("distill-unknown-method", ["distill", "{ws}", "--method", "magic"], "magic", "digits"),
+    Case("distill-ipc-zero", ["distill", "{ws}", "--ipc", "0"], "--ipc", "digits"),
+    Case("distill-ipc-too-many", ["distill", "{ws}", "--ipc", "5000"], "--ipc", "digits"),
+    Case("distill-bad-dsa", ["distill", "{ws}", "--dsa", "wobble"], "wobble", "digits"),
+    # --- runs and evaluation
+    Case("eval-run-missing", ["eval", "{tmp}/norun"], "norun"),
+    Case("eval-human-labels-shape", ["eval", "{ws}/runs/lp", "--human-labels", "{tmp}/h.npy"], "h.npy", "run",
+         setup=lambda t: np.save(t / "h.npy", np.ones((3, 10)))),
+    Case("eval-unknown-corruption", ["eval", "{ws}/runs/lp", "--corruptions", "glitter"], "glitter", "run"),
+    Case("eval-shift-garbage", ["eval", "{ws}/runs/lp", "--shift", "{tmp}/s.npz"], "s.npz", "run",
+         setup=_file("s.npz", b"nope")),
+    Case("eval-severity-bad", ["eval", "{ws}/runs/lp", "--corruptions", "all", "--severities", "9"], "--severities",
+         "run"),
+    Case("reinforce-teacher-missing", ["reinforce", "{ws}", "--teacher", "{tmp}/norun"], "norun", "digits"),
+    Case("oof-one-fold", ["oof", "{ws}", "--folds", "1"], "--folds", "digits"),
+    Case("list-unknown", ["list", "widgets"], "widgets"),
+]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """The workspaces cases start from, built once: copied into each case's folder."""
+    import clearset
+    from clearset.train import train
+
+    root = tmp_path_factory.mktemp("prepared")
+    clearset.ingest("builtin:digits", root / "digits")
+    digits_with_features(root / "features")
+    shutil.copytree(root / "features", root / "run")
+    train(root / "run", recipe="linear-probe", name="lp", features="fake@8")
+    return root
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_refused_in_one_line(case: Case, prepared: Path, tmp_path: Path, capsys):
+    if case.workspace:
+        shutil.copytree(prepared / case.workspace, tmp_path / "ws")
+    if case.setup:
+        case.setup(tmp_path)
+    before = snapshot(tmp_path)
+    args = [a.format(tmp=tmp_path, ws=tmp_path / "ws") for a in case.args]
+    code, _, err = run_cli(args, capsys)
+    assert_one_error_line(code, err, case.message)
+    assert snapshot(tmp_path) == before, "the failed command left or changed files"
+
+
+def test_bad_input_suite_is_large_and_covers_every_command():
+    from clearset.cli import app
+    import typer.main
+
+    commands = set(typer.main.get_command(app).commands)
+    covered = {c.args[0] for c in CASES}
+    assert len(CASES) >= 60
+    assert commands - {"demo"} <= covered, commands - covered
