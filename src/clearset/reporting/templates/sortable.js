@@ -1,4 +1,6 @@
-// Click a header of a table.sortable to sort by that column (numbers numerically).
+// Click a header of a table.sortable to sort by that column (numbers numerically). The "js" class on
+// <html> says the page's own script ran (the Content-Security-Policy allows only this one).
+document.documentElement.classList.add("js");
 document.querySelectorAll("table.sortable").forEach(function (table) {
   table.querySelectorAll("th").forEach(function (th, col) {
     th.addEventListener("click", function () {
