@@ -94,8 +94,10 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     n = ws.manifest_rows()
     if dtype not in ("float32", "float16"):
         raise ParameterError(f"--dtype must be float32 or float16, not {dtype!r}")
-    if batch_size < 1 or chunk_size < 1:
-        raise ParameterError("--batch-size and --chunk-size must be at least 1")
+    if batch_size < 1:
+        raise ParameterError(f"--batch-size {batch_size}: give at least 1 image per forward pass")
+    if chunk_size < 1:
+        raise ParameterError(f"chunk_size {chunk_size}: give at least 1 row between progress saves")
     dev = resolve_device(device)
     bb = create_backbone(backbone)
     size = int(image_size or bb.default_size)

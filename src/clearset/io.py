@@ -31,19 +31,27 @@ class DamagedFileError(WorkspaceError, ValueError):
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``.
 
-    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is untouched.
+    On any exception (Ctrl-C included) the temporary file is removed, ``path`` is untouched, and the
+    folders created for it are removed again while empty: a failed write leaves no trace.
     """
     path = Path(path)
+    created = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    ok = False
     try:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        ok = True
     finally:
         if tmp.exists():
             tmp.unlink()
+        if not ok:
+            for folder in created:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

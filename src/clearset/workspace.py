@@ -110,6 +110,17 @@ class Workspace:
     def staging_dir(self) -> Path:
         return self.root / ".staging"
 
+    def named(self, folder: str, name: str) -> Path:
+        """``WS/<folder>/<name>`` for a name the user chose (a run, a distilled set...): one path component,
+        so a name can never reach outside the workspace."""
+        from .errors import ParameterError
+
+        bad = (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or len(name) > 200
+               or name != name.strip())
+        if bad:
+            raise ParameterError(f"--name {name!r}: use a plain name (no '/', not '..', at most 200 characters)")
+        return self.root / folder / name
+
     def features_path(self, backbone: str, image_size: int) -> Path:
         return self.root / "features" / f"{backbone}@{image_size}.npy"
 
@@ -236,14 +247,44 @@ class Workspace:
             return open_store(read_json(self.source_path), ParquetColumn(self.manifest_path, "source"))
         return open_store(read_json(self.source_path), self.manifest()["source"].tolist())
 
-    def feature_sets(self) -> list[dict[str, Any]]:
-        """Sidecars of every completed embedding, newest first."""
+    def feature_sets(self, *, stale: bool = False) -> list[dict[str, Any]]:
+        """Sidecars of every completed embedding of the current images, newest first (an embedding of
+        other pixels, left from an earlier manifest, is not listed; ``stale=True`` lists only those)."""
         out = []
         for side in sorted((self.root / "features").glob("*" + SIDECAR_SUFFIX)):
             meta = read_json(side)
-            if meta.get("step") == "embed":
+            if meta.get("step") == "embed" and self._fits(side, meta) != stale:
                 out.append(meta)
         return sorted(out, key=lambda m: m.get("finished", ""), reverse=True)
+
+    def _fits(self, side: Path, meta: dict) -> bool:
+        """Whether the embedding of ``side`` was made from this manifest's images (or, without a
+        record of its pixels, at least has one row per image)."""
+        pixels = meta.get("inputs", {}).get("pixels")
+        if pixels is not None:
+            return pixels == self.pixel_fingerprint()
+        return self._rows_of(side) == self.manifest_rows()
+
+    def _rows_of(self, sidecar: Path) -> int | None:
+        import numpy as np
+
+        p = sidecar.parent / f"{sidecar.name[: -len(SIDECAR_SUFFIX)]}.npy"
+        try:
+            return int(np.load(p, mmap_mode="r").shape[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def manifest_key(self) -> str:
+        """The fingerprint of the manifest (its step key): what artifacts derived from it record."""
+        return self.fingerprint(self.manifest_path)
+
+    def is_current(self, artifact: Path) -> bool:
+        """Whether ``artifact`` (with a sidecar recording ``inputs.manifest``) was made from this manifest."""
+        side = self.sidecar_of(artifact)
+        if not side.exists():
+            return False
+        recorded = read_json(side).get("inputs", {}).get("manifest")
+        return recorded is None or recorded == self.manifest_key()
 
     # features: the one place that says which embedding a stage reads, and that it fits this manifest
     def resolve_features(self, spec: str | None = None, *, required: bool = True) -> "FeatureSet | None":
@@ -266,6 +307,12 @@ class Workspace:
             meta = self.meta(path)
         else:
             sets = self.feature_sets()
+            old = [m["params"] for m in self.feature_sets(stale=True)] if not sets else []
+            if old:
+                names = ", ".join(f"{p['backbone']}@{p['image_size']}" for p in old)
+                raise WorkspaceError(f"{self.root}: its embeddings ({names}) were made from other images than the "
+                                     f"current manifest; run `clearset embed {self.root} --backbone "
+                                     f"{old[0]['backbone']} --image-size {old[0]['image_size']} --force`")
             if not sets:
                 if not required:
                     return None

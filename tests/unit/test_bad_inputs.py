@@ -155,6 +155,13 @@ def _probs(shape, fill=0.1, nan=False):
     return setup
 
 
+def _one_class(ws: Path):
+    """Every label of the workspace set to class 0 (a manifest rewritten in place, as a user might)."""
+    m = pd.read_parquet(ws / "manifest.parquet")
+    m["label"] = 0
+    m.to_parquet(ws / "manifest.parquet", index=False)
+
+
 JPEG = encoded(rgb(1, 16, 16), "JPEG")
 PNG = encoded(rgb(2, 16, 16), "PNG")
 
@@ -296,13 +303,23 @@ CASES = [
     # --- features: NaN / inf / stale
     Case("probe-nan-features", ["probe", "{ws}"], "row 5", "features", setup=_features("nan")),
     Case("probe-inf-features", ["probe", "{ws}"], "row 7", "features", setup=_features("inf")),
-    Case("probe-rows-mismatch", ["probe", "{ws}"], "rows", "features", setup=_features("rows")),
+    Case("probe-rows-mismatch", ["probe", "{ws}"], "other images", "features", setup=_features("rows")),
+    Case("probe-rows-mismatch-named", ["probe", "{ws}", "--features", "fake@8"], "rows", "features",
+         setup=_features("rows")),
     Case("probe-no-features", ["probe", "{ws}"], "clearset embed", "digits"),
+    Case("probe-one-class", ["probe", "{ws}"], "two classes", "features",
+         setup=lambda t: _one_class(t / "ws")),
+    Case("train-name-escapes", ["train", "{ws}", "--recipe", "linear-probe", "--name", "../../out"], "--name",
+         "features"),
+    Case("distill-name-escapes", ["distill", "{ws}", "--name", "../x", "--iterations", "1", "--eval-seeds", "0"],
+         "--name", "digits"),
+    Case("reinforce-name-escapes", ["reinforce", "{ws}", "--teacher", "{ws}/runs/lp", "--name", "a/b"], "--name",
+         "run"),
     Case("probe-unknown-features", ["probe", "{ws}", "--image-size", "99"], "@99", "features"),
     Case("curate-dbp-nan-features", ["curate", "{ws}", "--strategy", "dbp"], "row 5", "features",
          setup=_features("nan")),
     Case("audit-inf-features", ["audit", "{ws}"], "row 7", "features", setup=_features("inf")),
-    Case("audit-rows-mismatch", ["audit", "{ws}"], "rows", "features", setup=_features("rows")),
+    Case("audit-rows-mismatch", ["audit", "{ws}"], "other images", "features", setup=_features("rows")),
     Case("audit-bad-features-spec", ["audit", "{ws}", "--features", "fake"], "backbone@size", "features"),
     Case("audit-unknown-check", ["audit", "{ws}", "--checks", "vibes"], "vibes", "features"),
     Case("audit-pred-probs-shape", ["audit", "{ws}", "--pred-probs", "{tmp}/probs.npy"], "probs.npy", "features",
@@ -378,3 +395,163 @@ def test_bad_input_suite_is_large_and_covers_every_command():
     covered = {c.args[0] for c in CASES}
     assert len(CASES) >= 60
     assert commands - {"demo"} <= covered, commands - covered
+
+
+def test_every_flag_a_library_message_names_exists_on_the_cli():
+    """Library errors tell users which option to change: each ``--flag`` they name must be a real option
+    of some command (or a global one); flags of other programs are listed here by name."""
+    import re
+
+    import typer.main
+
+    from clearset.cli import app
+
+    root = typer.main.get_command(app)
+    options = {"--help"} | {o for p in root.params for o in [*p.opts, *p.secondary_opts]}
+    for command in root.commands.values():
+        options |= {o for p in command.params for o in [*p.opts, *p.secondary_opts]}
+    other_programs = {"--head"}  # `ray start --head`
+    src = Path(__file__).resolve().parents[2] / "src" / "clearset"
+    named = {}
+    for f in src.rglob("*.py"):
+        if f.name != "cli.py":
+            for m in re.finditer(r"(?<![\w-])--[a-z][a-z0-9-]*", f.read_text()):
+                named.setdefault(m.group(0), f.relative_to(src))
+    missing = {flag: str(where) for flag, where in named.items() if flag not in options | other_programs}
+    assert not missing, missing
+
+
+# ------------------------------------------------------------------------------------------ the machine
+def in_private_mounts(setup: str, args: list[str]) -> subprocess.CompletedProcess:
+    """``clearset ARGS`` as a real process in a mount namespace of its own, after the shell ``setup``
+    (mounts that exist for this process only: a read-only bind, a tiny tmpfs). Skipped where the machine
+    allows no mount namespace."""
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    if probe.returncode != 0 or shutil.which("unshare") is None:
+        pytest.skip("no private mount namespace here (unshare -m); the read-only and full-disk cases need one")
+    cmd = " ".join(map(_quote, CLI + args))
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", f"set -e; {setup}; exec {cmd}"],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _quote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(str(s))
+
+
+READ_ONLY = [
+    ("embed", ["embed", "{ws}", "--backbone", "test_efficientnet", "--image-size", "32"]),
+    ("audit", ["audit", "{ws}"]),
+    ("report", ["report", "{ws}"]),
+    ("train", ["train", "{ws}", "--recipe", "linear-probe"]),
+    ("ingest-again", ["ingest", "builtin:fractals?classes=2&per_class=2&size=16", "-o", "{ws}"]),
+    ("ingest-under-it", ["ingest", "builtin:digits", "-o", "{ws}/new"]),
+]
+
+
+@pytest.mark.parametrize("name,args", READ_ONLY, ids=[n for n, _ in READ_ONLY])
+def test_read_only_workspace_is_one_line(name, args, prepared, tmp_path):
+    shutil.copytree(prepared / "features", tmp_path / "ws")
+    before = snapshot(tmp_path)
+    ws = tmp_path / "ws"
+    r = in_private_mounts(f"mount --bind {ws} {ws}; mount -o remount,bind,ro {ws}",
+                          [a.format(ws=ws) for a in args])
+    line = assert_one_error_line(r.returncode, r.stderr, "read-only")
+    assert str(ws) in line
+    assert snapshot(tmp_path) == before
+
+
+def test_full_disk_is_one_line_and_the_same_command_resumes(tmp_path):
+    """A 48 KiB disk: one line; what is left is hidden resume state only (WS/.staging, never an artifact
+    a reader would take); after the disk grows the same command finishes."""
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    cmd = " ".join(map(_quote, CLI + ["ingest", "builtin:digits", "-o", str(disk / "ws")]))
+    script = (f"mount -t tmpfs -o size=48k tmpfs {disk}; {cmd} 2> {out}/err1 || echo $? > {out}/rc1; "
+              f"ls -A {disk}/ws > {out}/left 2>/dev/null || true; mount -o remount,size=16m {disk}; "
+              f"{cmd} 2> {out}/err2; echo $? > {out}/rc2; test -f {disk}/ws/manifest.parquet")
+    r = in_private_mounts(script, ["--help"])
+    assert r.returncode == 0, r.stderr
+    line = assert_one_error_line(int((out / "rc1").read_text()), (out / "err1").read_text(), "disk is full")
+    assert "run the same command again" in line
+    left = (out / "left").read_text().split()
+    assert all(name.startswith(".") for name in left), left
+    assert (out / "rc2").read_text().strip() == "0", (out / "err2").read_text()
+
+
+def test_full_disk_in_process_leaves_no_artifact(prepared, tmp_path, capsys, monkeypatch):
+    """The writer of every artifact raising ENOSPC: one line, no artifact written or changed."""
+    import clearset.io as cio
+
+    shutil.copytree(prepared / "features", tmp_path / "ws")
+    before = snapshot(tmp_path)
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "ws" / "x"))
+
+    real = cio.atomic_path
+
+    class Full:
+        def __init__(self, path):
+            self.cm = real(path)
+
+        def __enter__(self):
+            tmp = self.cm.__enter__()
+            full()
+            return tmp
+
+        def __exit__(self, *exc):
+            return self.cm.__exit__(*exc)
+
+    monkeypatch.setattr(cio, "atomic_path", Full)
+    for mod in ("clearset.workspace", "clearset.audit", "clearset.curate", "clearset.reporting.html"):
+        monkeypatch.setattr(f"{mod}.atomic_path", Full, raising=False)
+    for args in (["audit", str(tmp_path / "ws"), "--checks", "outliers"],
+                 ["curate", str(tmp_path / "ws"), "--strategy", "random"]):
+        code, _, err = run_cli(args, capsys)
+        assert_one_error_line(code, err, "disk is full")
+    assert snapshot(tmp_path) == before
+
+
+# ------------------------------------------------------------------------------------------ a new manifest
+def test_a_new_manifest_sets_aside_what_the_old_one_made(prepared, tmp_path, capsys):
+    """Re-ingesting other images into a workspace with features, an audit and a run: everything derived
+    moves to WS/stale/<time>/ with one warning, the report works, and a stale embedding copied back is
+    refused in one line by every reader."""
+    import clearset
+
+    ws = tmp_path / "ws"
+    shutil.copytree(prepared / "run", ws)
+    from clearset.audit import run_audit
+
+    run_audit(ws, checks=["outliers", "label_issues"])
+    code, _, err = run_cli(["ingest", "builtin:fractals?classes=3&per_class=4&size=16", "-o", str(ws)], capsys)
+    assert code == 0, err
+    assert "moved to" in err and "stale" in err
+    stale = next((ws / "stale").iterdir())
+    assert {"features", "audit", "runs"} <= {p.name for p in stale.iterdir()}
+    assert not (ws / "features").exists() and not (ws / "audit").exists() and not (ws / "runs").exists()
+    html = clearset.report(ws).read_text()
+    assert 'id="audit"' not in html and 'id="training"' not in html
+    shutil.copytree(stale / "features", ws / "features")  # the old embedding, back where it was
+    capsys.readouterr()
+    for args in (["probe", str(ws), "--features", "fake@8"], ["audit", str(ws), "--features", "fake@8"],
+                 ["curate", str(ws), "--strategy", "dbp", "--features", "fake@8"]):
+        code, _, err = run_cli(args, capsys)
+        assert_one_error_line(code, err, "the manifest")
+    assert "fake" not in clearset.report(ws).read_text()  # not listed as this workspace's embedding
+
+
+def test_relabelling_keeps_the_features_and_sets_aside_the_rest(prepared, tmp_path, capsys):
+    ws = tmp_path / "ws"
+    shutil.copytree(prepared / "run", ws)
+    n_train = int((pd.read_parquet(ws / "manifest.parquet")["split"] == "train").sum())
+    np.save(tmp_path / "l.npy", np.arange(n_train) % 3)
+    code, _, err = run_cli(["ingest", "builtin:digits", "-o", str(ws), "--labels", f"train={tmp_path / 'l.npy'}"],
+                           capsys)
+    assert code == 0, err
+    assert (ws / "features" / "fake@8.npy").exists() and not (ws / "runs").exists()
+    code, out, err = run_cli(["probe", str(ws)], capsys)
+    assert code == 0 and "linear-probe accuracy" in out, err

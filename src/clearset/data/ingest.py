@@ -7,6 +7,7 @@ under ``WS/.staging/`` so an interrupted ingest resumes; a re-run with the same 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -93,9 +94,12 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
         with using(engine, threads=threads) as eng:
             parts = _stage(src, staging, on_error, eng)
         written = _write_manifest(staging, parts, src, overrides, str(source), ws.manifest_path)
-    except Exception:  # an error leaves nothing behind; an interruption (Ctrl-C, kill) keeps the staged parts
-        shutil.rmtree(staging, ignore_errors=True)
-        _remove_if_empty(ws.staging_dir, ws.root if created else None)
+    except Exception as e:
+        # An error leaves nothing behind. An interruption (Ctrl-C, kill) or a full disk keeps the staged
+        # parts (hidden in WS/.staging), so the same command resumes once it can go on.
+        if not (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)):
+            shutil.rmtree(staging, ignore_errors=True)
+            _remove_if_empty(ws.staging_dir, ws.root if created else None)
         raise
     ws = Workspace(ws.root)  # nothing cached from the manifest it replaced
     pixels = compute_pixel_fingerprint(ws)

@@ -91,7 +91,7 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     options = _options_of(distiller, options)
     iterations = DEFAULT_ITERATIONS if iterations is None else iterations
     if iterations < 0 or real_batch < 1 or lr <= 0 or save_every < 1:
-        raise ParameterError("--iterations must be >= 0, --real-batch >= 1, --lr > 0 and --save-every >= 1")
+        raise ParameterError("--iterations must be >= 0, --real-batch >= 1, --lr > 0 (and save_every >= 1)")
     dsa.parse_strategy(strategy)
     from ..models.cifar import make_norm
 
@@ -105,7 +105,7 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     params = {"method": method, "image_size": size, "split": split, **asdict(cfg), "options": options}
     key = hash_json({"params": params, "manifest": ws.fingerprint(ws.manifest_path)})
     name = name or f"{method}-ipc{ipc}-s{seed}-{key[:8]}"
-    path = ws.root / "distilled" / f"{name}.npz"
+    path = ws.named("distilled", f"{name}.npz")
     sidecar = ws.sidecar_of(path)
     existing = read_json(sidecar).get("key") if path.exists() and sidecar.exists() else None
     if not force and existing == key:

@@ -63,6 +63,8 @@ def linear_probe(workspace: str | Path | Workspace, *, features: str | None = No
         raise WorkspaceError(f"{ws.root}: the probe needs labelled '{train_split}' and '{test_split}' images; "
                              f"splits here: {', '.join(m['split'].unique())}")
     y = m["label"].to_numpy()
+    if len(np.unique(y[tr])) < 2:
+        raise WorkspaceError(f"{ws.root}: the probe needs labelled '{train_split}' images of at least two classes")
     t0 = time.perf_counter()
     acc = probe_accuracy(feats[tr], y[tr], feats[te], y[te], c=c)
     result = ProbeResult(path.name, len(tr), len(te), acc, round(time.perf_counter() - t0, 2))

@@ -6,6 +6,7 @@ workspace has nothing for it (the section is then left out).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +17,8 @@ import pandas as pd
 from ..registry import Registry
 from ..workspace import Workspace
 from . import plots
+
+log = logging.getLogger("clearset")
 
 
 @dataclass
@@ -150,6 +153,11 @@ def audit(ctx: ReportContext) -> dict[str, Any] | None:
     def name(label: int) -> str:
         return classes[label] if 0 <= label < len(classes) else "–"
 
+    stale = [p.stem for p in out.glob("*.parquet") if not ctx.ws.is_current(p)]
+    if stale:
+        log.warning("report: audit results %s were made from another manifest; left out (run `clearset audit "
+                    "%s` again)", ", ".join(sorted(stale)), ctx.ws.root)
+        return None
     checks = summary.get("checks", {})
     data: dict[str, Any] = {"checks": checks, "features": summary.get("features")}
     if (out / "label_issues.parquet").exists():
@@ -209,6 +217,9 @@ def training(ctx: ReportContext) -> dict[str, Any] | None:
     rows = []
     for root in sorted(p for p in runs_dir.iterdir() if (p / "model.safetensors").exists()):
         run = load_run(root)
+        if run.config.get("pixels") not in (None, ctx.ws.manifest_key()):
+            log.warning("report: run %s was trained on another manifest; left out", run.name)
+            continue
         m = read_json(root / "metrics.json") if (root / "metrics.json").exists() else {}
         row = {"name": run.name, "recipe": run.config["recipe"]["name"], "model": run.config["recipe"]["model"],
                "epochs": len(run.metrics), "images": run.config.get("train_images"),

@@ -252,7 +252,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     if subset is not None:
         positions, weights = read_subset(subset, train_index)
         relabel = _subset_labels(subset, len(classes))
-        if relabel is not None:  # a curated subset that fixes labels (clean --relabel)
+        if relabel is not None:  # a curated subset that fixes labels (clean with --option relabel=true)
             labels = labels.copy()
             labels[positions] = relabel
             targets_name = targets_name or f"relabelled:{hash_json(relabel.tolist())[:16]}"
@@ -336,10 +336,10 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         return train_linear_probe(ws, config=config, positions=positions, weights=weights, train_index=train_index,
                                   targets=soft_targets(labels, class_map, targets, n_out, rec.label_smoothing),
                                   labels_eval=ev_rows, features=features, force=force,
-                                  root_for=lambda k: ws.root / "runs" / (name or f"{rec.name}-s{seed}-{k[:8]}"))
+                                  root_for=lambda k: ws.named("runs", name or f"{rec.name}-s{seed}-{k[:8]}"))
     key = hash_json({k: v for k, v in config.items() if k != "subset_file"})
     config["key"] = key
-    root = ws.root / "runs" / (name or f"{rec.name}-{rec.model}-s{seed}-{key[:8]}")
+    root = ws.named("runs", name or f"{rec.name}-{rec.model}-s{seed}-{key[:8]}")
     sidecar = root / "run.meta.json"
     if not force and sidecar.exists() and read_json(sidecar).get("key") == key and (root / "model.safetensors").exists():
         log.info("train: cached %s", root)

@@ -113,7 +113,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
                   "teachers": [r.config["key"] for r in runs]}
     step = ws.step("reinforce", params=params_key, inputs={"manifest": ws.fingerprint(ws.manifest_path)},
                    outputs=[], sidecar=Path())
-    root = ws.root / "reinforced" / (name or f"ns{ns}-top{topk}-s{seed}-{step.key[:8]}")
+    root = ws.named("reinforced", name or f"ns{ns}-top{topk}-s{seed}-{step.key[:8]}")
     step.sidecar, step.outputs = root / "reinforce.meta.json", [root / "targets.npz"]
     if step.cached() and not force:
         log.info("reinforce: cached %s", root)
