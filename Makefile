@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -ra
 
 bench: $(STAMP)
+	$(PY) bench/precision.py
 	$(PY) bench/embed.py
 	$(PY) bench/embed_cifar10.py
 	$(PY) bench/audit_duplicates.py

@@ -67,3 +67,35 @@ def timed_child(argv: list[str], timeout: float | None = None, may_fail: bool = 
         return run
     out = json.loads(run.pop("stdout").strip().splitlines()[-1])
     return {**out, **run}
+
+
+def stamp() -> dict:
+    """What every result file records about where and from what it was measured: machine, CPU flags,
+    date, commit (and whether the tree had uncommitted changes), clearset, torch and numpy versions."""
+    import numpy
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    model, flags = _cpuinfo()
+    versions = {"python": platform.python_version(), "numpy": numpy.__version__}
+    for name in ("clearset", "torch"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return {"machine": machine(), "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S%z"), "commit": git("rev-parse", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")), "versions": versions}
+
+
+def write_result(name: str, result: dict) -> Path:
+    """``bench/results/<name>.json`` with ``stamp()`` under "provenance", written atomically."""
+    from clearset.io import write_json
+
+    path = ROOT / "bench" / "results" / f"{name}.json"
+    write_json(path, {"provenance": stamp(), **result})
+    return path

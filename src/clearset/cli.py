@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -581,10 +582,14 @@ def list_(what: str = typer.Argument(..., help="sources | backbones | checks | s
 def main() -> None:
     """The ``clearset`` script. Click's usage errors (unknown option or command, a value of the wrong
     type) are one line too, naming the option and where its help is."""
+    import typer.main
+
     usage_errors, aborts = _click_exceptions()
     setup_logging()
+    cli = typer.main.get_command(app)
+    plain_metavars(cli)
     try:
-        code = app(standalone_mode=False)
+        code = cli.main(prog_name="clearset", standalone_mode=False)
     except usage_errors as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # bare `clearset`: the help, as click shows it
             typer.echo(e.format_message(), err=True)
@@ -594,6 +599,36 @@ def main() -> None:
     except aborts:
         raise SystemExit(130) from None
     raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def plain_metavars(group) -> None:
+    """Help that reads like a man page: ``SOURCE``, ``--workspace PATH``, ``--keep X``, instead of
+    typer's ``{source}``, ``<path>``, ``<list[str]>``; flags show none."""
+    for command in [group, *getattr(group, "commands", {}).values()]:
+        for p in command.params:
+            if getattr(p, "is_flag", False):
+                continue
+            if p.param_type_name == "argument":
+                p.metavar = p.name.upper()
+            else:
+                p.metavar = _metavar(p)
+
+
+def _metavar(param) -> str:
+    import typing
+    from pathlib import PurePath
+
+    kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    kind = getattr(param, "type", None) if kind is None else kind
+    while typing.get_args(kind):  # Optional[X], List[X] -> X
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if isinstance(kind, type) and issubclass(kind, PurePath) or getattr(kind, "name", "") == "path":
+        return "PATH"
+    if kind is int or getattr(kind, "name", "") == "integer":
+        return "N"
+    if kind is float or getattr(kind, "name", "") == "float":
+        return "X"
+    return "TEXT"
 
 
 def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:

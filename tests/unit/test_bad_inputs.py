@@ -555,3 +555,89 @@ def test_relabelling_keeps_the_features_and_sets_aside_the_rest(prepared, tmp_pa
     assert (ws / "features" / "fake@8.npy").exists() and not (ws / "runs").exists()
     code, out, err = run_cli(["probe", str(ws)], capsys)
     assert code == 0 and "linear-probe accuracy" in out, err
+
+
+# ------------------------------------------------------------------------------------------ odd but valid
+def _embed_and_report(ws: Path, capsys) -> str:
+    for args in (["embed", str(ws), "--backbone", "test_efficientnet", "--image-size", "32", "--precision", "fp32"],
+                 ["report", str(ws)]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 0 and "Traceback" not in err, err
+    return (ws / "report" / "index.html").read_text()
+
+
+def test_csv_with_absolute_and_outside_paths_works_end_to_end(tmp_path, capsys):
+    make_imagefolder(tmp_path / "elsewhere", classes=("a", "b"), per_class=3)
+    (tmp_path / "lists").mkdir()
+    rows = [f"{tmp_path / 'elsewhere' / c / f'{j}.png'},{c}" for c in "ab" for j in range(2)]  # absolute
+    rows += [f"../elsewhere/{c}/2.png,{c}" for c in "ab"]  # relative, outside the table's folder
+    (tmp_path / "lists" / "list.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    before = snapshot(tmp_path / "elsewhere")
+    code, out, err = run_cli(["ingest", str(tmp_path / "lists" / "list.csv"), "-o", str(tmp_path / "ws")], capsys)
+    assert code == 0 and "6 images, 2 classes" in out, err
+    assert "Samples per class" in _embed_and_report(tmp_path / "ws", capsys)
+    assert snapshot(tmp_path / "elsewhere") == before
+
+
+@pytest.mark.parametrize("spec,splits", [("{tmp}/shards", {"train": 6, "test": 3}),
+                                         ("{tmp}/shards/train/shard-{{000..001}}.tar", {"train": 6}),
+                                         ("{tmp}/shards/*/shard-000.tar", {"train": 6})])
+def test_shard_split_folders_globs_and_brace_ranges(spec, splits, tmp_path, capsys):
+    from conftest import make_shards
+
+    make_shards(tmp_path / "shards" / "train", shards=2, per_shard=3)
+    make_shards(tmp_path / "shards" / "test", shards=1, per_shard=3)
+    code, _, err = run_cli(["ingest", spec.format(tmp=tmp_path), "-o", str(tmp_path / "ws")], capsys)
+    assert code == 0, err
+    got = pd.read_parquet(tmp_path / "ws" / "manifest.parquet")["split"].value_counts().to_dict()
+    assert got == splits
+    assert "Dataset card" in _embed_and_report(tmp_path / "ws", capsys)
+
+
+def test_tar_members_never_become_paths(tmp_path, capsys):
+    """Members named ../x, /abs/x and a symlink: read by byte range or skipped, nothing written outside."""
+    shard = tmp_path / "in" / "s.tar"
+    shard.parent.mkdir()
+    with tarfile.open(shard, "w") as tf:
+        for name, data in [("../../escape.png", PNG), ("../../escape.cls", b"0"), ("/etc/clearset-abs.png", JPEG),
+                           ("/etc/clearset-abs.cls", b"1"), ("ok.png", PNG), ("ok.cls", b"1")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, __import__("io").BytesIO(data))
+        link = tarfile.TarInfo("link.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+    before = snapshot(tmp_path)
+    code, out, err = run_cli(["ingest", str(shard), "-o", str(tmp_path / "ws")], capsys)
+    assert code == 0 and "3 images" in out, err
+    after = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("ws")}
+    assert after == before and not Path("/etc/clearset-abs.png").exists()
+    errors = pd.read_parquet(tmp_path / "ws" / "ingest_errors.parquet")
+    assert errors["source"].str.contains("link.png").any()
+    from clearset import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    assert all(ws.store().load(i).shape == (16, 16, 3) for i in range(3))
+
+
+def test_odd_images_are_read_and_a_huge_one_is_skipped_with_one_warning(tmp_path, capsys):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    cmyk = Image.fromarray(rgb(3, 20, 20)).convert("CMYK")
+    odd = {"a/cmyk.jpg": cmyk, "a/gray16.png": Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)),
+           "a/palette.png": Image.fromarray(rgb(4, 9, 9)).convert("P"), "a/la.png": Image.new("LA", (5, 7), (100, 50)),
+           "b/tiny.png": Image.new("RGB", (1, 1), (255, 0, 0)), "b/strip.png": Image.new("RGB", (500, 1)),
+           "b/rgba.webp": Image.new("RGBA", (12, 12), (0, 0, 255, 40)), "b/bw.bmp": Image.new("1", (8, 8)),
+           "b/huge.png": Image.new("L", (12000, 12000))}  # 144 MP, a 140 KB file
+    for rel, im in odd.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        im.save(root / rel)
+    code, out, err = run_cli(["ingest", str(root), "-o", str(tmp_path / "ws")], capsys)
+    assert code == 0 and "8 images, 2 classes" in out, err
+    assert "Traceback" not in err and "DecompressionBomb" not in err
+    warnings = [line for line in err.splitlines() if "skipped" in line]
+    assert len(warnings) == 1 and "ingest_errors.parquet" in warnings[0], err
+    errors = pd.read_parquet(tmp_path / "ws" / "ingest_errors.parquet")
+    assert list(errors["source"].str.contains("huge.png")) == [True] and "144 MP" in errors["error"].iloc[0]
+    _embed_and_report(tmp_path / "ws", capsys)

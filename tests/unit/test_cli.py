@@ -66,3 +66,16 @@ def test_public_names_are_not_shadowed_by_submodules():
     import clearset.train as t
 
     assert callable(t.reinforce) and not isinstance(t.reinforce, types.ModuleType)
+
+
+def test_help_reads_plainly():
+    """No typer-internal metavars on options (<bool>, <list[str]>, <path>) and paragraphs rewrapped."""
+    for command in ("", "ingest", "audit", "train", "eval"):
+        r = run(*([command] if command else []), "--help")
+        assert r.returncode == 0
+        options = [line for line in r.stdout.splitlines() if line.lstrip().startswith("-")]
+        for raw in ("<bool>", "<list[", "<path>", "<int>", "<float>", "<str>"):
+            assert not any(raw in line for line in options), (command, raw)
+    r = run("audit", "--help")
+    assert "multi-label\n  images, confused classes" in r.stdout or "confused classes and dataset" in " ".join(r.stdout.split())
+    assert "│" not in r.stdout  # plain text, no boxes

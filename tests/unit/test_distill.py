@@ -234,3 +234,18 @@ def test_a_distilled_set_trains_like_a_subset_and_enters_the_bench(tmp_path):
     row = board[board["strategy"] == "distilled:dm"].iloc[0]
     assert row["train_images"] == 20 and 0 <= row["test_acc"] <= 1
     assert row["keep"] == pytest.approx(20 / (ws.manifest()["split"] == "train").sum())
+
+
+def test_mixed_size_photos_distil_at_the_protocol_size_and_say_so(tmp_path, caplog):
+    from conftest import rgb, write_image
+
+    from clearset.distill import default_image_size
+
+    for c in ("a", "b"):
+        for j, (h, w) in enumerate([(300, 200), (640, 480), (50, 75)]):
+            write_image(tmp_path / "imgs" / c / f"{j}.png", rgb(j, h, w))
+    ws = clearset.ingest(str(tmp_path / "imgs"), tmp_path / "ws")
+    caplog.set_level("INFO", logger="clearset")
+    assert default_image_size(ws, "train") == 32 and "mixed sizes" in caplog.text
+    digits = clearset.ingest("builtin:digits", tmp_path / "digits")
+    assert default_image_size(digits, "train") == 8  # one small size: its own

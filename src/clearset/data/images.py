@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,11 @@ from ..errors import ImageError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 # Never silently accept a truncated file: PIL would pad it with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Images above this many pixels are refused as likely decompression bombs (PIL's own default, 89.5 MP);
+# CLEARSET_MAX_IMAGE_PIXELS raises it for data known to hold huge images.
+MAX_IMAGE_PIXELS = int(os.environ.get("CLEARSET_MAX_IMAGE_PIXELS") or Image.MAX_IMAGE_PIXELS or 89_478_485)
+if os.environ.get("CLEARSET_MAX_IMAGE_PIXELS"):
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_IMAGE_PIXELS)  # PIL's own check, kept above ours
 
 
 def is_image_name(name: str) -> bool:
@@ -32,15 +38,23 @@ def decode(payload: bytes | str | os.PathLike | np.ndarray, *, what: str = "imag
         return array_to_rgb(payload, what=what)
     try:
         src = io.BytesIO(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else Path(payload)
-        with Image.open(src) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # ours below says it in one line
+            im = Image.open(src)
+        with im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:  # checked before decoding: a bomb costs nothing
+                raise ImageError(f"{what}: {im.width}x{im.height} pixels ({im.width * im.height / 1e6:.0f} MP), above "
+                                 f"the {MAX_IMAGE_PIXELS / 1e6:.0f} MP limit for untrusted images (set "
+                                 f"CLEARSET_MAX_IMAGE_PIXELS to allow larger)")
             im.load()
             return pil_to_rgb(im)
     except FileNotFoundError:
         raise ImageError(f"{what}: file not found") from None
     except UnidentifiedImageError:
         raise ImageError(f"{what}: not a readable image (corrupt, or an unsupported format)") from None
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{what}: {e}") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{what}: far above the {MAX_IMAGE_PIXELS / 1e6:.0f} MP limit for untrusted images (a "
+                         f"decompression bomb?; set CLEARSET_MAX_IMAGE_PIXELS to allow larger)") from None
     except (OSError, SyntaxError, ValueError) as e:
         msg = str(e)
         if "truncated" in msg.lower() or isinstance(e, (SyntaxError, ValueError)):

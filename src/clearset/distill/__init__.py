@@ -36,13 +36,24 @@ __all__ = ["DISTILLERS", "Distilled", "Distiller", "EvalConfig", "MatchConfig", 
 DEFAULT_ITERATIONS = 1000
 
 
+PROTOCOL_SIZE = 32  # the ConvNet protocol of the distillation papers (CIFAR-size images)
+MAX_NATIVE_SIZE = 64  # images of one size up to this are distilled at their own size (MNIST 28, CIFAR 32)
+
+
 def default_image_size(ws: Workspace, split: str) -> int:
-    """The common side of the split's images (the median of max(height, width))."""
-    m = ws.manifest()
+    """The split's own side when all its images share one size of at most 64 px; otherwise (photos of
+    mixed or large sizes, where matching at full size costs minutes per iteration) 32 px, said in the log."""
+    m = ws.manifest(["split", "height", "width"])
     rows = m[m["split"] == split]
-    if rows.empty or "height" not in rows:
+    if rows.empty:
         raise ParameterError(f"{ws.root}: no images in split {split!r} to distil")
-    return int(np.median(np.maximum(rows["height"].to_numpy(), rows["width"].to_numpy())))
+    sides = np.maximum(rows["height"].to_numpy(), rows["width"].to_numpy())
+    if sides.min() == sides.max() and sides.max() <= MAX_NATIVE_SIZE:
+        return int(sides.max())
+    log.info("distill: the %s images are %s (median side %d px); synthesising at %d px, the ConvNet protocol "
+             "(--image-size to change)", split, "of mixed sizes" if sides.min() != sides.max() else "large",
+             int(np.median(sides)), PROTOCOL_SIZE)
+    return PROTOCOL_SIZE
 
 
 def normalised_split(ws: Workspace, split: str, size: int, mean=None, std=None):

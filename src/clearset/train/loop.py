@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import progress
-from ..device import resolve_device, resolve_precision
+from ..device import choose_precision, resolve_device
 from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
 from .augment import AugParams, apply_params, cutout, draw_params, mix, random_crop, random_flip
@@ -233,6 +233,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     ws.require_manifest()
 
     dev = resolve_device(device)
+    choice = choose_precision(precision, dev)
     if eval_every < 0:
         raise ParameterError("--eval-every must be 0 (only at the end) or a positive number of epochs")
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
@@ -303,7 +304,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
 
     config = {
         "recipe": rec.as_dict(), "seed": seed, "classes": classes, "known_classes": known_classes,
-        "train_split": train_split, "eval_split": eval_split, "precision": resolve_precision(precision, dev), "device": dev.type,
+        "train_split": train_split, "eval_split": eval_split, "precision": choice.precision, "device": dev.type,
         "pixels": ws.fingerprint(ws.manifest_path),
         "subset": hash_json({"pos": positions.tolist(), "w": weights.tolist()}) if subset is not None else None,
         "subset_file": str(subset) if subset is not None else None, "train_images": int(len(positions)),
@@ -512,7 +513,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
             np.savez(fh, **preds)
     write_json(root / "config.json", config)
     total = time.perf_counter() - t_start
-    write_json(sidecar, {"step": "train", "key": key, "seconds": round(total, 2), "epochs": rec.epochs,
+    write_json(sidecar, {"step": "train", "key": key, **choice.record(), "seconds": round(total, 2), "epochs": rec.epochs,
                          "eval_acc": history[-1].get("eval_acc"),
                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     ckpt.unlink(missing_ok=True)
