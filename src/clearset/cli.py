@@ -35,7 +35,7 @@ def _options(quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warni
 # What the operating system says about a path the user chose (not writable, disk full, not a folder):
 # a user's mistake or their machine's state, reported as one line; any other OSError is a bug.
 USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
-                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
+                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP, errno.ENOENT}
 
 
 def error_line(message: str, code: int = 2) -> typer.Exit:
@@ -48,7 +48,8 @@ def os_error_message(e: OSError) -> str:
     where = e.filename or "a file"
     what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
             errno.EROFS: "the file system is read-only", errno.ENOTDIR: "a part of the path is not a folder",
-            errno.EISDIR: "it is a folder", errno.EEXIST: "it exists already"}.get(e.errno, e.strerror)
+            errno.EISDIR: "it is a folder", errno.EEXIST: "it exists already",
+            errno.ENOENT: "its folder does not exist and cannot be made"}.get(e.errno, e.strerror)
     fix = ("free some space and run the same command again (finished work is kept)"
            if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a path you can write to (e.g. -o/--out elsewhere)")
     return f"{where}: cannot write ({what}); {fix}"
@@ -190,7 +191,7 @@ def oof(
     workspace: Path = typer.Argument(..., help="An ingested workspace."),
     recipe: str = typer.Option("cifar-resnet8-fast", help="Training recipe of the fold models."),
     folds: int = typer.Option(5, help="Number of stratified folds."),
-    seed: int = typer.Option(0, help="Seed of the folds and the runs."),
+    seed: int = typer.Option(0, min=0, help="Seed of the folds and the runs."),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs (label issues on CIFAR-10N "
                                          "were found best with --clean --epochs 20: docs/audit.md)."),
     clean: bool = typer.Option(False, help="Leave out of each fold's training set the images the embedding "
@@ -234,7 +235,7 @@ def train(
     model: Optional[str] = typer.Option(None, help="Override the recipe's model: resnet18_cifar, resnet8, "
                                         "resnet20, convnet3 or a timm name."),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epoch count."),
-    seed: int = typer.Option(0, help="Seed of initialisation, order and augmentation (exactly reproducible on CPU)."),
+    seed: int = typer.Option(0, min=0, help="Seed of initialisation, order and augmentation (exactly reproducible on CPU)."),
     subset: Optional[Path] = typer.Option(None, help="Train on these rows only: a .parquet/.csv with "
                                           "index (+ weight) columns, as `clearset curate` writes."),
     name: Optional[str] = typer.Option(None, help="Run name under WS/runs/ (default: recipe-model-seed-confighash)."),
@@ -282,7 +283,7 @@ def curate(
     workspace: Optional[Path] = typer.Argument(None, help="A workspace (embedded; audited for `clean`)."),
     strategy: Optional[str] = typer.Option(None, help="Strategy name; see --list."),
     keep: float = typer.Option(0.3, help="Fraction of the labelled training images to keep, in (0, 1]."),
-    seed: int = typer.Option(0, help="Seed (every strategy is deterministic for a seed)."),
+    seed: int = typer.Option(0, min=0, help="Seed (every strategy is deterministic for a seed)."),
     split: str = typer.Option("train", help="Split to curate."),
     features: Optional[str] = typer.Option(None, help="Embedding to use, backbone@size (default: the newest)."),
     trusted: Optional[Path] = typer.Option(None, help="For `filter`: a .csv/.parquet of index,label rows with "
@@ -316,7 +317,7 @@ def distill(
     ipc: int = typer.Option(10, help="Synthetic images per class (at most the smallest class)."),
     iterations: Optional[int] = typer.Option(None, help="Matching iterations (default 1000; the papers run "
                                              "8,000-20,000 on GPUs)."),
-    seed: int = typer.Option(0, help="Seed of the initialisation, networks and augmentation draws."),
+    seed: int = typer.Option(0, min=0, help="Seed of the initialisation, networks and augmentation draws."),
     init: str = typer.Option("real", help="Start from random real images of each class (real) or noise."),
     lr: float = typer.Option(1.0, help="SGD learning rate on the pixels (momentum 0.5)."),
     real_batch: int = typer.Option(64, help="Real images drawn per class each iteration."),
@@ -388,7 +389,7 @@ def bench(
     workspace: Path = typer.Argument(..., help="A workspace (embedded; audited for `clean`)."),
     strategies: str = typer.Option("random,rs2,dbp", help="Comma-separated strategies (clearset curate --list)."),
     keep: str = typer.Option("0.1,0.3,0.5", help="Comma-separated fractions kept."),
-    seeds: int = typer.Option(2, help="Seeds per cell (0..N-1)."),
+    seeds: int = typer.Option(2, min=1, help="Seeds per cell (0..N-1)."),
     recipe: str = typer.Option("cifar-resnet8-fast", help="The one training recipe every cell uses."),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
     budget: str = typer.Option("epochs", help="epochs: the recipe's epochs over each subset; iterations: as many "
@@ -427,7 +428,7 @@ def reinforce(
                                        "mean of their softmaxes is stored)."),
     ns: int = typer.Option(10, help="Augmentations stored per image (the paper: 400 on ImageNet)."),
     topk: int = typer.Option(10, help="Teacher probabilities stored per augmentation (the rest is spread evenly)."),
-    seed: int = typer.Option(0, help="Seed of the augmentation draws."),
+    seed: int = typer.Option(0, min=0, help="Seed of the augmentation draws."),
     augment: str = typer.Option("strong", help="strong: crop, flip, 2 RandAugment ops, random erase (the paper's "
                                 "+RA/RE); light: crop and flip only."),
     split: str = typer.Option("train", help="Split to reinforce."),

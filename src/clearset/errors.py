@@ -34,3 +34,10 @@ class ParameterError(ClearsetError):
 
 class DownloadError(ClearsetError):
     """A download failed, typically because the machine is offline."""
+
+
+def check_seed(seed: int, name: str = "--seed") -> int:
+    """A seed every generator accepts (numpy's need 0..2**32-1): the seed, else a ParameterError."""
+    if not isinstance(seed, (int,)) or isinstance(seed, bool) or not 0 <= seed < 2 ** 32:
+        raise ParameterError(f"{name} {seed!r}: give an integer from 0 to {2 ** 32 - 1}")
+    return seed

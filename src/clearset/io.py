@@ -36,15 +36,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     created = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     ok = False
     try:
-        yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        ok = True
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            yield tmp
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            ok = True
+        except OSError as e:  # name the file the user asked for, not its temporary twin
+            if e.errno is None or e.filename not in (None, str(tmp), tmp):
+                raise
+            raise OSError(e.errno, os.strerror(e.errno), str(path)) from e
     finally:
         if tmp.exists():
             tmp.unlink()

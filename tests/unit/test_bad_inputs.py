@@ -357,6 +357,17 @@ CASES = [
     Case("reinforce-teacher-missing", ["reinforce", "{ws}", "--teacher", "{tmp}/norun"], "norun", "digits"),
     Case("oof-one-fold", ["oof", "{ws}", "--folds", "1"], "--folds", "digits"),
     Case("list-unknown", ["list", "widgets"], "widgets"),
+    # --- found by sweeping every option with values out of range
+    Case("curate-seed-negative", ["curate", "{ws}", "--strategy", "random", "--seed", "-1"], "--seed", "features"),
+    Case("train-seed-negative", ["train", "{ws}", "--seed", "-1"], "--seed", "digits"),
+    Case("curate-out-unwritable", ["curate", "{ws}", "--strategy", "random", "-o", "/proc/x.parquet"], "/proc/x.parquet",
+         "features"),
+    Case("demo-unwritable", ["demo", "-w", "/proc/demo"], "/proc/demo"),
+    Case("distill-width-zero", ["distill", "{ws}", "--width", "0", "--iterations", "1"], "--width", "digits"),
+    Case("oof-folds-too-many", ["oof", "{ws}", "--folds", "5000"], "--folds", "digits"),
+    Case("reinforce-split-unknown", ["reinforce", "{ws}", "--teacher", "{ws}/runs/lp", "--split", "nope"], "nope",
+         "run"),
+    Case("bench-seeds-zero", ["bench", "{ws}", "--seeds", "0"], "--seeds", "features"),
 ]
 
 
@@ -641,3 +652,18 @@ def test_odd_images_are_read_and_a_huge_one_is_skipped_with_one_warning(tmp_path
     errors = pd.read_parquet(tmp_path / "ws" / "ingest_errors.parquet")
     assert list(errors["source"].str.contains("huge.png")) == [True] and "144 MP" in errors["error"].iloc[0]
     _embed_and_report(tmp_path / "ws", capsys)
+
+
+def test_an_export_that_cannot_be_written_keeps_the_finished_audit(prepared, tmp_path, capsys):
+    """The audit's tables are complete artifacts; only the export fails, in one line, and a rerun of the
+    audit is a cache hit."""
+    shutil.copytree(prepared / "features", tmp_path / "ws")
+    ws = str(tmp_path / "ws")
+    code, _, err = run_cli(["audit", ws, "--checks", "outliers", "--export", "/proc/e.parquet"], capsys)
+    assert code == 2 and [line for line in err.splitlines() if line.startswith("error: ")] == [
+        line for line in err.splitlines() if "/proc/e.parquet" in line]
+    assert (tmp_path / "ws" / "audit" / "outliers.parquet").exists()
+    code, _, err = run_cli(["audit", ws, "--checks", "outliers", "--export", str(tmp_path / "e.parquet")], capsys)
+    assert code == 0 and "cached" in err and (tmp_path / "e.parquet").exists(), err
+    exported = pd.read_parquet(tmp_path / "e.parquet")
+    assert exported["is_outlier"].any() and not exported["is_label_issue"].any()  # no label_issues run: none flagged

@@ -196,12 +196,15 @@ def export_clean_manifest(workspace: str | Path | Workspace, path: str | Path) -
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     m = ws.manifest().copy()
     out = audit_dir(ws)
-    if not (out / "label_issues.parquet").exists():
+    if not any(ws.is_current(p) for p in out.glob("*.parquet")):
         raise WorkspaceError(f"{ws.root}: no audit results; run `clearset audit {ws.root}` first")
-    li = pd.read_parquet(out / "label_issues.parquet").set_index("index")
-    m["suggested_label"] = li["suggested_label"].reindex(m["index"]).fillna(-1).astype(np.int64).to_numpy()
-    m["label_quality"] = li["label_quality"].reindex(m["index"]).to_numpy()
-    m["is_label_issue"] = li["is_label_issue"].reindex(m["index"]).fillna(False).astype(bool).to_numpy()
+    if (out / "label_issues.parquet").exists():
+        li = pd.read_parquet(out / "label_issues.parquet").set_index("index")
+        m["suggested_label"] = li["suggested_label"].reindex(m["index"]).fillna(-1).astype(np.int64).to_numpy()
+        m["label_quality"] = li["label_quality"].reindex(m["index"]).to_numpy()
+        m["is_label_issue"] = li["is_label_issue"].reindex(m["index"]).fillna(False).astype(bool).to_numpy()
+    else:  # the label check did not run: nothing is flagged, every label kept
+        m["suggested_label"], m["label_quality"], m["is_label_issue"] = -1, np.nan, False
     m["is_duplicate"] = False
     if (out / "duplicates.parquet").exists():
         d = pd.read_parquet(out / "duplicates.parquet")

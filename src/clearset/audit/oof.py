@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ParameterError, check_seed
 from ..workspace import Workspace, atomic_path
 
 log = logging.getLogger("clearset")
@@ -41,10 +41,14 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require_manifest()
+    check_seed(seed)
     if folds < 2:
         raise ParameterError("--folds must be at least 2")
     m = ws.manifest(["index", "label"])
     labelled = m[m["label"] >= 0]
+    if folds > labelled["label"].value_counts().max():
+        raise ParameterError(f"--folds {folds}: more folds than images in the largest class "
+                             f"({labelled['label'].value_counts().max()}); use fewer folds")
     if labelled["label"].nunique() < 2:
         raise ParameterError(f"{ws.root}: out-of-fold models need labelled images of at least two classes")
     index, labels = labelled["index"].to_numpy(np.int64), labelled["label"].to_numpy(np.int64)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ParameterError
+from ..errors import ParameterError, check_seed
 from ..workspace import Workspace, fingerprint_path, hash_json, read_json, write_table
 from . import clean, craig, density, filter, prototypes, random, rs2, scores, semdedup  # noqa: F401  (registration)
 from .base import STRATEGIES, CurateData, Subset, register_strategy, select
@@ -100,6 +100,7 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     """Select with ``strategy`` and write the subset file (cached by strategy, keep, seed, options, inputs)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require_manifest()
+    check_seed(seed)
     spec = STRATEGIES.get(strategy)
     unknown = set(options) - set(_keyword_options(spec.fn))
     if unknown:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..errors import ParameterError, WorkspaceError
+from ..errors import ParameterError, WorkspaceError, check_seed
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
 from . import datadam, dm, dsa  # noqa: F401  (registration)
 from .base import DISTILLERS, Distilled, Distiller, parse_method, register_distiller
@@ -103,6 +103,9 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     iterations = DEFAULT_ITERATIONS if iterations is None else iterations
     if iterations < 0 or real_batch < 1 or lr <= 0 or save_every < 1:
         raise ParameterError("--iterations must be >= 0, --real-batch >= 1, --lr > 0 (and save_every >= 1)")
+    if depth < 1 or width < 1:
+        raise ParameterError(f"--depth {depth} and --width {width}: a ConvNet needs at least one block and channel")
+    check_seed(seed)
     dsa.parse_strategy(strategy)
     from ..models.cifar import make_norm
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .. import progress
 from ..device import choose_precision, resolve_device
-from ..errors import ParameterError, WorkspaceError
+from ..errors import ParameterError, WorkspaceError, check_seed
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
 from .augment import AugParams, apply_params, cutout, draw_params, mix, random_crop, random_flip
 from .recipes import Recipe, get_recipe
@@ -232,6 +232,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require_manifest()
 
+    check_seed(seed)
     dev = resolve_device(device)
     choice = choose_precision(precision, dev)
     if eval_every < 0:

@@ -104,6 +104,9 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     autocast = resolve_precision("auto", dev) == "bf16"
     m = ws.manifest(["index", "split"])
     index = m.loc[m["split"] == split, "index"].to_numpy(np.int64)
+    if not len(index):
+        raise ParameterError(f"--split {split!r}: no images in that split (splits here: "
+                             f"{', '.join(sorted(set(m['split'])))})")
     keep = np.unique(read_subset(subset, index)[0]) if subset is not None else None
     if keep is not None:
         index = index[keep]
