@@ -481,7 +481,7 @@ def eval_(
 ):
     """Accuracy (top-1/5, per class), NLL, Brier, calibration (ECE, adaptive ECE) and, with human labels,
     plurality / multi-label accuracy, expected agreement, cross-entropy and variable top-k."""
-    from .evaluate.evaluation import evaluate
+    from .evaluate.api import evaluate
 
     try:
         sev = [int(v) for v in _split_list(severities) or []]

@@ -78,6 +78,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         features=np.load(feat_path, mmap_mode="r") if feat_path else None,
         pred_probs=_load_pred_probs(pred_probs, len(m), len(ws.classes())),
         image_loader=ws.store().iter_images)
+    data.extras["workspace"] = str(ws.root)
     if feat_path is not None:
         params = ws.meta(feat_path).get("params", {})
         if "backbone" in params and "image_size" in params:

@@ -35,6 +35,7 @@ class Check:
 CHECKS: Registry[Check] = Registry("audit check")
 NEIGHBOURS_SHARED = 20  # one search serves label_issues (20), outliers (10) and duplicates (5)
 IN_MEMORY_BYTES = 2 << 30  # features above this (as float32) are audited by partitions (clearset.scale)
+EMBEDDING_THRESHOLD = 0.92  # near-duplicate cosine of embeddings, used only without pixels (docs/audit.md)
 
 
 def register_check(name: str, *, needs: Iterable[str] = (), description: str = ""):
@@ -117,8 +118,6 @@ class AuditData:
     def partition_results(self, threshold: float | None = None):
         """(near-duplicate pairs at cosine ``threshold``, per-row outlier z in row order, info), computed
         once and shared by the checks (``threshold=None``: whichever pass already ran, else the default)."""
-        from .duplicates import EMBEDDING_THRESHOLD
-
         done = [k for k in self.extras if isinstance(k, tuple) and k[0] == "partition_results"]
         if threshold is None:
             threshold = done[0][1] if done else EMBEDDING_THRESHOLD
@@ -134,7 +133,7 @@ class AuditData:
     def require(self, *names: str, check: str) -> None:
         missing = [n for n in names if getattr(self, n, None) is None]
         if missing:
-            hint = {"features": "run `clearset embed WS` first",
+            hint = {"features": f"run `clearset embed {self.extras.get('workspace', 'WS')}` first",
                     "pred_probs": "run the label_issues check (it computes them) or pass pred_probs",
                     "image_loader": "audit a workspace (pixels are read from its image store)"}
             raise WorkspaceError(f"check {check!r} needs {', '.join(missing)}: "

@@ -21,12 +21,11 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .base import AuditData, CheckResult, batched, register_check
+from .base import EMBEDDING_THRESHOLD, AuditData, CheckResult, batched, register_check
 from ..vectors import l2_normalise, normalise_features
 from .knn import knn
 
 DEFAULT_THRESHOLD = 0.94  # aligned similarity
-EMBEDDING_THRESHOLD = 0.92  # used only without pixels
 EMBEDDING_FLOOR, PIXEL_FLOOR = 0.75, 0.85
 NEIGHBOURS = 5
 SIGNATURE_SIDE, GREY_SIDE, VIEW_SIDE, CORE_SIDE = 16, 32, 28, 20

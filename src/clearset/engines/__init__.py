@@ -16,37 +16,13 @@ into per-worker state once per worker. With either, ``fn`` is called as ``fn(sta
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import Iterator
 
 from ..errors import ParameterError
+from .base import Engine
+from .local import LocalEngine
 
 ENGINES = ("local", "ray")
-
-
-class Engine:
-    """The interface every engine implements."""
-
-    name = "?"
-
-    def map(self, fn: Callable, items: Iterable, *, shared: Any = None, prepare: Callable | None = None,
-            threads: int | None = None) -> Iterator:
-        """Yield ``fn(item)`` (or ``fn(state, item)``) for each item, in input order, keeping a bounded
-        number of items in flight. ``threads`` caps local parallelism (1 = one item at a time)."""
-        raise NotImplementedError
-
-    @property
-    def parallel(self) -> bool:
-        """True when items run somewhere other than this process (stage code may then split work finer)."""
-        return False
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def get_engine(name: str | Engine | None = "local", *, address: str | None = None, threads: int | None = None,
@@ -58,8 +34,6 @@ def get_engine(name: str | Engine | None = "local", *, address: str | None = Non
     if name in (None, "local"):
         if address:
             raise ParameterError("--address is for --engine ray")
-        from .local import LocalEngine
-
         return LocalEngine(threads)
     if name == "ray":
         from .ray import RayEngine

@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from . import Engine
+from .base import Engine
 
 T = TypeVar("T")
 R = TypeVar("R")

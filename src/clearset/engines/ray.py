@@ -17,7 +17,7 @@ import uuid
 from collections import OrderedDict, deque
 
 from ..errors import ClearsetError, ParameterError
-from . import Engine
+from .base import Engine
 
 log = logging.getLogger("clearset")
 MAX_RETRIES = 3

@@ -16,7 +16,11 @@ import pandas as pd
 
 from ..registry import Registry
 from ..workspace import Workspace
-from . import plots
+from .plots import (
+    accuracy_vs_keep, accuracy_vs_time, class_bars, confusion_graph, image_grid, image_row,
+    reliability_diagram, robustness_heatmap, size_histogram, thumbnail_png, time_to_accuracy,
+    training_curves,
+)
 
 log = logging.getLogger("clearset")
 
@@ -73,11 +77,11 @@ def dataset_card(ctx: ReportContext) -> dict[str, Any]:
              "total": int(table.loc[i].sum())} for i in range(len(classes))]
     counts = table.sum(axis=0).to_dict()
     balance = [r["total"] for r in rows if r["total"] > 0]
-    bars = plots.class_bars(classes, {s: table[s].to_numpy() for s in splits}, ctx.asset("class_counts.png"))
+    bars = class_bars(classes, {s: table[s].to_numpy() for s in splits}, ctx.asset("class_counts.png"))
     sizes = m.groupby(["height", "width"]).size().sort_values(ascending=False)
     hist = None
     if len(sizes) > 1:  # one size needs a sentence, not a chart
-        hist = plots.size_histogram(m["height"].to_numpy(), m["width"].to_numpy(), ctx.asset("image_sizes.png"))
+        hist = size_histogram(m["height"].to_numpy(), m["width"].to_numpy(), ctx.asset("image_sizes.png"))
     grid = _sample_grid(ctx, m, classes)
     errors = pd.read_parquet(ws.errors_path) if ws.errors_path.exists() else None
     return {
@@ -112,7 +116,7 @@ def _sample_grid(ctx: ReportContext, m: pd.DataFrame, classes: list[str]) -> lis
             continue
         pick = np.sort(rng.choice(members, size=min(SAMPLES_PER_CLASS, len(members)), replace=False))
         images = list(store.iter_images(pick.tolist()))
-        png = plots.image_row(images, ctx.asset(f"samples/class_{label:04d}.png"))
+        png = image_row(images, ctx.asset(f"samples/class_{label:04d}.png"))
         out.append({"label": label, "name": name, "png": ctx.rel(png), "indices": pick.tolist()})
     return out
 
@@ -148,7 +152,7 @@ def audit(ctx: ReportContext) -> dict[str, Any] | None:
     splits = ctx.ws.splits()
 
     def thumb(i: int) -> str:
-        return ctx.rel(plots.thumbnail_png(store.load(int(i)), ctx.asset(f"audit/{int(i)}.png")))
+        return ctx.rel(thumbnail_png(store.load(int(i)), ctx.asset(f"audit/{int(i)}.png")))
 
     def name(label: int) -> str:
         return classes[label] if 0 <= label < len(classes) else "–"
@@ -192,7 +196,7 @@ def audit(ctx: ReportContext) -> dict[str, Any] | None:
         cp = pd.read_parquet(out / "class_pairs.parquet")
         data["class_pairs"] = cp.head(30).to_dict("records")
         if len(classes) >= 2:
-            data["graph_png"] = ctx.rel(plots.confusion_graph(classes, cp, ctx.asset("audit/class_graph.png")))
+            data["graph_png"] = ctx.rel(confusion_graph(classes, cp, ctx.asset("audit/class_graph.png")))
     props = checks.get("properties", {})
     data["properties"] = {
         "intrinsic dimension (pixels)": props.get("intrinsic_dimension_pixels"),
@@ -227,16 +231,16 @@ def training(ctx: ReportContext) -> dict[str, Any] | None:
                "acc": m.get("top1", run.metrics[-1].get("eval_acc") if run.metrics else None),
                "ece": m.get("ece"), "nll": m.get("nll"), "human": m.get("human_expected_agreement"),
                "openset": (m.get("openset") or {}).get("max_logit", {}).get("auroc"),
-               "curve": ctx.rel(plots.training_curves(run.metrics, ctx.asset(f"runs/{run.name}-curve.png")))}
+               "curve": ctx.rel(training_curves(run.metrics, ctx.asset(f"runs/{run.name}-curve.png")))}
         if m.get("reliability"):
-            row["reliability"] = ctx.rel(plots.reliability_diagram(m["reliability"],
+            row["reliability"] = ctx.rel(reliability_diagram(m["reliability"],
                                                                    ctx.asset(f"runs/{run.name}-reliability.png")))
         if (root / "robustness.json").exists():
             rob = read_json(root / "robustness.json")
             row["robustness"] = {"clean": rob["clean_acc"], "corrupt": rob.get("mean_corruption_acc"),
                                  "shift": rob.get("shift", {})}
             if rob.get("corruptions"):
-                row["robustness"]["png"] = ctx.rel(plots.robustness_heatmap(rob, ctx.asset(f"runs/{run.name}-robustness.png")))
+                row["robustness"]["png"] = ctx.rel(robustness_heatmap(rob, ctx.asset(f"runs/{run.name}-robustness.png")))
         if (root / "mistakes.json").exists():
             row["mistakes"] = _mistake_grids(ctx, root, read_json(root / "mistakes.json"))
         rows.append(row)
@@ -252,7 +256,7 @@ def _mistake_grids(ctx: ReportContext, root, summary: dict, per_kind: int = 12) 
     for kind, count in summary["counts"].items():
         rows = table[table["kind"] == kind].head(per_kind)
         tiles = [{"index": int(r.index), "given": classes[int(r.label)], "pred": classes[int(r.prediction)],
-                  "img": ctx.rel(plots.thumbnail_png(store.load(int(r.index)), ctx.asset(f"mistakes/{int(r.index)}.png")))}
+                  "img": ctx.rel(thumbnail_png(store.load(int(r.index)), ctx.asset(f"mistakes/{int(r.index)}.png")))}
                  for r in rows.itertuples()]
         kinds.append({"kind": kind.replace("_", " "), "count": count, "share": summary["shares"][kind], "tiles": tiles})
     return {"errors": summary["errors"], "evidence": summary["evidence"], "kinds": kinds}
@@ -281,7 +285,7 @@ def distilled(ctx: ReportContext) -> dict[str, Any] | None:
                      "iterations": d.config.get("iterations"), "speed": meta.get("iterations_per_second"),
                      "acc": ev.get("test_acc_mean"), "sd": ev.get("test_acc_sd"), "seeds": ev.get("seeds"),
                      "row_classes": [classes[int(c)] for c in np.unique(d.labels)[:20]],
-                     "grid": ctx.rel(plots.image_grid(grid, ctx.asset(f"distilled/{name}.png")))})
+                     "grid": ctx.rel(image_grid(grid, ctx.asset(f"distilled/{name}.png")))})
     return {"rows": rows} if rows else None
 
 
@@ -298,7 +302,7 @@ def bench(ctx: ReportContext) -> dict[str, Any] | None:
     table = leaderboard_table(board["summary"])
     return {"budget": board["budget"], "recipe": board["recipe"]["name"], "epochs": board["recipe"]["epochs"],
             "columns": [f"{k:g}" for k in table.columns], "rows": [(s, list(r)) for s, r in table.iterrows()],
-            "keep_png": ctx.rel(plots.accuracy_vs_keep(board["summary"], ctx.asset("bench/accuracy_vs_keep.png"))),
-            "time_png": ctx.rel(plots.accuracy_vs_time(board["cells"], ctx.asset("bench/accuracy_vs_time.png"))),
-            "tta_png": ctx.rel(plots.time_to_accuracy(board["cells"], ctx.asset("bench/time_to_accuracy.png")))
+            "keep_png": ctx.rel(accuracy_vs_keep(board["summary"], ctx.asset("bench/accuracy_vs_keep.png"))),
+            "time_png": ctx.rel(accuracy_vs_time(board["cells"], ctx.asset("bench/accuracy_vs_time.png"))),
+            "tta_png": ctx.rel(time_to_accuracy(board["cells"], ctx.asset("bench/time_to_accuracy.png")))
             if any(len(c.get("curve") or []) > 1 for c in board["cells"]) else None}
