@@ -364,3 +364,20 @@ def test_no_resume_discards_an_interrupted_run(ws, monkeypatch):
     fresh = train(ws, recipe=TINY, seed=2, name="again", resume=False)
     assert len(calls) == 6  # both epochs (3 batches each) trained again from the start
     assert same(weights(fresh), weights(train(ws, recipe=TINY, seed=2, name="other")))
+
+
+def test_a_run_that_failed_before_training_does_not_block_the_corrected_one(ws, monkeypatch):
+    import clearset.train.loop as loop
+
+    def broken(*a, **k):
+        raise RuntimeError("the machine failed while loading images")
+
+    monkeypatch.setattr(loop, "load_images", broken)
+    with pytest.raises(RuntimeError):
+        train(ws, recipe=TINY, name="mine")
+    assert (ws.root / "runs" / "mine" / "config.json").exists()  # what the failure left
+    monkeypatch.undo()
+    run = train(ws, recipe=TINY, epochs=1, name="mine")  # another configuration, same name: not refused
+    assert len(run.metrics) == 1
+    with pytest.raises(WorkspaceError, match="different run"):  # a finished run is protected
+        train(ws, recipe=TINY, epochs=2, name="mine")
