@@ -5,7 +5,7 @@ Data: bench/audit_scale.py's synthetic set (1,000 Gaussian concept clusters on t
 near-copies, 200 outliers), memory-mapped. Each arm runs in a child process under /usr/bin/time (wall
 seconds, peak RSS):
 - clearset: ``select("semdedup", keep=0.8, clusters=1000)`` and ``select("dbp", keep=0.5, clusters=1000)``
-  (clearset.curate.kmeans: torch spherical k-means, 20 iterations on a sample of 256 points per centroid
+  (clearset.ops.kmeans: torch spherical k-means, 20 iterations on a sample of 256 points per centroid
   -- FAISS's rule -- with bf16 assignments where the CPU has them, then every point assigned exactly;
   per-cluster similarity blocks in torch);
 - numpy: the same steps written directly: Lloyd's spherical k-means on every point (X @ C^T for all N

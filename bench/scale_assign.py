@@ -28,7 +28,7 @@ from scale import concept_centres, concept_rows  # noqa: E402  (bench/scale.py's
 
 def main() -> None:
     from clearset import scale
-    from clearset.curate.kmeans import spherical_kmeans
+    from clearset.ops.kmeans import spherical_kmeans
     from clearset.vectors import normalise_features
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -20,8 +20,8 @@ import numpy as np
 
 from .audit import run_audit
 from .data.ingest import ingest
-from .data.sources.builtin import digits_arrays, digits_split
-from .data.sources.fractals import FractalConfig, render
+from .data.digits import digits_arrays, digits_split
+from .data.fractals import FractalConfig, render
 from .evaluate.probe import linear_probe
 from .features import embed
 from .reporting import build_report

@@ -3,7 +3,7 @@
 The in-memory checks hold a float32 normalised copy of the features and a neighbour index: 10 GB at
 10^7 x 256. Here every pass holds one chunk of rows, or one cluster:
 
-1. Centroids: spherical k-means (clearset.curate.kmeans) on a seeded sample of at most
+1. Centroids: spherical k-means (clearset.ops.kmeans) on a seeded sample of at most
    max(200,000, 16·k) rows, k = ceil(N / ``cluster_size``) (default 2,000 rows per cluster), 10 iterations.
    Up to ``EXACT_ROWS`` (100,000) rows there is one cluster: the search below is then exact.
 2. Pass A, chunk by chunk: each row normalised as the audit does (signed square root, L2) and assigned to
@@ -59,7 +59,7 @@ CLUSTER_SIZE = 2_000
 SAMPLE = 200_000
 KMEANS_ITERATIONS = 10
 GROUP_ROWS = 65_536  # clusters read together per task
-LARGE_BLOCK = 20_000  # above: clearset.audit.knn's exact search (bf16 candidates, fp32 re-rank)
+LARGE_BLOCK = 20_000  # above: clearset.ops.knn's exact search (bf16 candidates, fp32 re-rank)
 BLOCK_SCORES = 32_000_000  # fp32 scores held at once inside one cluster (128 MB)
 EXACT_ROWS = 100_000  # up to this many rows: one cluster, the exact search (N^2, but cheaper than partitioning)
 MARGIN = 0.02  # guest copies: second-nearest centroid within this cosine of the nearest
@@ -240,7 +240,7 @@ def _fit_centroids(src: "RowReader", cluster_size: int, seed: int, margin: float
                    max_cluster_size: int) -> tuple[CentroidIndex, list[dict]]:
     """Spherical k-means on a seeded sample (k = ceil(N / cluster_size), one cluster up to EXACT_ROWS),
     coarsened while too much of the sample lies on a border; returns the centroid index and every k tried."""
-    from .curate.kmeans import spherical_kmeans
+    from .ops.kmeans import spherical_kmeans
 
     n = len(src)
     # up to EXACT_ROWS everything is one cluster: the neighbour search is exact, in bounded memory
@@ -351,8 +351,8 @@ def centroid_index(centroids: np.ndarray, seed: int, sample: np.ndarray | None =
     nearest centroids (exact) of every sample row that probes this group: the lists are learned from
     where rows fall, so a row's nearest centroid is in a group it probes even when that centroid's own
     coarse group is not (bench/scale_assign.py measures how often it still misses)."""
-    from .audit.knn import knn
-    from .curate.kmeans import RERANK, spherical_kmeans
+    from .ops.knn import knn
+    from .ops.kmeans import RERANK, spherical_kmeans
 
     centroids = np.asarray(centroids, np.float32)
     k = len(centroids)
@@ -388,8 +388,8 @@ def _assign(index: CentroidIndex, x: np.ndarray, margin: float) -> tuple[np.ndar
 def _nearest_two(index: CentroidIndex, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Similarities and ids (N, <=2) of each row's two most similar centroids (exactly, for a flat index;
     among the probed groups' members, for a grouped one)."""
-    from .audit.knn import knn
-    from .curate.kmeans import RERANK
+    from .ops.knn import knn
+    from .ops.kmeans import RERANK
 
     centroids, coarse, order, offsets = index
     if coarse is None:
@@ -490,7 +490,7 @@ def block_knn(x: np.ndarray, k: int, extra: np.ndarray | None = None) -> tuple[n
     import torch
 
     if (extra is None or not len(extra)) and len(x) > LARGE_BLOCK:  # one big cluster: bf16 + fp32 re-rank
-        from .audit.knn import knn
+        from .ops.knn import knn
 
         return knn(np.ascontiguousarray(x, dtype=np.float32), min(k, len(x) - 1))
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -650,8 +650,8 @@ def dbp_select(part: Partition, keep: float, *, temperature: float = 0.5, balanc
                nearest: int = 20) -> np.ndarray:
     """DBP (clearset.curate.density) over the partition's clusters: quotas from complexity
     d_intra · d_inter, then each cluster's quota of its least prototypical members. Returns kept rows, sorted."""
-    from .audit.knn import knn
-    from .curate.density import complexity_quotas
+    from .ops.knn import knn
+    from .ops.quotas import complexity_quotas
 
     k, sizes = len(part.sizes), part.sizes
     n_keep = int(round(keep * part.n))

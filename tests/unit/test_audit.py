@@ -8,7 +8,7 @@ import clearset
 from clearset.audit import (AuditData, CHECKS, class_pairs, find_duplicates, find_label_issues,
                             intrinsic_dimension, label_sharpness, multilabel_candidates, out_of_fold_probs,
                             outlier_scores, run_audit, export_clean_manifest)
-from clearset.audit.knn import knn
+from clearset.ops.knn import knn
 from clearset.audit.neighborhoods import neural_gas_edges
 from clearset.errors import ParameterError, WorkspaceError
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import digits_with_features, encoded, make_imagefolder, rgb, write_image, write_tar
+from conftest import digits_with_features, encoded, make_imagefolder, rgb, write_tar
 
 CLI = [sys.executable, "-c", "from clearset.cli import main; main()"]
 

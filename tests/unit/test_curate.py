@@ -149,7 +149,6 @@ def test_craig_weights_count_the_members_each_medoid_serves():
 
 
 def test_curate_workspace_cli_and_training_on_the_subset(tmp_path):
-    import clearset
     from typer.testing import CliRunner
 
     from clearset.cli import app
@@ -183,7 +182,6 @@ def test_curate_workspace_cli_and_training_on_the_subset(tmp_path):
 
 
 def test_craig_augment_appends_strong_copies_of_the_coreset(tmp_path):
-    import clearset
     from clearset.curate import curate
     from clearset.train import train
     from clearset.train.recipes import Recipe
@@ -218,8 +216,8 @@ def test_filter_agree_mode_and_el2n_offset():
 
 @pytest.mark.parametrize("bf16", [True, False])
 def test_spherical_kmeans_recovers_planted_clusters_and_assigns_exactly(bf16, monkeypatch):
-    import clearset.audit.knn as knn_mod
-    from clearset.curate import kmeans
+    import clearset.ops.knn as knn_mod
+    from clearset.ops import kmeans
 
     monkeypatch.setattr(knn_mod, "bf16_native", lambda: bf16)
     rng = np.random.default_rng(0)
@@ -242,7 +240,7 @@ def test_spherical_kmeans_recovers_planted_clusters_and_assigns_exactly(bf16, mo
 
 
 def test_spherical_kmeans_reseeds_empty_clusters_and_caps_k():
-    from clearset.curate.kmeans import lloyd, spherical_kmeans
+    from clearset.ops.kmeans import lloyd, spherical_kmeans
 
     x = np.repeat(np.eye(3, dtype=np.float32), [20, 20, 1], axis=0)  # 3 distinct points, 41 rows
     c = lloyd(x, 3, niter=5, rng=np.random.default_rng(4))  # an init with two centroids on one point empties one

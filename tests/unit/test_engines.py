@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import clearset
-from clearset.audit import knn as K
+from clearset.ops import knn as K
 from clearset.audit import run_audit
 from clearset.engines import get_engine, using
 from clearset.engines.local import LocalEngine

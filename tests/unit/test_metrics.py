@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import log_loss, top_k_accuracy_score
 
 from clearset.errors import ParameterError
-from clearset.evaluate.metrics import EvalInputs, evaluate_predictions
+from clearset.evaluate.metrics import evaluate_predictions
 
 
 def logits_of(probs):

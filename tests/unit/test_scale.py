@@ -289,7 +289,7 @@ def test_many_centroids_are_searched_through_coarse_groups(tmp_path, monkeypatch
     monkeypatch.setattr(scale, "TWO_LEVEL", 16)
     monkeypatch.setattr(scale, "PROBE", 3)
     x, pairs, outliers = blobs(n=3000, concepts=40)
-    from clearset.curate.kmeans import spherical_kmeans
+    from clearset.ops.kmeans import spherical_kmeans
     from clearset.vectors import normalise_features
 
     v = normalise_features(x)
@@ -326,7 +326,7 @@ def test_candidate_lists_learned_from_sample_rows_find_held_out_rows_nearest_cen
     own members alone, with one probed group."""
     monkeypatch.setattr(scale, "TWO_LEVEL", 16)
     monkeypatch.setattr(scale, "PROBE", 1)
-    from clearset.curate.kmeans import spherical_kmeans
+    from clearset.ops.kmeans import spherical_kmeans
     from clearset.vectors import normalise_features
 
     x, _, _ = blobs(n=3000, concepts=40)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clearset.errors import ParameterError
-from clearset.train.tract import TrAct, apply_tract, tract_weight_grad
+from clearset.models.tract import TrAct, apply_tract, tract_weight_grad
 
 
 def explicit(conv, x, lam):

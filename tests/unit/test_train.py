@@ -257,7 +257,7 @@ def test_reinforce_stores_the_teacher_ensemble_mean_softmax_of_the_replayed_augm
     import importlib
 
     rmod = importlib.import_module("clearset.train.reinforcement")
-    loop = importlib.import_module("clearset.train.loop")
+    loop = importlib.import_module("clearset.train.teachers")  # where reinforce looks teacher_probs up
 
     t1 = train(ws, recipe=TINY, seed=0, name="t1")
     t2 = train(ws, recipe=TINY, seed=1, name="t2")

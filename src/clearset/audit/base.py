@@ -100,7 +100,7 @@ class AuditData:
     def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest other images of each image (cosine of normalised features), searched once
         with the largest k any check asked for and shared."""
-        from .knn import knn
+        from ..ops.knn import knn
 
         have = self.extras.get("neighbours")
         if have is None or have[0].shape[1] < k:

@@ -23,7 +23,7 @@ import pandas as pd
 from ..errors import ParameterError
 from .base import AuditData, CheckResult, register_check
 from ..vectors import normalise_features
-from .knn import knn
+from ..ops.knn import knn
 
 log = logging.getLogger("clearset")
 DEFAULT_MODELS = ("logreg", "knn")

@@ -36,7 +36,8 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
     import torch
 
     from ..train import train
-    from ..train.loop import load_images, predict
+    from ..data.loading import load_images
+    from ..models.inference import predict
     from .label_issues import fold_indices
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)

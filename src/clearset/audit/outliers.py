@@ -8,7 +8,7 @@ import pandas as pd
 
 from .base import AuditData, CheckResult, register_check, robust_z
 from ..vectors import normalise_features
-from .knn import knn
+from ..ops.knn import knn
 
 DEFAULT_K = 10
 DEFAULT_THRESHOLD = 4.0

@@ -67,8 +67,8 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
         cells += [Cell("full", 1.0, seed) for seed in seeds]
     synthetic = {}
     if distilled:
-        from ..distill import load_distilled
-        from ..train.loop import split_rows
+        from ..artifacts.distilled import load_distilled
+        from ..data.loading import split_rows
 
         n_train = int((split_rows(ws, "train")[0] >= 0).sum())
         for path in distilled:

@@ -19,7 +19,7 @@ from ..errors import ParameterError, check_seed
 from ..workspace import Workspace, fingerprint_path, hash_json, read_json, write_table
 from . import clean, craig, density, filter, prototypes, random, rs2, scores, semdedup  # noqa: F401  (registration)
 from .base import STRATEGIES, CurateData, Subset, register_strategy, select
-from .rs2 import rs2_sampler
+from ..artifacts.subsets import rs2_sampler, subset_sampler  # noqa: F401  (part of the API)
 
 log = logging.getLogger("clearset")
 __all__ = ["STRATEGIES", "CurateData", "Subset", "curate", "curate_data", "register_strategy", "rs2_sampler",
@@ -131,17 +131,6 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     step.finish(info=_jsonable(info), kept=int(len(table)), candidates=int(data.n))
     log.info("curate: %s kept %d of %d -> %s", strategy, len(table), data.n, path)
     return CurateResult(path, Subset(subset.rows, subset.weight, info), table["index"].to_numpy(), cached=False)
-
-
-def subset_sampler(path: str | Path, n_rows: int) -> tuple[object, str] | None:
-    """(sampler, name) when the subset file's sidecar asks for a per-epoch sampler (RS2), else None."""
-    side = Workspace.sidecar_of(Path(path))
-    if not side.exists():
-        return None
-    spec = (read_json(side).get("info") or {}).get("sampler")
-    if not spec or spec.get("name") != "rs2":
-        return None
-    return rs2_sampler(n_rows, int(spec["per_epoch"]), int(spec["seed"])), f"rs2-{spec['per_epoch']}-s{spec['seed']}"
 
 
 def _keyword_options(fn) -> list[str]:

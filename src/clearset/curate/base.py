@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..registry import Registry
-from .kmeans import spherical_kmeans  # noqa: F401  (re-exported for the strategies)
+from ..ops.kmeans import spherical_kmeans  # noqa: F401  (re-exported for the strategies)
+from ..ops.quotas import bounded_quotas
 
 
 @dataclass
@@ -132,30 +133,3 @@ def quotas_by_class(labels: np.ndarray, n_classes: int, n_keep: int) -> np.ndarr
     return bounded_quotas(sizes / sizes.sum() * n_keep, np.zeros_like(sizes), sizes, n_keep)
 
 
-def bounded_quotas(target: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: int) -> np.ndarray:
-    """Integer x with lo <= x <= hi (hi integral), sum(x) = total, closest to ``target`` in L2: the
-    Euclidean projection clip(target + lambda, lo, hi) (lambda by bisection: the QP's exact solution), then
-    rounded down and the remainder handed to the largest fractional parts that have room."""
-    target, lo, hi = (np.asarray(a, dtype=np.float64) for a in (target, lo, hi))
-    lo = np.minimum(lo, hi)
-    total = int(min(total, hi.sum()))
-    a, b = -target.max() - hi.max() - 1, hi.max() + np.abs(target).max() + 1
-    for _ in range(200):
-        mid = (a + b) / 2
-        if np.clip(target + mid, lo, hi).sum() < total:
-            a = mid
-        else:
-            b = mid
-    x = np.clip(target + b, lo, hi)
-    out = np.floor(x + 1e-9).astype(np.int64)
-    out = np.minimum(out, hi.astype(np.int64))
-    short = total - int(out.sum())
-    if short > 0:
-        frac = np.where(out < hi, x - out, -np.inf)
-        for j in np.argsort(-frac, kind="stable")[:short]:
-            out[j] += 1
-    elif short < 0:
-        frac = np.where(out > 0, x - out, np.inf)
-        for j in np.argsort(frac, kind="stable")[: -short]:
-            out[j] -= 1
-    return out

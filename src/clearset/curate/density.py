@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CurateData, Subset, bounded_quotas, ones, register_strategy, spherical_kmeans
+from ..ops.quotas import BALANCE, TEMPERATURE, complexity_quotas
+from .base import CurateData, Subset, ones, register_strategy, spherical_kmeans
 from .semdedup import semdedup_scores
 
-TEMPERATURE = 0.5
-BALANCE = 0.5
 NEAREST_CENTROIDS = 20
 
 
@@ -33,16 +32,6 @@ def cluster_complexity(centroids: np.ndarray, assign: np.ndarray, sim: np.ndarra
         return d_intra, np.ones(k)
     top = -np.sort(-cc, axis=1)[:, :m]
     return d_intra, (1 - top).mean(1)
-
-
-def complexity_quotas(c: np.ndarray, sizes: np.ndarray, n_keep: int, temperature: float = TEMPERATURE,
-                      balance: float = BALANCE) -> np.ndarray:
-    """Rows to keep per cluster: shares softmax(C / T) of ``n_keep`` (empty clusters none), at least
-    ``balance`` of an even share and at most the cluster's size (steps 3-4 above)."""
-    k = len(c)
-    p = np.where(sizes > 0, np.exp((c - c.max()) / temperature), 0)
-    p /= p.sum()
-    return bounded_quotas(p * n_keep, np.full(k, balance * n_keep / k), sizes, n_keep)
 
 
 def dbp_rows(x: np.ndarray, n_keep: int, seed: int, clusters: int | None, temperature: float = TEMPERATURE,

@@ -20,7 +20,7 @@ from .base import CurateData, Subset, ones, register_strategy, take_top
                    description="a filter trained on a small trusted (verified) subset keeps the images whose "
                                "label it agrees with most")
 def filter_strategy(data: CurateData, n_keep: int, seed: int, c: float = 1.0, mode: str = "top") -> Subset:
-    from ..train.linear import fit_linear
+    from ..ops.linear import fit_linear
 
     x = data.normalised()
     trusted = np.flatnonzero(data.trusted >= 0)

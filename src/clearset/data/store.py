@@ -18,7 +18,10 @@ import numpy as np
 from ..engines.local import ordered_map
 from ..errors import WorkspaceError
 from ..registry import Registry
+from .digits import digits_arrays
+from .fractals import FractalConfig, render
 from .images import decode
+from .torchvision_sets import arrays_of, load_torchvision
 
 STORES: Registry[type["ImageStore"]] = Registry("image store")
 
@@ -91,9 +94,8 @@ class ParquetColumn(Sequence):
 
 
 def open_store(spec: dict, locators: Sequence[str]) -> ImageStore:
-    from .sources import load_all
-
-    load_all()  # source modules register the store kinds they need
+    """The store of a workspace's ``source.json`` spec. Every kind lives in this file, so opening a store
+    never imports the sources."""
     return STORES.get(spec["kind"])(spec, locators)
 
 
@@ -167,3 +169,30 @@ class TarStore(ImageStore):
                 os.close(fd)
             except OSError:
                 pass
+
+
+@STORES.register("builtin")
+class BuiltinStore(ImageStore):
+    def __init__(self, spec, locators):
+        super().__init__(spec, locators)
+        self.cfg = FractalConfig(**spec["config"]) if spec["name"] == "fractals" else None
+
+    def read(self, locator):
+        _, i = split_locator(locator)
+        if self.cfg is not None:
+            return render(self.cfg, i)
+        return decode(digits_arrays()[0][i])
+
+
+@STORES.register("torchvision")
+class TorchvisionStore(ImageStore):
+    def __init__(self, spec, locators):
+        super().__init__(spec, locators)
+        self._data: dict[str, np.ndarray] = {}
+
+    def read(self, locator):
+        split, i = split_locator(locator)
+        if split not in self._data:
+            ds = load_torchvision(self.spec["name"], Path(self.spec["root"]), split == "train", download=False)
+            self._data[split] = arrays_of(ds)[0]
+        return decode(self._data[split][i])

@@ -23,10 +23,12 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
+from ..artifacts.distilled import load_distilled, save_distilled  # noqa: F401  (part of the API)
 from ..errors import ParameterError, WorkspaceError, check_seed
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
 from . import datadam, dm, dsa  # noqa: F401  (registration)
-from .base import DISTILLERS, Distilled, Distiller, parse_method, register_distiller
+from ..artifacts.distilled import Distilled
+from .base import DISTILLERS, Distiller, parse_method, register_distiller
 from .evaluate import EvalConfig, evaluate_synthetic
 from .matching import MatchConfig, flip_batch, match
 
@@ -58,7 +60,7 @@ def default_image_size(ws: Workspace, split: str) -> int:
 
 def normalised_split(ws: Workspace, split: str, size: int, mean=None, std=None):
     """(float images normalised per channel, labels, mean, std) of the labelled rows of ``split``."""
-    from ..train.loop import load_images, split_rows
+    from ..data.loading import load_images, split_rows
 
     labels, index = split_rows(ws, split)
     keep = labels >= 0
@@ -160,35 +162,6 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
         save_distilled(result, out)
     log.info("distill: %s -> %s", name, path)
     return result
-
-
-def save_distilled(d: Distilled, path: str | Path) -> Path:
-    """Write a distilled set as .npz (atomically); ``load_distilled`` reads it back unchanged."""
-    import json
-
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise ParameterError(f"{path}: a distilled set is written as .npz")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, images=d.images, labels=d.labels, mean=d.mean, std=d.std,
-                     classes=np.array(d.classes, dtype=str), config=np.array(json.dumps(d.config, sort_keys=True)))
-    return path
-
-
-def load_distilled(path: str | Path) -> Distilled:
-    """A distilled set written by ``clearset distill`` (or ``save_distilled``)."""
-    import json
-
-    path = Path(path)
-    if not path.exists():
-        raise ParameterError(f"{path}: distilled set not found")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return Distilled(z["images"], z["labels"], z["mean"], z["std"], [str(c) for c in z["classes"]],
-                             json.loads(str(z["config"])), path)
-    except (KeyError, ValueError, OSError) as exc:
-        raise ParameterError(f"{path}: not a distilled set ({exc}); write one with `clearset distill`") from None
 
 
 def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path | Distilled, *, seeds: int = 3,

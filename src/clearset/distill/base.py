@@ -10,10 +10,8 @@ must beat).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -81,31 +79,3 @@ def probe(net: nn.Module, x: torch.Tensor, *, attention: bool = False, power: fl
     return Probe([attention_map(m, power) for m in maps[:-1]], x.flatten(1))
 
 
-@dataclass
-class Distilled:
-    """A synthetic training set: images in normalised pixel space (float32, (N, 3, H, W)), their labels,
-    the normalisation that maps them back to pixels, the class names and the configuration."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    mean: np.ndarray  # (3,) in [0, 1] units
-    std: np.ndarray
-    classes: list[str]
-    config: dict
-    path: Path | None = None
-
-    def pixels(self) -> np.ndarray:
-        """uint8 (N, H, W, 3) images for viewing (values outside the valid range are clipped)."""
-        x = self.images * self.std[None, :, None, None] + self.mean[None, :, None, None]
-        return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
-
-    @property
-    def key(self) -> str:
-        """The distillation's cache key (a hash of the pixels for a set made outside ``clearset distill``)."""
-        from ..workspace import hash_json
-
-        return self.config.get("key") or hash_json(self.images.round(5).tolist())
-
-    @property
-    def ipc(self) -> int:
-        return int(np.bincount(self.labels).max())

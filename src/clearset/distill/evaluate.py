@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import progress
-from . import dsa
+from .dsa import DEFAULT_STRATEGY, apply as dsa_apply, draw as dsa_draw
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class EvalConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 256
-    strategy: str = dsa.DEFAULT_STRATEGY
+    strategy: str = DEFAULT_STRATEGY
     depth: int = 3
     width: int = 128
     norm: str = "instance"
@@ -54,7 +54,7 @@ def train_on_synthetic(images: torch.Tensor, labels: torch.Tensor, n_classes: in
         order = torch.randperm(len(x_all), generator=gen).to(device)
         for s in range(0, len(order), cfg.batch_size):
             sel = order[s : s + cfg.batch_size]
-            x = dsa.apply(x_all[sel], dsa.draw(gen, cfg.strategy, n=len(sel)))
+            x = dsa_apply(x_all[sel], dsa_draw(gen, cfg.strategy, n=len(sel)))
             loss = F.cross_entropy(net(x), y_all[sel])
             opt.zero_grad(set_to_none=True)
             loss.backward()

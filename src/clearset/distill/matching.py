@@ -25,7 +25,7 @@ import torch
 
 from .. import progress
 from ..errors import ParameterError
-from . import dsa
+from .dsa import DEFAULT_STRATEGY, apply as dsa_apply, draw as dsa_draw
 from .base import Distiller, probe
 
 log = logging.getLogger("clearset")
@@ -41,7 +41,7 @@ class MatchConfig:
     lr: float = 1.0
     momentum: float = 0.5
     real_batch: int = 64
-    strategy: str = dsa.DEFAULT_STRATEGY
+    strategy: str = DEFAULT_STRATEGY
     depth: int = 3
     width: int = 128
     norm: str = "instance"
@@ -127,10 +127,10 @@ def match(distiller: Distiller, real: torch.Tensor, labels: np.ndarray, cfg: Mat
                 xs = syn[syn_rows[int(c)]]
                 if cfg.fyi:
                     xs, _ = flip_batch(xs)
-                params = dsa.draw(gen, cfg.strategy)
+                params = dsa_draw(gen, cfg.strategy)
                 with torch.no_grad():
-                    seen_real = probe(net, dsa.apply(real[pick].to(device), params), attention=attention, power=cfg.power)
-                seen_syn = probe(net, dsa.apply(xs, params), attention=attention, power=cfg.power)
+                    seen_real = probe(net, dsa_apply(real[pick].to(device), params), attention=attention, power=cfg.power)
+                seen_syn = probe(net, dsa_apply(xs, params), attention=attention, power=cfg.power)
                 loss = loss + distiller.loss(seen_real, seen_syn, **options)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -326,7 +326,7 @@ def _elastic(x, s, rng):
 
 @corruption("pixelate")
 def _pixelate(x, s, rng):
-    from ..audit.duplicates import resample_matrix
+    from ..ops.resample import resample_matrix
 
     c = [0.95, 0.9, 0.85, 0.75, 0.65][s - 1]
     h, w = x.shape[2:]

@@ -32,7 +32,9 @@ def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, split: 
     """Metrics of the run at ``run_dir``; with ``data``/``split`` the model predicts that split afresh."""
     import torch
 
-    from ..train.loop import class_mapping, load_run, load_split, map_labels, predict
+    from ..artifacts.runs import class_mapping, load_run, map_labels
+    from ..data.loading import load_split
+    from ..models.inference import predict
 
     run = load_run(run_dir)
     cfg = run.config

@@ -66,7 +66,7 @@ def classify_mistakes(labels: np.ndarray, preds: np.ndarray, *, flagged: np.ndar
 
 def check_mistakes(run_dir: str | Path, *, share: float = 0.1, neighbours: int = 2):
     """The run, if its mistakes can be sorted (a closed-set run with stored predictions); else one error."""
-    from ..train.loop import load_run
+    from ..artifacts.runs import load_run
 
     run = load_run(run_dir)
     if not 0 < share <= 1 or neighbours < 1:

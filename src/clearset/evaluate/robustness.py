@@ -58,7 +58,9 @@ def robustness(run_dir: str | Path, *, corruptions: list[str] | None = None, sev
                batch: int = 1000) -> dict:
     """Accuracy of the run on corrupted copies of its evaluation split (``images``: a seeded random sample
     of that many, default all) and on each ``shift`` set."""
-    from ..train.loop import class_mapping, load_split, map_labels, predict
+    from ..artifacts.runs import class_mapping, map_labels
+    from ..data.loading import load_split
+    from ..models.inference import predict
 
     run, names, sev, shift_sets = check_robustness(run_dir, corruptions=corruptions, severities=severities,
                                                    images=images, shift=shift)
@@ -109,7 +111,7 @@ def check_robustness(run_dir: str | Path, *, corruptions: list[str] | None = Non
                      shift: list[str | Path] | None = None):
     """Every check of ``robustness`` before any work or write (the shift sets are read here):
     (run, corruption names, severities, shift sets)."""
-    from ..train.loop import load_run
+    from ..artifacts.runs import load_run
 
     run = load_run(run_dir)
     cfg = run.config

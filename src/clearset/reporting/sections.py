@@ -212,7 +212,7 @@ def audit(ctx: ReportContext) -> dict[str, Any] | None:
 def training(ctx: ReportContext) -> dict[str, Any] | None:
     """One row per finished run under WS/runs/, with its evaluation metrics (after `clearset eval`),
     training curve and reliability diagram."""
-    from ..train.loop import load_run
+    from ..artifacts.runs import load_run
     from ..workspace import read_json
 
     runs_dir = ctx.ws.root / "runs"
@@ -266,7 +266,7 @@ def _mistake_grids(ctx: ReportContext, root, summary: dict, per_kind: int = 12) 
 def distilled(ctx: ReportContext) -> dict[str, Any] | None:
     """Every synthetic set under WS/distilled/: method, images per class, iterations, the evaluation
     (after `clearset distill`, mean ± sd of test accuracy) and the images, one row per class."""
-    from ..distill import load_distilled
+    from ..artifacts.distilled import load_distilled
     from ..workspace import read_json
 
     folder = ctx.ws.root / "distilled"

@@ -1,6 +1,7 @@
 """Training: recipes, the batch-augmenting loop, soft targets (distillation, reinforcement), TrAct."""
 
-from .loop import Run, load_run, train
+from ..artifacts.runs import Run, load_run
+from .loop import train
 from .recipes import RECIPES, Recipe, get_recipe
 from .reinforcement import Reinforced, load_reinforced, reinforce
 

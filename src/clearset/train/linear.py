@@ -15,39 +15,16 @@ import numpy as np
 import torch
 
 from ..errors import WorkspaceError
+from ..ops.linear import PROBE_C, fit_linear  # noqa: F401  (PROBE_C: the recipe's C)
 from ..vectors import normalise_features
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
-
-PROBE_C = 1.0
-
-
-def fit_linear(x: np.ndarray, targets: np.ndarray, weights: np.ndarray, *, c: float = PROBE_C,
-               max_iter: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W (D, K), b (K,)) minimising weighted mean soft cross-entropy + ||W||² / (2·C·sum(weights))."""
-    xt, tt = torch.from_numpy(x), torch.from_numpy(targets)
-    wt = torch.from_numpy(weights)
-    total = wt.sum().clamp_min(1e-12)
-    w = torch.zeros(x.shape[1], targets.shape[1], requires_grad=True)
-    b = torch.zeros(targets.shape[1], requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=1e-10,
-                            history_size=20, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        ce = -(tt * torch.log_softmax(xt @ w + b, 1)).sum(1)
-        loss = (ce * wt).sum() / total + (w ** 2).sum() / (2.0 * c * total)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach(), b.detach()
-
 
 def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, weights: np.ndarray,
                        targets: torch.Tensor, train_index: np.ndarray, labels_eval, features: str | None,
                        root_for, force: bool):
     """Fit the probe on the training rows (``positions`` into ``train_index``) and write the run."""
-    from .loop import Run, accuracy, load_run
+    from ..ops.linear import accuracy
+    from ..artifacts.runs import Run, load_run
 
     if ws.resolve_features(features, required=False) is None:
         raise WorkspaceError(f"{ws.root}: the linear-probe recipe trains on stored features; run "

@@ -13,12 +13,10 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,160 +26,23 @@ import torch.nn.functional as F
 
 from .. import progress
 from ..device import choose_precision, resolve_device
+from ..artifacts.distilled import load_distilled
+from ..artifacts.runs import Run, class_mapping, load_run, map_labels
+from ..artifacts.subsets import read_subset, subset_column, subset_labels, subset_sampler
+from ..data.loading import load_images, load_split, split_rows
+from ..models.inference import predict
+from ..ops.linear import accuracy
 from ..errors import ParameterError, WorkspaceError, check_seed
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
 from .augment import AugParams, apply_params, cutout, draw_params, mix, random_crop, random_flip
 from .recipes import Recipe, get_recipe
 from .reinforcement import P_REINFORCED, Reinforced, load_reinforced
+from .teachers import teacher_probs
 
 log = logging.getLogger("clearset")
 # An epoch sampler returns the training rows (positions into the subset) to visit this epoch, in order,
 # given the epoch number and a seeded generator; RS2 draws a fresh subset here every epoch.
 Sampler = Callable[[int, torch.Generator], torch.Tensor]
-
-
-@dataclass
-class Run:
-    """A finished training run on disk."""
-
-    root: Path
-    config: dict
-    metrics: list[dict]
-    cached: bool
-
-    @property
-    def name(self) -> str:
-        return self.root.name
-
-    def predictions(self) -> dict[str, np.ndarray]:
-        with np.load(self.root / "predictions.npz") as z:
-            return {k: z[k] for k in z.files}
-
-    def load_model(self) -> torch.nn.Module:
-        from safetensors.torch import load_file
-
-        from ..models.cifar import create_model
-
-        c = self.config
-        if c["recipe"]["model"] == "linear":
-            raise ParameterError(f"{self.root}: a linear-probe run classifies stored features and has no model of "
-                                 "the pixels (it cannot predict new images, corruptions or act as a teacher)")
-        model = create_model(c["recipe"]["model"], len(c["classes"]), image_size=c["recipe"]["image_size"])
-        if c.get("tract") is not None:  # the first conv is wrapped: same parameters, names under .conv
-            from .tract import apply_tract
-
-            apply_tract(model, c["tract"])
-        model.load_state_dict(load_file(self.root / "model.safetensors"))
-        return model.eval()
-
-
-def load_run(path: str | Path) -> Run:
-    root = Path(path)
-    if not (root / "config.json").exists() or not (root / "model.safetensors").exists():
-        raise WorkspaceError(f"{root}: not a finished training run (no config.json / model.safetensors)")
-    metrics = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return Run(root, read_json(root / "config.json"), metrics, cached=True)
-
-
-def class_mapping(n_classes: int, known: list[int] | None) -> np.ndarray:
-    """Workspace class -> model output index; -1 for classes left out of training (open-set)."""
-    if known is None:
-        return np.arange(n_classes)
-    mapping = np.full(n_classes, -1)
-    mapping[known] = np.arange(len(known))
-    return mapping
-
-
-def map_labels(labels: np.ndarray, mapping: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(labels in model outputs with -1 for unknown/unlabelled, mask of images of a trained class)."""
-    mapped = mapping[np.maximum(labels, 0)]
-    known = (labels >= 0) & (mapped >= 0)
-    return np.where(known, mapped, -1), known
-
-
-def split_rows(ws: Workspace, split: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Labels (N,) and manifest indices (N,) of ``split`` (None: all), from the manifest alone."""
-    m = ws.manifest(["index", "split", "label"])
-    rows = m if split is None else m[m["split"] == split]
-    if rows.empty:
-        have = sorted(set(m["split"]))
-        raise ParameterError(f"{ws.root}: no images in split {split!r} (splits here: {', '.join(have)})")
-    return rows["label"].to_numpy(np.int64), rows["index"].to_numpy(np.int64)
-
-
-def load_images(ws: Workspace, index: np.ndarray, size: int, desc: str = "load") -> torch.Tensor:
-    """uint8 images (N, 3, size, size) of the manifest rows ``index``, centre-resized."""
-    from ..data.images import resize_center
-
-    out = np.empty((len(index), size, size, 3), dtype=np.uint8)
-    for i, img in enumerate(progress.bar(ws.store().iter_images(index.tolist()), total=len(index), desc=desc)):
-        out[i] = resize_center(img, size)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-
-
-def load_split(ws: Workspace, split: str | None, size: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """uint8 images (N, 3, size, size), labels (N,) and manifest indices (N,) of ``split`` (None: all)."""
-    labels, index = split_rows(ws, split)
-    return load_images(ws, index, size, desc=f"load {split or 'all'}"), labels, index
-
-
-def read_subset(path: str | Path, train_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(positions into the training rows, weights) from a subset file with an ``index`` column (manifest
-    indices) and an optional ``weight`` column: .parquet, .csv, or .npy (indices only)."""
-    path = Path(path)
-    table = _subset_table(path)
-    if "index" not in table.columns:
-        raise ParameterError(f"{path}: a subset needs an 'index' column (manifest indices)")
-    idx = table["index"].to_numpy()
-    if not np.issubdtype(idx.dtype, np.integer):
-        raise ParameterError(f"{path}: 'index' must hold integers")
-    weights = table["weight"].to_numpy(np.float32) if "weight" in table.columns else np.ones(len(idx), np.float32)
-    if len(idx) == 0:
-        raise ParameterError(f"{path}: the subset is empty")
-    if not np.isfinite(weights).all() or (weights < 0).any():
-        raise ParameterError(f"{path}: 'weight' must be finite and non-negative")
-    lookup = {int(v): p for p, v in enumerate(train_index)}
-    missing = [int(i) for i in idx if int(i) not in lookup]
-    if missing:
-        raise ParameterError(f"{path}: {len(missing)} indices are not training images of this workspace "
-                             f"(first: {missing[:5]}); a subset names manifest indices of the training split")
-    return np.array([lookup[int(i)] for i in idx], dtype=np.int64), weights
-
-
-def _subset_table(path: Path):
-    """The subset file as a DataFrame, read once per (path, size, mtime) however many columns are used."""
-    if not path.exists():
-        raise ParameterError(f"{path}: subset file not found")
-    st = path.stat()
-    return _read_subset_table(str(path.resolve()), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _read_subset_table(path: str, size: int, mtime_ns: int):
-    import pandas as pd
-
-    try:
-        if path.endswith(".npy"):
-            return pd.DataFrame({"index": np.load(path, allow_pickle=False)})
-        return pd.read_csv(path) if path.endswith(".csv") else pd.read_parquet(path)
-    except Exception as e:  # pandas/pyarrow/numpy raise many types for a malformed file
-        raise ParameterError(f"{path}: cannot read as a subset table ({e}); give a .parquet, .csv or .npy "
-                             f"with an 'index' column, as `clearset curate` writes") from None
-
-
-def _subset_column(path: str | Path, column: str) -> np.ndarray | None:
-    table = _subset_table(Path(path))
-    return table[column].to_numpy() if column in table.columns else None
-
-
-def _subset_labels(path: str | Path, n_classes: int) -> np.ndarray | None:
-    """The ``label`` column of a subset file (parquet/csv), when present, checked against the classes."""
-    lab = _subset_column(path, "label")
-    if lab is None:
-        return None
-    if not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or lab.max() >= n_classes:
-        raise ParameterError(f"{path}: 'label' must hold class numbers 0..{n_classes - 1}")
-    return lab.astype(np.int64)
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -253,19 +114,17 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
         labels, positions, weights = dist.labels, np.arange(len(dist.labels)), np.ones(len(dist.labels), np.float32)
     if subset is not None:
         positions, weights = read_subset(subset, train_index)
-        relabel = _subset_labels(subset, len(classes))
+        relabel = subset_labels(subset, len(classes))
         if relabel is not None:  # a curated subset that fixes labels (clean with --option relabel=true)
             labels = labels.copy()
             labels[positions] = relabel
             targets_name = targets_name or f"relabelled:{hash_json(relabel.tolist())[:16]}"
-        flags = _subset_column(subset, "augment")
+        flags = subset_column(subset, "augment")
         if flags is not None and flags.astype(bool).any():  # append strongly augmented copies (craig-augment)
             flags = flags.astype(bool)
             strong = np.r_[np.zeros(len(positions), bool), np.ones(int(flags.sum()), bool)]
             positions, weights = np.r_[positions, positions[flags]], np.r_[weights, np.ones(int(flags.sum()), np.float32)]
         if sampler is None:
-            from ..curate import subset_sampler
-
             found = subset_sampler(subset, len(positions))
             if found is not None:
                 sampler, sampler_name = found
@@ -355,7 +214,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
 
     net = create_model(rec.model, n_out, image_size=rec.image_size)  # an unknown model fails before any write
     if tract is not None:
-        from .tract import apply_tract
+        from ..models.tract import apply_tract
 
         apply_tract(net, tract)
     root.mkdir(parents=True, exist_ok=True)
@@ -531,8 +390,6 @@ def _holds_other_run(root: Path, key: str) -> bool:
 
 def _distilled_set(path, classes: list[str], rec: Recipe, **others):
     """The distilled set at ``path``, checked against the workspace, the recipe and the other options."""
-    from ..distill import load_distilled
-
     used = [k for k, v in others.items() if v is not None]
     if used:
         raise ParameterError(f"--distilled trains on the synthetic set alone; {', '.join(used)} do not apply to it")
@@ -626,32 +483,3 @@ def _reinforced_rows(path, train_index: np.ndarray, positions: np.ndarray, class
     return rein, torch.from_numpy(rows)
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    ok = labels >= 0
-    return float((logits.argmax(1) == labels)[ok].mean()) if ok.any() else float("nan")
-
-
-def teacher_probs(teachers, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, temperature: float,
-                  autocast: bool, dev: torch.device) -> torch.Tensor:
-    """Mean of the teachers' softmaxes (not of their logits) on the student's normalised batch ``x``,
-    re-normalised for each teacher's own statistics."""
-    probs = []
-    with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-        for net, t_mean, t_std in teachers:
-            xt = ((x * std + mean - t_mean) / t_std).contiguous(memory_format=torch.channels_last)
-            probs.append(torch.softmax(net(xt).float() / temperature, 1))
-    return torch.stack(probs).mean(0).clone()
-
-
-def predict(net: torch.nn.Module, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch: int = 1024,
-            autocast: bool = False) -> np.ndarray:
-    """Logits (N, K) float32 of uint8 images (N, 3, H, W), in eval mode."""
-    net.eval()
-    out = []
-    dev = next(net.parameters()).device
-    with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-        for s in range(0, len(images), batch):
-            x = images[s : s + batch].to(dev).float()
-            x = ((x / 255.0 - mean.to(dev)) / std.to(dev)).contiguous(memory_format=torch.channels_last)
-            out.append(net(x).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

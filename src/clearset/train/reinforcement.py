@@ -78,7 +78,10 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
               batch_size: int = 1024, device: str = "auto", force: bool = False) -> Reinforced:
     """Draw ``ns`` augmentations per image of ``split`` (or of the ``subset`` file's rows) and store the
     teachers' top-``topk`` probabilities."""
-    from .loop import load_images, load_run, read_subset, teacher_probs
+    from ..artifacts.runs import load_run
+    from ..artifacts.subsets import read_subset
+    from ..data.loading import load_images
+    from .teachers import teacher_probs
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     ws.require_manifest()

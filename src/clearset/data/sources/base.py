@@ -6,13 +6,13 @@ Each source file registers one name with ``@SOURCES.register``; ``open_source`` 
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from ...errors import SourceError
+from ...io import hash_json
 from ...registry import Registry
 
 SOURCES: Registry[type["Source"]] = Registry("source")
@@ -122,33 +122,6 @@ class Source:
         return [str(i) for i in range(n_from_labels)]
 
 
-def open_source(spec: str | os.PathLike, *, split: list[str] | str | None = None,
-                classes: list[str] | None = None) -> Source:
-    """Turn a spec into a Source.
-
-    Specs: a folder (ImageFolder layout, or tar shards inside), a ``.csv``/``.parquet`` manifest, an
-    ``.npz`` of arrays, a ``.tar`` shard, or ``name:target`` for any registered source, e.g.
-    ``builtin:digits``, ``builtin:fractals?classes=10``, ``download:cifar10``, ``webdataset:shards/``.
-    """
-    from . import load_all
-
-    load_all()
-    if isinstance(split, str):
-        split = [s.strip() for s in split.split(",") if s.strip()]
-    spec = str(spec)
-    name, sep, target = spec.partition(":")
-    if sep and name in SOURCES and not Path(spec).exists():
-        return SOURCES.get(name)(target, split=split, classes=classes)
-    if not Path(spec).exists() and _is_shard_pattern(spec):
-        return SOURCES.get("webdataset")(spec, split=split, classes=classes)
-    return SOURCES.get(detect_kind(Path(spec)))(spec, split=split, classes=classes)
-
-
-def _is_shard_pattern(spec: str) -> bool:
-    """A glob or brace pattern of tar shards (``shards/*.tar``, ``shard-{000..009}.tar``)."""
-    return ".tar" in spec and (any(c in spec for c in "*?[") or bool(BRACE.search(spec)))
-
-
 def shard_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith((".tar", ".tar.gz", ".tgz")))
 
@@ -161,28 +134,9 @@ def split_shard_folders(folder: Path) -> list[tuple[str, Path]]:
     return sorted(found, key=lambda sp: order.index(sp[0]))
 
 
-def detect_kind(path: Path) -> str:
-    if not path.exists():
-        raise SourceError(f"{path}: no such file or folder (or unknown source; known: "
-                          f"{', '.join(n + ':' for n in SOURCES.names())})")
-    suffix = "".join(path.suffixes[-2:]).lower() if path.is_file() else ""
-    if path.is_dir():
-        has_tars = any(p.suffix == ".tar" for p in path.iterdir())
-        return "webdataset" if has_tars or split_shard_folders(path) else "imagefolder"
-    if suffix.endswith(".npz"):
-        return "npz"
-    if suffix.endswith((".csv", ".parquet", ".tsv")):
-        return "table"
-    if suffix.endswith((".tar", ".tar.gz", ".tgz")):
-        return "webdataset"
-    raise SourceError(f"{path}: unknown source format; give a folder, .csv, .parquet, .npz or .tar")
-
-
 def listing_fingerprint(root: Path, files: list[Path]) -> str:
     """Fingerprint of a set of files from their paths relative to ``root`` (as given where outside it),
     sizes and mtimes (not their bytes)."""
-    from ...io import hash_json
-
     rows = []
     for f in files:
         st = f.stat()

@@ -7,40 +7,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from ...errors import SourceError
-from ...workspace import hash_json
-from ..images import decode
-from ..store import STORES, ImageStore, split_locator
+from ...io import hash_json
+from ..digits import digits_arrays, digits_split
+from ..fractals import FractalConfig, render
 from .base import SOURCES, Record, Source
-from .fractals import FractalConfig, render
-
-DIGITS_TEST_SHARE = 0.2
-
-
-@lru_cache(maxsize=1)
-def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """The digits as (1797, 8, 8) uint8 (0..16 scaled to 0..255) and their labels."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    images = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)
-    return images, d.target.astype(np.int64)
-
-
-def digits_split() -> dict[str, np.ndarray]:
-    """A stratified split fixed by seed 0: the same on every machine."""
-    _, y = digits_arrays()
-    rng = np.random.default_rng(0)
-    test = np.zeros(len(y), dtype=bool)
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        test[rng.permutation(members)[: int(round(DIGITS_TEST_SHARE * len(members)))]] = True
-    return {"train": np.flatnonzero(~test), "test": np.flatnonzero(test)}
-
 
 @SOURCES.register("builtin")
 class BuiltinSource(Source):
@@ -92,16 +65,3 @@ class _FractalPayload:
 
     def __call__(self) -> np.ndarray:
         return render(self.cfg, self.gid)
-
-
-@STORES.register("builtin")
-class BuiltinStore(ImageStore):
-    def __init__(self, spec, locators):
-        super().__init__(spec, locators)
-        self.cfg = FractalConfig(**spec["config"]) if spec["name"] == "fractals" else None
-
-    def read(self, locator):
-        _, i = split_locator(locator)
-        if self.cfg is not None:
-            return render(self.cfg, i)
-        return decode(digits_arrays()[0][i])

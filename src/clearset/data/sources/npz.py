@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import LabelError, SourceError
-from ...workspace import fingerprint_path
+from ...io import fingerprint_path
 from .base import SOURCES, Record, Source
 
 

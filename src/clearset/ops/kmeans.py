@@ -9,7 +9,7 @@ Speed: the assignment is one matrix product per block of points. Where the CPU m
 (AMX / avx512_bf16) or on a GPU, training assigns from bf16 products -- a point whose two best
 centroids are within bf16 rounding (about 0.004) may land in either, which k-means does not care about
 -- and the final assignment of every point is exact: bf16 scores pick 4 candidate centroids, fp32
-re-ranks them (``clearset.audit.knn``). Measured on 1,000,000 x 256 with 1,000 centroids
+re-ranks them (``clearset.ops.knn``). Measured on 1,000,000 x 256 with 1,000 centroids
 (bench/curate_scale.py): several times faster than faiss.Kmeans + IndexFlatIP on the same 2 cores.
 """
 
@@ -29,7 +29,7 @@ def spherical_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 20) -> tuple
     """(L2-normalised centroids (k, D), assignment (N,), cosine similarity to the own centroid (N,)) of
     rows ``x`` (L2-normalised; any float dtype, memory-mapped is fine: only the training sample and one
     block of rows are held as float32); k is capped at N. Deterministic for a seed on a given machine."""
-    from ..audit.knn import knn
+    from .knn import knn
 
     n = len(x)
     k = max(1, min(k, n))
@@ -57,7 +57,7 @@ def _block_sum(x: np.ndarray) -> np.ndarray:
 
 def lloyd(x: np.ndarray, k: int, niter: int, rng: np.random.Generator) -> np.ndarray:
     """Centroids (k, D) after ``niter`` spherical Lloyd iterations from k distinct random rows of ``x``."""
-    from ..audit.knn import bf16_native
+    from .knn import bf16_native
 
     xt = torch.from_numpy(x)
     scored = xt.to(torch.bfloat16) if bf16_native() else xt

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 from PIL import Image
 
-from ...errors import ParameterError
+from ..errors import ParameterError
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,17 @@
+"""Distillation targets: the mean softmax of teacher networks on the student's batch."""
+
+from __future__ import annotations
+
+import torch
+
+
+def teacher_probs(teachers, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, temperature: float,
+                  autocast: bool, dev: torch.device) -> torch.Tensor:
+    """Mean of the teachers' softmaxes (not of their logits) on the student's normalised batch ``x``,
+    re-normalised for each teacher's own statistics."""
+    probs = []
+    with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+        for net, t_mean, t_std in teachers:
+            xt = ((x * std + mean - t_mean) / t_std).contiguous(memory_format=torch.channels_last)
+            probs.append(torch.softmax(net(xt).float() / temperature, 1))
+    return torch.stack(probs).mean(0).clone()
