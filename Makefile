@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 # torch/torchvision are pinned here only: pip takes these builds from the machine's disk;
 # pyproject.toml depends on ranges.
@@ -21,6 +21,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra
+
+# the unit tier: no Ray, no shared data, no browser (about a minute)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -ra -m "not ray and not integration and not browser and not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/precision.py

@@ -27,10 +27,10 @@ from sklearn.model_selection import StratifiedKFold
 
 import clearset
 from clearset.audit import AuditData
-from clearset.vectors import normalise_features
 from clearset.audit.label_issues import label_issues_check
-
+from clearset.vectors import normalise_features
 from common import CACHE, ROOT, SHARED, run_timed  # noqa: E402  (bench/ is on sys.path when run)
+
 BACKBONE, SIZE = "efficientnet_lite0", 128
 
 

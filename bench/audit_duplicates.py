@@ -24,12 +24,20 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 import clearset
-from clearset.audit.duplicates import (DEFAULT_THRESHOLD, EMBEDDING_FLOOR, NEIGHBOURS, PIXEL_FLOOR,
-                                       aligned_similarity, find_duplicates, neighbour_pairs, pixel_representations)
+from clearset.audit.duplicates import (
+    DEFAULT_THRESHOLD,
+    EMBEDDING_FLOOR,
+    NEIGHBOURS,
+    PIXEL_FLOOR,
+    aligned_similarity,
+    find_duplicates,
+    neighbour_pairs,
+    pixel_representations,
+)
 from clearset.ops.knn import knn
 from clearset.vectors import normalise_features
-
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
 EDITS = ["jpeg", "resize", "crop", "shift", "colour"]
 
 

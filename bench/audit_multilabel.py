@@ -22,8 +22,8 @@ from sklearn.metrics import roc_auc_score
 
 import clearset
 from clearset.audit import run_audit
-
 from common import ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
 AMBIGUOUS_BELOW = 0.7
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common import CACHE, ROOT, timed_child  # noqa: E402  (bench/ is on sys.path when run)
+
 N_DUPS, N_OUTLIERS, CLUSTERS, CLASSES = 2000, 200, 1000, 100
 
 

@@ -20,7 +20,9 @@ def _cpuinfo() -> tuple[str, set[str]]:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         lines = []
-    field = lambda name: next((l.split(":", 1)[1].strip() for l in lines if l.startswith(name)), "")  # noqa: E731
+    def field(name: str) -> str:
+        return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(name)), "")
+
     return field("model name") or platform.processor() or "CPU", set(field("flags").split())
 
 

@@ -27,7 +27,6 @@ import time
 import clearset
 from clearset.distill import distill, evaluate_distilled
 from clearset.workspace import Workspace, read_json
-
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 IPCS = {"mnist": (1, 10, 50), "cifar10": (1, 10)}

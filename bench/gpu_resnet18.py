@@ -24,7 +24,6 @@ import torch
 import clearset
 from clearset.progress import setup_logging
 from clearset.train import train
-
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 NAME = "gpu-resnet18"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -28,9 +29,7 @@ import clearset
 from clearset.audit.label_issues import out_of_fold_probs
 from clearset.audit.oof import pixel_oof
 from clearset.vectors import normalise_features
-
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
-import sys
 
 sys.path.insert(0, str(ROOT / "bench"))
 from audit_cifar10n import BACKBONE, SIZE, baseline, scores  # noqa: E402

@@ -11,11 +11,10 @@ import time
 
 import torch
 
-from common import write_result
-
 from clearset import device
 from clearset.models.backbones import create_backbone
 from clearset.models.cifar import create_model
+from common import write_result
 
 
 def best(fn, reps: int = 5) -> float:

@@ -25,7 +25,6 @@ from clearset.audit import run_audit
 from clearset.evaluate.mistakes import mistake_taxonomy
 from clearset.evaluate.robustness import robustness
 from clearset.train import train
-
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 

@@ -28,7 +28,6 @@ import clearset
 from clearset.models.cifar import create_model
 from clearset.train import get_recipe, train
 from clearset.train.loop import lr_factor
-
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 

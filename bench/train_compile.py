@@ -19,7 +19,6 @@ import torch
 
 import clearset
 from clearset.train import get_recipe, train
-
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 

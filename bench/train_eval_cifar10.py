@@ -22,8 +22,8 @@ from pathlib import Path
 import clearset
 from clearset.evaluate.evaluation import evaluate_run
 from clearset.train import train
-
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
 KNOWN = [0, 1, 2, 3, 4, 5]
 KEYS = ("top1", "top5", "mean_per_class_accuracy", "nll", "brier", "ece", "adaptive_ece",
         "human_plurality_accuracy", "human_multilabel_accuracy", "human_expected_agreement", "human_cross_entropy")

@@ -28,7 +28,6 @@ import pandas as pd
 
 import clearset
 from clearset.train import get_recipe, reinforce, train
-
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 

@@ -69,6 +69,16 @@ def make_imagefolder(root: Path, classes=("cat", "dog"), per_class: int = 3, ext
     return root
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests that start a local Ray carry the ``ray`` marker, those on ../shared/data ``integration``, those
+    that drive Chromium ``browser``: ``make test-fast`` leaves all three out."""
+    for item in items:
+        if "ray_engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data; skipped when absent, except under CI where its absence is a failure."""

@@ -26,9 +26,9 @@ import torch
 
 from .data.arrays import RowFile
 from .data.images import resize_center
+from .device import choose_precision, resolve_device
 from .engines import Engine, using
 from .engines.local import default_threads, ordered_map
-from .device import choose_precision, resolve_device
 from .errors import ParameterError
 from .models.backbones import create_backbone
 from .progress import bar

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from .audit import run_audit
-from .data.ingest import ingest
 from .data.digits import digits_arrays, digits_split
 from .data.fractals import FractalConfig, render
+from .data.ingest import ingest
 from .evaluate.probe import linear_probe
 from .features import embed
 from .reporting import build_report

@@ -351,8 +351,8 @@ def centroid_index(centroids: np.ndarray, seed: int, sample: np.ndarray | None =
     nearest centroids (exact) of every sample row that probes this group: the lists are learned from
     where rows fall, so a row's nearest centroid is in a group it probes even when that centroid's own
     coarse group is not (bench/scale_assign.py measures how often it still misses)."""
-    from .ops.knn import knn
     from .ops.kmeans import RERANK, spherical_kmeans
+    from .ops.knn import knn
 
     centroids = np.asarray(centroids, np.float32)
     k = len(centroids)
@@ -388,8 +388,8 @@ def _assign(index: CentroidIndex, x: np.ndarray, margin: float) -> tuple[np.ndar
 def _nearest_two(index: CentroidIndex, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Similarities and ids (N, <=2) of each row's two most similar centroids (exactly, for a flat index;
     among the probed groups' members, for a grouped one)."""
-    from .ops.knn import knn
     from .ops.kmeans import RERANK
+    from .ops.knn import knn
 
     centroids, coarse, order, offsets = index
     if coarse is None:

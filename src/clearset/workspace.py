@@ -23,8 +23,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import WorkspaceError
-from .io import (CONTENT_HASH_LIMIT, DamagedFileError, atomic_path, compact_hashes, fingerprint_path, hash_json,  # noqa: F401
-                 read_json, read_parquet, versions, write_bytes, write_json, write_table)
+from .io import (  # noqa: F401
+    CONTENT_HASH_LIMIT,
+    DamagedFileError,
+    atomic_path,
+    compact_hashes,
+    fingerprint_path,
+    hash_json,
+    read_json,
+    read_parquet,
+    versions,
+    write_bytes,
+    write_json,
+    write_table,
+)
 
 SIDECAR_SUFFIX = ".meta.json"
 # Folders of artifacts derived from the manifest: a new manifest sets them aside (data.ingest.set_aside_stale).
@@ -296,10 +308,11 @@ class Workspace:
         from .errors import ParameterError
 
         if spec:
-            backbone, _, size = str(spec).rpartition("@")
-            if not backbone or not size.isdigit():
+            backbone, _, digits = str(spec).rpartition("@")
+            if not backbone or not digits.isdigit():
                 raise ParameterError(f"--features {spec!r}: write it as backbone@size, e.g. efficientnet_lite0@128")
-            path = self.features_path(backbone, int(size))
+            size = int(digits)
+            path = self.features_path(backbone, size)
             if not path.exists() or not self.sidecar_of(path).exists():
                 known = ", ".join(f"{m['params']['backbone']}@{m['params']['image_size']}" for m in self.feature_sets())
                 raise WorkspaceError(f"{path}: not embedded; run `clearset embed {self.root} --backbone {backbone} "
@@ -343,6 +356,7 @@ class Workspace:
         from .vectors import check_finite
 
         fs = self.resolve_features(spec)
+        assert fs is not None  # required: resolve_features raised otherwise
         x = np.load(fs.path, mmap_mode="r")
         check_finite(x, str(fs.path), hint=f"embed again (`clearset embed {self.root} --backbone {fs.backbone} "
                      f"--image-size {fs.image_size} --force --precision fp32`) or drop those images")

@@ -5,12 +5,23 @@ import pandas as pd
 import pytest
 
 import clearset
-from clearset.audit import (AuditData, CHECKS, class_pairs, find_duplicates, find_label_issues,
-                            intrinsic_dimension, label_sharpness, multilabel_candidates, out_of_fold_probs,
-                            outlier_scores, run_audit, export_clean_manifest)
-from clearset.ops.knn import knn
+from clearset.audit import (
+    CHECKS,
+    AuditData,
+    class_pairs,
+    export_clean_manifest,
+    find_duplicates,
+    find_label_issues,
+    intrinsic_dimension,
+    label_sharpness,
+    multilabel_candidates,
+    out_of_fold_probs,
+    outlier_scores,
+    run_audit,
+)
 from clearset.audit.neighborhoods import neural_gas_edges
 from clearset.errors import ParameterError, WorkspaceError
+from clearset.ops.knn import knn
 
 
 def blobs(n_per=40, classes=3, dim=16, seed=0, spread=0.15):
@@ -63,6 +74,7 @@ def test_exact_and_near_duplicates_with_leakage():
 
 def test_aligned_similarity_sees_through_shift_crop_and_colour():
     from PIL import Image, ImageEnhance
+
     from clearset.audit.duplicates import aligned_similarity, pixel_representations
 
     rng = np.random.default_rng(0)
@@ -224,7 +236,9 @@ def test_knn_methods_equal_brute_force(method):
     np.fill_diagonal(full, -np.inf)
     ref = np.argsort(-full, axis=1, kind="stable")[:, :7]
     np.testing.assert_allclose(sims, np.take_along_axis(full, ref, 1), atol=1e-5)
-    twin = lambda a: np.where(a == 20, 10, a)  # rows 10 and 20 tie for every other query
+    def twin(a):  # rows 10 and 20 tie for every other query
+        return np.where(a == 20, 10, a)
+
     assert np.array_equal(twin(ids)[:, :6], twin(ref)[:, :6])
     assert ids[10, 0] == 20 and ids[20, 0] == 10
     assert all(i not in row for i, row in enumerate(ids))
@@ -249,6 +263,7 @@ def test_aligned_similarity_equals_brute_force_correlation():
 
 def test_batched_pixel_representations_match_pillow_resizing():
     from PIL import Image
+
     from clearset.audit.duplicates import ZOOMS, pixel_representations
 
     rng = np.random.default_rng(3)
@@ -281,6 +296,7 @@ def test_image_statistics_batch_equals_per_image_formulas():
 
 def test_joint_fold_logreg_equals_scikit_learn_per_fold():
     from sklearn.linear_model import LogisticRegression
+
     from clearset.audit.label_issues import fold_indices, oof_logreg
 
     x, y = blobs(n_per=40, spread=3.0)  # overlapping classes: probabilities far from 0 and 1

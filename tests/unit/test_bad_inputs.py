@@ -398,8 +398,9 @@ def test_bad_input_is_refused_in_one_line(case: Case, prepared: Path, tmp_path: 
 
 
 def test_bad_input_suite_is_large_and_covers_every_command():
-    from clearset.cli import app
     import typer.main
+
+    from clearset.cli import app
 
     commands = set(typer.main.get_command(app).commands)
     covered = {c.args[0] for c in CASES}

@@ -9,7 +9,7 @@ import pytest
 import clearset
 from clearset.bench import run_bench
 from clearset.errors import ParameterError
-from clearset.train.recipes import Recipe, register_recipe, RECIPES
+from clearset.train.recipes import RECIPES, Recipe, register_recipe
 from conftest import digits_with_features
 
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from clearset.errors import ParameterError
-from clearset.evaluate.corruptions import CORRUPTIONS, corrupt, motion_blur_kernel, _zoom
+from clearset.evaluate.corruptions import CORRUPTIONS, _zoom, corrupt, motion_blur_kernel
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,17 @@ import pytest
 import torch
 
 import clearset
-from clearset.distill import DISTILLERS, Distilled, distill, evaluate_distilled, flip_batch, load_distilled, save_distilled
-from clearset.distill import dsa, matching
+from clearset.distill import (
+    DISTILLERS,
+    Distilled,
+    distill,
+    dsa,
+    evaluate_distilled,
+    flip_batch,
+    load_distilled,
+    matching,
+    save_distilled,
+)
 from clearset.distill.base import Distiller, Probe, attention_map, parse_method, probe
 from clearset.distill.matching import MatchConfig, match
 from clearset.errors import ParameterError
@@ -237,9 +246,8 @@ def test_a_distilled_set_trains_like_a_subset_and_enters_the_bench(tmp_path):
 
 
 def test_mixed_size_photos_distil_at_the_protocol_size_and_say_so(tmp_path, caplog):
-    from conftest import rgb, write_image
-
     from clearset.distill import default_image_size
+    from conftest import rgb, write_image
 
     for c in ("a", "b"):
         for j, (h, w) in enumerate([(300, 200), (640, 480), (50, 75)]):

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 import clearset
-from clearset.ops import knn as K
 from clearset.audit import run_audit
 from clearset.engines import get_engine, using
 from clearset.engines.local import LocalEngine
 from clearset.errors import ParameterError
+from clearset.ops import knn as K
 from conftest import digits_with_features, make_shards
 
 MODEL = "test_efficientnet"
@@ -197,8 +197,8 @@ def test_bench_cells_run_on_ray(ray_engine, tmp_path):
 
 
 def test_user_error_on_a_worker_is_the_same_one_line(ray_engine, tmp_path):
-    from conftest import make_imagefolder
     from clearset.errors import ClearsetError
+    from conftest import make_imagefolder
 
     ws = clearset.ingest(str(make_imagefolder(tmp_path / "images")), tmp_path / "ws")
     victim = Path(ws.store().spec["root"]) / ws.manifest()["source"].iloc[2]

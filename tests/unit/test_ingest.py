@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 import clearset.data.ingest as ingest_mod
-from clearset.errors import ImageError, LabelError, ParameterError, SourceError
 from clearset.data.ingest import ingest
 from clearset.engines.local import LocalEngine
+from clearset.errors import ImageError, LabelError, ParameterError, SourceError
 from conftest import encoded, make_imagefolder, make_shards, rgb, write_image
 
 

@@ -52,8 +52,8 @@ def test_renders_in_headless_chromium(report, tmp_path):
     dom = subprocess.run([chromium, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
                          timeout=120, check=True).stdout
     assert "Dataset card" in dom and "Samples per class" in dom
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("RGB"))
     assert img.shape[0] >= 1000 and img.shape[1] >= 1000
@@ -69,9 +69,9 @@ PAYLOADS = ['<img src=x onerror="document.title=\'PWNED-1\'">', '"><svg onload="
 def hostile_report(tmp_path_factory):
     """A dataset whose class names, file names and run name are HTML/JS payloads, fully reported."""
     import numpy as np
-    from conftest import rgb, write_image
 
     from clearset.train import train
+    from conftest import rgb, write_image
 
     tmp = tmp_path_factory.mktemp("hostile")
     rows = []

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clearset.data.sources import open_source
 from clearset.data.fractals import FractalConfig, render, sample_system
-from clearset.errors import DownloadError, LabelError, ParameterError, SourceError
 from clearset.data.ingest import ingest
+from clearset.data.sources import open_source
+from clearset.errors import DownloadError, LabelError, ParameterError, SourceError
 from conftest import encoded, make_imagefolder, rgb, write_image, write_tar
 
 

@@ -252,9 +252,10 @@ def test_densify_spreads_the_remaining_mass_evenly():
 
 
 def test_reinforce_stores_the_teacher_ensemble_mean_softmax_of_the_replayed_augmentation(ws, monkeypatch):
+    import importlib
+
     from clearset.train import load_reinforced, reinforce
     from clearset.train.augment import apply_params
-    import importlib
 
     rmod = importlib.import_module("clearset.train.reinforcement")
     loop = importlib.import_module("clearset.train.teachers")  # where reinforce looks teacher_probs up

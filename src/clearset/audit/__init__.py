@@ -21,9 +21,9 @@ import pandas as pd
 
 from ..engines import Engine, using
 from ..errors import ParameterError, WorkspaceError
+from ..vectors import check_finite
 from ..workspace import Workspace, fingerprint_path, read_json, write_json, write_table
 from . import duplicates, label_issues, multilabel, neighborhoods, outliers, properties  # noqa: F401  (registers)
-from ..vectors import check_finite
 from .base import CHECKS, AuditData, CheckResult
 from .duplicates import find_duplicates, near_duplicate_pairs
 from .label_issues import find_label_issues, out_of_fold_probs

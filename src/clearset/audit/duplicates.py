@@ -21,10 +21,10 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .base import EMBEDDING_THRESHOLD, AuditData, CheckResult, batched, register_check
+from ..ops.knn import knn
 from ..ops.resample import resample_matrix
 from ..vectors import l2_normalise, normalise_features
-from ..ops.knn import knn
+from .base import EMBEDDING_THRESHOLD, AuditData, CheckResult, batched, register_check
 
 DEFAULT_THRESHOLD = 0.94  # aligned similarity
 EMBEDDING_FLOOR, PIXEL_FLOOR = 0.75, 0.85

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from .base import AuditData, CheckResult, register_check
-from ..vectors import normalise_features
 from ..ops.knn import knn
+from ..vectors import normalise_features
+from .base import AuditData, CheckResult, register_check
 
 log = logging.getLogger("clearset")
 DEFAULT_MODELS = ("logreg", "knn")

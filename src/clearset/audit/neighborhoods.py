@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import AuditData, CheckResult, register_check
 from ..vectors import l2_normalise, normalise_features
+from .base import AuditData, CheckResult, register_check
 
 PER_CLASS = 4
 EDGE_K = 15

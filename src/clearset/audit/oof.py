@@ -35,9 +35,9 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
     import pandas as pd
     import torch
 
-    from ..train import train
     from ..data.loading import load_images
     from ..models.inference import predict
+    from ..train import train
     from .label_issues import fold_indices
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)

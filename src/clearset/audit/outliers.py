@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import AuditData, CheckResult, register_check, robust_z
-from ..vectors import normalise_features
 from ..ops.knn import knn
+from ..vectors import normalise_features
+from .base import AuditData, CheckResult, register_check, robust_z
 
 DEFAULT_K = 10
 DEFAULT_THRESHOLD = 4.0

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..artifacts.subsets import rs2_sampler, subset_sampler  # noqa: F401  (part of the API)
 from ..errors import ParameterError, check_seed
 from ..workspace import Workspace, fingerprint_path, hash_json, read_json, write_table
 from . import clean, craig, density, filter, prototypes, random, rs2, scores, semdedup  # noqa: F401  (registration)
 from .base import STRATEGIES, CurateData, Subset, register_strategy, select
-from ..artifacts.subsets import rs2_sampler, subset_sampler  # noqa: F401  (part of the API)
 
 log = logging.getLogger("clearset")
 __all__ = ["STRATEGIES", "CurateData", "Subset", "curate", "curate_data", "register_strategy", "rs2_sampler",

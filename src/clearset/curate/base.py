@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import ParameterError
-from ..registry import Registry
 from ..ops.kmeans import spherical_kmeans  # noqa: F401  (re-exported for the strategies)
 from ..ops.quotas import bounded_quotas
+from ..registry import Registry
 
 
 @dataclass

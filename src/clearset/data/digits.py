@@ -7,7 +7,6 @@ from functools import lru_cache
 
 import numpy as np
 
-
 DIGITS_TEST_SHARE = 0.2
 
 

@@ -40,7 +40,7 @@ class FractalConfig:
                 kw[k] = float(v) if k == "test" else int(v)
             except ValueError:
                 raise ParameterError(f"builtin:fractals: {k}={v!r} is not a number") from None
-        cfg = cls(**kw)
+        cfg = cls(**kw)  # type: ignore[arg-type]  # each value converted to its field's type above
         if cfg.classes < 1 or cfg.per_class < 1 or not 8 <= cfg.size <= 1024 or not 0 <= cfg.test < 1:
             raise ParameterError("builtin:fractals: need classes >= 1, per_class >= 1, 8 <= size <= 1024, "
                                  "0 <= test < 1")
@@ -122,7 +122,7 @@ def smooth_noise(rng: np.random.Generator, size: int) -> np.ndarray:
     out = np.zeros((size, size, 3))
     for octave, weight in ((2, 0.5), (4, 0.25), (8, 0.15), (16, 0.1)):
         grid = (rng.random((octave, octave, 3)) * 255).astype(np.uint8)
-        up = Image.fromarray(grid).resize((size, size), Image.BICUBIC)
+        up = Image.fromarray(grid).resize((size, size), Image.Resampling.BICUBIC)
         out += weight * np.asarray(up, dtype=np.float64) / 255
     return out
 

@@ -111,7 +111,7 @@ def array_to_rgb(arr: np.ndarray, *, what: str = "array") -> np.ndarray:
 def pixel_sha256(rgb: np.ndarray) -> str:
     """sha256 of the decoded pixels and their shape: equal images hash equal whatever their file format."""
     h = hashlib.sha256(f"{rgb.shape[0]}x{rgb.shape[1]}x{rgb.shape[2]}:".encode())
-    h.update(memoryview(np.ascontiguousarray(rgb)).cast("B"))
+    h.update(np.ascontiguousarray(rgb).data.cast("B"))
     return h.hexdigest()
 
 
@@ -125,6 +125,6 @@ def resize_center(rgb: np.ndarray, size: int) -> np.ndarray:
         return rgb
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    im = Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR)
+    im = Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR)
     top, left = (nh - size) // 2, (nw - size) // 2
     return np.asarray(im)[top : top + size, left : left + size]

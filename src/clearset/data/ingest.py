@@ -24,8 +24,16 @@ import pyarrow.parquet as pq
 from ..engines import Engine, using
 from ..errors import ClearsetError, ImageError, LabelError, ParameterError, SourceError, WorkspaceError
 from ..progress import bar
-from ..workspace import (DERIVED, Workspace, atomic_path, compute_pixel_fingerprint, fingerprint_path, read_json,
-                         write_json, write_table)
+from ..workspace import (
+    DERIVED,
+    Workspace,
+    atomic_path,
+    compute_pixel_fingerprint,
+    fingerprint_path,
+    read_json,
+    write_json,
+    write_table,
+)
 from .images import decode, pixel_sha256
 from .labels import LabelOverride
 from .sources import Record, Source, open_source
@@ -68,7 +76,8 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
     if isinstance(labels, str):
         labels = [labels]
     overrides = [LabelOverride.parse(v) for v in labels or []]
-    src = open_source(source, split=split, classes=list(classes) if classes else None)
+    src = open_source(source, split=split if isinstance(split, str) or split is None else list(split),
+                      classes=list(classes) if classes else None)
     ws = Workspace(workspace)
     if ws.root.exists() and not ws.root.is_dir():
         raise WorkspaceError(f"{ws.root}: exists and is not a folder; give -o a new or existing folder")
@@ -112,6 +121,7 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
     elif ws.errors_path.exists():
         ws.errors_path.unlink()
     counts = written.splits
+    assert src.classes is not None  # known once every record was read
     step.finish(images=written.images, skipped=len(errors), splits=counts, classes=len(src.classes), pixels=pixels)
     if previous is not None:
         set_aside_stale(ws, previous, pixels, step.key)
@@ -279,9 +289,11 @@ def _write_manifest(staging: Path, parts: int, src: Source, overrides: list[Labe
         raise SourceError(f"{source}: no images found")
     _check_override_lengths(overrides, counts, source)
     schema = MANIFEST_SCHEMA.append(pa.field("original_label", pa.int64())) if overrides else MANIFEST_SCHEMA
+    assert src.classes is not None  # known once every record was read
     n_classes = len(src.classes)
     seen = dict.fromkeys(counts, 0)  # position within its split of the next record
-    images, splits, errors, pending = 0, {}, [], []
+    images, errors, pending = 0, [], []
+    splits: dict[str, int] = {}
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for f in files:
             rows = pq.read_table(f).to_pandas().sort_values("position", kind="stable").reset_index(drop=True)

@@ -24,8 +24,9 @@ class LabelOverride:
 
     @classmethod
     def parse(cls, option: str) -> "LabelOverride":
-        split, sep, path = option.partition("=")
-        if not sep or "/" in split or Path(option).exists():
+        name, sep, path = option.partition("=")
+        split: str | None = name
+        if not sep or "/" in name or Path(option).exists():
             split, path = None, option
         return cls(split, Path(path), load_labels(Path(path)))
 

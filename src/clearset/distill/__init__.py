@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..artifacts.distilled import Distilled, load_distilled, save_distilled  # noqa: F401  (part of the API)
 from ..device import resolve_device
-from ..artifacts.distilled import load_distilled, save_distilled  # noqa: F401  (part of the API)
 from ..errors import ParameterError, WorkspaceError, check_seed
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
 from . import datadam, dm, dsa  # noqa: F401  (registration)
-from ..artifacts.distilled import Distilled
 from .base import DISTILLERS, Distiller, parse_method, register_distiller
 from .evaluate import EvalConfig, evaluate_synthetic
 from .matching import MatchConfig, flip_batch, match

@@ -25,8 +25,8 @@ import torch
 
 from .. import progress
 from ..errors import ParameterError
-from .dsa import DEFAULT_STRATEGY, apply as dsa_apply, draw as dsa_draw
 from .base import Distiller, probe
+from .dsa import DEFAULT_STRATEGY, apply as dsa_apply, draw as dsa_draw
 
 log = logging.getLogger("clearset")
 

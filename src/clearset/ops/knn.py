@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 EXACT_MAX = 300_000
 CHUNK = 8192
 RERANK_EXTRA = 16
@@ -25,16 +24,18 @@ def build_index(vectors: np.ndarray, *, seed: int = 0):
     import faiss
 
     n, d = vectors.shape
+    index: faiss.Index
     if n <= EXACT_MAX:
         index = faiss.IndexFlatIP(d)
     else:
         nlist = int(4 * np.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = TRAIN_ITERATIONS
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.niter = TRAIN_ITERATIONS
         rng = np.random.default_rng(seed)
         sample = vectors[np.sort(rng.choice(n, size=min(n, 100_000), replace=False))]
-        index.train(np.ascontiguousarray(sample, dtype=np.float32))
-        index.nprobe = 16
+        ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+        ivf.nprobe = 16
+        index = ivf
     for start in range(0, n, CHUNK * 8):
         index.add(np.ascontiguousarray(vectors[start : start + CHUNK * 8], dtype=np.float32))
     return index

@@ -17,8 +17,17 @@ import pandas as pd
 from ..registry import Registry
 from ..workspace import Workspace
 from .plots import (
-    accuracy_vs_keep, accuracy_vs_time, class_bars, confusion_graph, image_grid, image_row,
-    reliability_diagram, robustness_heatmap, size_histogram, thumbnail_png, time_to_accuracy,
+    accuracy_vs_keep,
+    accuracy_vs_time,
+    class_bars,
+    confusion_graph,
+    image_grid,
+    image_row,
+    reliability_diagram,
+    robustness_heatmap,
+    size_histogram,
+    thumbnail_png,
+    time_to_accuracy,
     training_curves,
 )
 

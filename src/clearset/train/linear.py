@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+
 import numpy as np
 import torch
 
@@ -19,12 +20,13 @@ from ..ops.linear import PROBE_C, fit_linear  # noqa: F401  (PROBE_C: the recipe
 from ..vectors import normalise_features
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
 
+
 def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, weights: np.ndarray,
                        targets: torch.Tensor, train_index: np.ndarray, labels_eval, features: str | None,
                        root_for, force: bool):
     """Fit the probe on the training rows (``positions`` into ``train_index``) and write the run."""
-    from ..ops.linear import accuracy
     from ..artifacts.runs import Run, load_run
+    from ..ops.linear import accuracy
 
     if ws.resolve_features(features, required=False) is None:
         raise WorkspaceError(f"{ws.root}: the linear-probe recipe trains on stored features; run "

@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 
 from .. import progress
-from ..device import choose_precision, resolve_device
 from ..artifacts.distilled import load_distilled
 from ..artifacts.runs import Run, class_mapping, load_run, map_labels
 from ..artifacts.subsets import read_subset, subset_column, subset_labels, subset_sampler
 from ..data.loading import load_images, load_split, split_rows
+from ..device import choose_precision, resolve_device
+from ..errors import ParameterError, WorkspaceError, check_seed
 from ..models.inference import predict
 from ..ops.linear import accuracy
-from ..errors import ParameterError, WorkspaceError, check_seed
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
 from .augment import AugParams, apply_params, cutout, draw_params, mix, random_crop, random_flip
 from .recipes import Recipe, get_recipe

@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 from ...errors import SourceError
-from .base import BRACE, SOURCES, Record, Source, split_shard_folders
-
 from . import builtin, download, imagefolder, npz, table, webdataset  # noqa: F401,E402  (registration)
+from .base import BRACE, SOURCES, Record, Source, split_shard_folders
 
 
 def load_all() -> None:

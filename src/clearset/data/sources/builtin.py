@@ -15,6 +15,7 @@ from ..digits import digits_arrays, digits_split
 from ..fractals import FractalConfig, render
 from .base import SOURCES, Record, Source
 
+
 @SOURCES.register("builtin")
 class BuiltinSource(Source):
     name = "builtin"

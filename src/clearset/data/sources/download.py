@@ -4,12 +4,11 @@ with one line that says what to do instead."""
 
 from __future__ import annotations
 
-
-
 from ...errors import SourceError
 from ...io import hash_json
 from ..torchvision_sets import DATASETS, arrays_of, cache_root, load_torchvision
 from .base import SOURCES, Record, Source
+
 
 @SOURCES.register("download")
 class DownloadSource(Source):

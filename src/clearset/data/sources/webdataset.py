@@ -122,7 +122,8 @@ class WebDatasetSource(Source):
                 if k != key:
                     yield from self._emit(rel, split, key, image, label, log)
                     key, image, label = k, None, -1
-                data = tf.extractfile(ti).read()
+                member = tf.extractfile(ti)
+                data = member.read() if member is not None else b""
                 if is_image_name(ti.name) and image is None:
                     image = (ti.name, ti.offset_data, ti.size, data)
                 elif ext in LABEL_EXTENSIONS:
