@@ -536,48 +536,41 @@ def demo(workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "
     typer.echo(result.summary())
 
 
+REGISTRY_MODULES = ("clearset.data.sources", "clearset.data.store", "clearset.models.backbones", "clearset.models.cifar",
+                    "clearset.train.recipes", "clearset.audit", "clearset.curate", "clearset.distill",
+                    "clearset.evaluate.metrics", "clearset.evaluate.corruptions", "clearset.reporting.sections")
+
+
+def load_registries() -> dict:
+    """Every extension point's registry, by the name ``clearset list`` takes."""
+    import importlib
+
+    from .registry import REGISTRIES
+
+    for module in REGISTRY_MODULES:
+        importlib.import_module(module)
+    return REGISTRIES
+
+
 @command
-def list_(what: str = typer.Argument(..., help="sources | backbones | checks | sections | recipes | metrics | strategies")):
-    """List the registered names of an extension point."""
-    if what == "sources":
-        from .data.sources import SOURCES, load_all
-
-        load_all()
-        for name, cls in SOURCES.items():
-            typer.echo(f"{name:12s} {(sys.modules[cls.__module__].__doc__ or '').strip().splitlines()[0]}")
-    elif what == "backbones":
-        from .models.backbones import list_backbones
-
-        for name in list_backbones():
-            typer.echo(f"{name:20s} ImageNet weights (offline)")
-        typer.echo("<timm name>          any timm model, random weights")
-    elif what == "checks":
-        from .audit import CHECKS
-
-        for name, check in CHECKS.items():
-            typer.echo(f"{name:13s} {check.description}")
-    elif what == "sections":
-        from .reporting.sections import SECTIONS
-
-        for name, _ in SECTIONS.items():
-            typer.echo(name)
-    elif what == "recipes":
-        from .train.recipes import RECIPES
-
-        for name, rec in RECIPES.items():
-            typer.echo(f"{name:20s} {rec.description}")
-    elif what == "strategies":
-        from .curate import STRATEGIES
-
-        for name, spec in STRATEGIES.items():
-            typer.echo(f"{name:16s} {spec.description}")
-    elif what == "metrics":
-        from .evaluate.metrics import METRICS
-
-        for name, fn in METRICS.items():
-            typer.echo(f"{name:28s} {(fn.__doc__ or '').strip().splitlines()[0] if fn.__doc__ else ''}")
-    else:
-        raise ClearsetError(f"cannot list {what!r}: choose sources, backbones, checks, sections, recipes, metrics or strategies")
+def list_(what: Optional[str] = typer.Argument(None, help="Which extension point (default: how many of each): "
+                                               "sources, stores, backbones, models, recipes, checks, strategies, "
+                                               "distillers, metrics, corruptions, sections."),
+          pattern: str = typer.Option("*", help="Only names matching this shell pattern, e.g. 'efficientnet*'.")):
+    """List the registered names of an extension point, each with its one-line description."""
+    registries = load_registries()
+    if what is None:
+        for name, reg in sorted(registries.items()):
+            typer.echo(f"{name:12s} {len(reg):3d}  e.g. {', '.join(reg.list()[:4])}")
+        return
+    if what not in registries:
+        raise ClearsetError(f"cannot list {what!r}: choose {', '.join(sorted(registries))}")
+    reg = registries[what]
+    width = max([len(n) for n in reg.list(pattern)] + [8]) + 2
+    for name in reg.list(pattern):
+        typer.echo(f"{name:{width}s} {reg.describe(name)}")
+    if what == "backbones":
+        typer.echo(f"{'<timm name>':{width}s} any timm model name, random weights")
 
 
 def main() -> None:

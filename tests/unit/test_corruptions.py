@@ -21,7 +21,7 @@ def images():
 
 def test_fifteen_corruptions_deterministic_and_severity_grows(images):
     assert len(CORRUPTIONS) == 15
-    for name in CORRUPTIONS:
+    for name in CORRUPTIONS.list():
         a, b = corrupt(images, name, 3, seed=1), corrupt(images, name, 3, seed=1)
         assert a.shape == images.shape and a.dtype == torch.uint8 and torch.equal(a, b), name
     for name in ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "zoom_blur",

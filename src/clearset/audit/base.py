@@ -32,7 +32,7 @@ class Check:
     description: str
 
 
-CHECKS: Registry[Check] = Registry("audit check")
+CHECKS: Registry[Check] = Registry("audit check", listing="checks")
 NEIGHBOURS_SHARED = 20  # one search serves label_issues (20), outliers (10) and duplicates (5)
 IN_MEMORY_BYTES = 2 << 30  # features above this (as float32) are audited by partitions (clearset.scale)
 EMBEDDING_THRESHOLD = 0.92  # near-duplicate cosine of embeddings, used only without pixels (docs/audit.md)

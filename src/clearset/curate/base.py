@@ -77,7 +77,7 @@ class Strategy:
     exact: bool  # returns exactly n_keep rows
 
 
-STRATEGIES: Registry[Strategy] = Registry("curation strategy")
+STRATEGIES: Registry[Strategy] = Registry("curation strategy", listing="strategies")
 
 
 def register_strategy(name: str, *, needs: Iterable[str] = (), description: str = "", exact: bool = True):

@@ -23,7 +23,7 @@ from .fractals import FractalConfig, render
 from .images import decode
 from .torchvision_sets import arrays_of, load_torchvision
 
-STORES: Registry[type["ImageStore"]] = Registry("image store")
+STORES: Registry[type["ImageStore"]] = Registry("image store", listing="stores")
 
 
 class ImageStore:
@@ -173,6 +173,8 @@ class TarStore(ImageStore):
 
 @STORES.register("builtin")
 class BuiltinStore(ImageStore):
+    """Generated pixels: the bundled digits or seeded fractals; locator ``<name>:<id>``."""
+
     def __init__(self, spec, locators):
         super().__init__(spec, locators)
         self.cfg = FractalConfig(**spec["config"]) if spec["name"] == "fractals" else None
@@ -186,6 +188,8 @@ class BuiltinStore(ImageStore):
 
 @STORES.register("torchvision")
 class TorchvisionStore(ImageStore):
+    """Arrays of a dataset torchvision downloaded into the cache; locator ``<split>:<row>``."""
+
     def __init__(self, spec, locators):
         super().__init__(spec, locators)
         self._data: dict[str, np.ndarray] = {}

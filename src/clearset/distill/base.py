@@ -27,7 +27,7 @@ class Distiller:
     probe: dict[str, Any] = field(default_factory=dict)  # what the loss needs: {"attention": True}
 
 
-DISTILLERS: Registry[Distiller] = Registry("distillation method")
+DISTILLERS: Registry[Distiller] = Registry("distillation method", listing="distillers")
 
 
 def register_distiller(name: str, *, description: str = "", attention: bool = False):

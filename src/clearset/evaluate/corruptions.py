@@ -23,31 +23,41 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ParameterError
+from ..registry import Registry
+
 Corruption = Callable[[torch.Tensor, int, np.random.Generator], torch.Tensor]
-CORRUPTIONS: dict[str, Corruption] = {}
+CORRUPTIONS: Registry[Corruption] = Registry("corruption")
 SEVERITIES = (1, 2, 3, 4, 5)
+# Each corruption's random stream is numbered here, by name, in the ImageNet-C order: registering or
+# removing one never changes another's images. A new corruption is appended (corruption() does it).
+STREAMS = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+           "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+           "jpeg_compression"]
 
 
 def corruption(name: str):
     def wrap(fn: Corruption) -> Corruption:
-        CORRUPTIONS[name] = fn
+        CORRUPTIONS.register(name, fn)
+        if name not in STREAMS:
+            STREAMS.append(name)
         return fn
 
     return wrap
 
 
+def corruption_names() -> list[str]:
+    """Every registered corruption, in stream order (noise, blur, weather, digital)."""
+    return [n for n in STREAMS if n in CORRUPTIONS]
+
+
 def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> uint8 corrupted copy (values truncated to integers, as CIFAR-10-C stores them)."""
-    if name not in CORRUPTIONS:
-        from ..errors import ParameterError
-
-        raise ParameterError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTIONS)}")
+    fn = CORRUPTIONS.get(name)
     if severity not in SEVERITIES:
-        from ..errors import ParameterError
-
         raise ParameterError(f"severity must be 1..5, got {severity}")
-    rng = np.random.default_rng([seed, list(CORRUPTIONS).index(name), severity])
-    out = CORRUPTIONS[name](x.float() / 255.0, severity, rng)
+    rng = np.random.default_rng([seed, STREAMS.index(name), severity])
+    out = fn(x.float() / 255.0, severity, rng)
     return (out.clamp(0, 1) * 255).to(torch.uint8)
 
 

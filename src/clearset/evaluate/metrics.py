@@ -59,12 +59,14 @@ def _labelled(e: EvalInputs) -> tuple[np.ndarray, np.ndarray]:
 
 @register_metric("top1")
 def top1(e: EvalInputs) -> float:
+    """Top-1 accuracy over the labelled images."""
     p, y = _labelled(e)
     return float((p.argmax(1) == y).mean())
 
 
 @register_metric("top5")
 def top5(e: EvalInputs) -> float:
+    """Top-5 accuracy (top-k with k = min(5, classes))."""
     p, y = _labelled(e)
     k = min(5, p.shape[1])
     top = np.argsort(-p, axis=1, kind="stable")[:, :k]
@@ -73,6 +75,7 @@ def top5(e: EvalInputs) -> float:
 
 @register_metric("per_class_accuracy")
 def per_class_accuracy(e: EvalInputs) -> list[float | None]:
+    """Accuracy of each class (None for a class without images)."""
     p, y = _labelled(e)
     pred = p.argmax(1)
     return [float((pred[y == c] == c).mean()) if (y == c).any() else None for c in range(p.shape[1])]
@@ -80,18 +83,21 @@ def per_class_accuracy(e: EvalInputs) -> list[float | None]:
 
 @register_metric("mean_per_class_accuracy")
 def mean_per_class_accuracy(e: EvalInputs) -> float:
+    """Mean of the per-class accuracies (balanced accuracy)."""
     accs = [a for a in per_class_accuracy(e) if a is not None]
     return float(np.mean(accs))
 
 
 @register_metric("nll")
 def nll(e: EvalInputs) -> float:
+    """Negative log-likelihood of the given labels."""
     p, y = _labelled(e)
     return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
 
 
 @register_metric("brier")
 def brier(e: EvalInputs) -> float:
+    """Brier score: squared distance of the probabilities to the one-hot label."""
     p, y = _labelled(e)
     onehot = np.eye(p.shape[1])[y]
     return float(((p - onehot) ** 2).sum(1).mean())
@@ -120,11 +126,13 @@ def _ece(e: EvalInputs, adaptive: bool) -> float:
 
 @register_metric("ece")
 def ece(e: EvalInputs) -> float:
+    """Expected calibration error, 15 equal-width confidence bins."""
     return _ece(e, adaptive=False)
 
 
 @register_metric("adaptive_ece")
 def adaptive_ece(e: EvalInputs) -> float:
+    """Expected calibration error, 15 equal-mass confidence bins."""
     return _ece(e, adaptive=True)
 
 
@@ -135,12 +143,14 @@ def _human(e: EvalInputs) -> tuple[np.ndarray, np.ndarray]:
 
 @register_metric("human_plurality_accuracy", needs_human=True)
 def human_plurality_accuracy(e: EvalInputs) -> float:
+    """Agreement of the prediction with the human plurality label."""
     p, h = _human(e)
     return float((p.argmax(1) == h.argmax(1)).mean())
 
 
 @register_metric("human_multilabel_accuracy", needs_human=True)
 def human_multilabel_accuracy(e: EvalInputs, share: float = HUMAN_SHARE) -> float:
+    """Share of predictions that at least ``share`` of the annotators chose (multi-label accuracy)."""
     p, h = _human(e)
     return float((h[np.arange(len(p)), p.argmax(1)] >= share).mean())
 
@@ -158,12 +168,14 @@ def human_multilabel_accuracy_class_mean(e: EvalInputs, share: float = HUMAN_SHA
 
 @register_metric("human_expected_agreement", needs_human=True)
 def human_expected_agreement(e: EvalInputs) -> float:
+    """Mean share of annotators who agree with the prediction."""
     p, h = _human(e)
     return float(h[np.arange(len(p)), p.argmax(1)].mean())
 
 
 @register_metric("human_cross_entropy", needs_human=True)
 def human_cross_entropy(e: EvalInputs) -> float:
+    """Cross-entropy of the predictions to the human label distribution."""
     p, h = _human(e)
     return float(-(h * np.log(np.clip(p, 1e-12, None))).sum(1).mean())
 

@@ -19,7 +19,7 @@ import torch
 from .. import progress
 from ..errors import ParameterError
 from ..workspace import Workspace, write_json
-from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_names
 
 log = logging.getLogger("clearset")
 
@@ -115,11 +115,11 @@ def check_robustness(run_dir: str | Path, *, corruptions: list[str] | None = Non
 
     run = load_run(run_dir)
     cfg = run.config
-    names = list(CORRUPTIONS) if corruptions is None else corruptions
+    names = corruption_names() if corruptions is None else corruptions
     unknown = [c for c in names if c not in CORRUPTIONS]
     if unknown:
         raise ParameterError(f"--corruptions: unknown corruption(s) {', '.join(unknown)}; choose from "
-                             f"{', '.join(CORRUPTIONS)}")
+                             f"{', '.join(corruption_names())}")
     sev = list(SEVERITIES) if severities is None else severities
     if any(s not in SEVERITIES for s in sev):
         raise ParameterError(f"--severities {','.join(map(str, sev))}: severities are 1..5")

