@@ -16,6 +16,7 @@ contract tests (clearset/testing.py) loop over all of them.
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import sys
 from typing import Any, Callable, Generic, TypeVar
@@ -61,13 +62,13 @@ class Registry(Generic[T]):
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return self.get(name)(*args, **kwargs)  # type: ignore[operator]
 
-    def list(self, pattern: str = "*") -> list[str]:
+    def list(self, pattern: str = "*") -> builtins.list[str]:
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return self.list()
 
-    def items(self) -> list[tuple[str, T]]:
+    def items(self) -> builtins.list[tuple[str, T]]:
         return sorted(self._entries.items())
 
     def meta(self, name: str) -> dict[str, Any]:
