@@ -495,7 +495,8 @@ def eval_(
             typer.echo(f"{k:28s} {v:.4f}")
     for score, v in m.get("openset", {}).items():
         if isinstance(v, dict):
-            typer.echo(f"open-set {score:19s} AUROC {v['auroc']:.4f}  FPR@95TPR {v['fpr_at_95_tpr']:.4f}")
+            typer.echo(f"open-set {score:19s} AUROC {v['auroc']:.4f}  FPR@95TPR {v['fpr_at_95_tpr']:.4f}"
+                       + (f"  OSCR {v['oscr']:.4f}" if "oscr" in v else ""))
     if "variable_topk" in m:
         typer.echo(f"{'variable_topk':28s} {m['variable_topk']['accuracy']:.4f}")
     typer.echo(m["path"])
@@ -537,7 +538,8 @@ def demo(workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "
 
 REGISTRY_MODULES = ("clearset.data.sources", "clearset.data.store", "clearset.models.backbones", "clearset.models.cifar",
                     "clearset.train.recipes", "clearset.audit", "clearset.curate", "clearset.distill",
-                    "clearset.evaluate.metrics", "clearset.evaluate.corruptions", "clearset.reporting.sections")
+                    "clearset.evaluate.metrics", "clearset.evaluate.corruptions", "clearset.evaluate.openset",
+                    "clearset.reporting.sections")
 
 
 def load_registries() -> dict:

@@ -31,7 +31,7 @@ FLOORS = {
     # floor 5: what shows results
     "clearset.reporting": 5,
     # floor 6: entry points
-    "clearset.pipeline": 6, "clearset.cli": 6,
+    "clearset.pipeline": 6, "clearset.cli": 6, "clearset.testing": 6,
 }
 STAGES = ["clearset.data.ingest", "clearset.features", "clearset.audit", "clearset.curate", "clearset.distill",
           "clearset.train", "clearset.evaluate", "clearset.bench"]

@@ -30,3 +30,31 @@ def test_scores_and_metrics():
     assert m["max_logit"]["auroc"] == 1.0 and m["known_images"] == 2
     with pytest.raises(ParameterError):
         openset_metrics(z, np.ones(3, bool))
+
+
+def test_oscr_is_the_area_under_ccr_against_fpr():
+    from clearset.evaluate.oscr import oscr
+
+    rng = np.random.default_rng(0)
+    pos, neg = rng.integers(0, 20, 300).astype(float), rng.integers(0, 20, 100).astype(float)  # many ties
+    correct = rng.random(300) < 0.7
+    # brute force: every threshold, accept score >= t
+    ts = np.r_[np.inf, np.unique(np.r_[pos, neg])[::-1]]
+    ccr = np.array([(correct & (pos >= t)).mean() for t in ts])
+    fpr = np.array([(neg >= t).mean() for t in ts])
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy 2 renamed it
+    assert np.isclose(oscr(pos, neg, correct), trapezoid(ccr, fpr))
+    # a perfect score reaches the closed-set accuracy; a score independent of the class about half of it
+    assert np.isclose(oscr(pos + 100, neg, correct), correct.mean())
+    big = rng.random(20000) < 0.8
+    assert abs(oscr(rng.random(20000), rng.random(20000), big) - 0.4) < 0.01
+
+
+def test_open_set_metrics_report_every_registered_measure():
+    from clearset.evaluate.measures import OPENSET_MEASURES
+
+    z = np.array([[5.0, 0.0], [0.2, 0.1], [0.0, 4.0], [0.1, 0.3]])
+    known, labels = np.array([True, False, True, False]), np.array([0, -1, 1, -1])
+    m = openset_metrics(z, known, labels)
+    assert set(m["max_logit"]) == set(OPENSET_MEASURES.list()) and m["closed_set_accuracy"] == 1.0
+    assert m["max_logit"]["oscr"] == 1.0 and "oscr" not in openset_metrics(z, known)["max_logit"]  # needs labels

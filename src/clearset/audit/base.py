@@ -38,9 +38,11 @@ IN_MEMORY_BYTES = 2 << 30  # features above this (as float32) are audited by par
 EMBEDDING_THRESHOLD = 0.92  # near-duplicate cosine of embeddings, used only without pixels (docs/audit.md)
 
 
-def register_check(name: str, *, needs: Iterable[str] = (), description: str = ""):
+def register_check(name: str, *, needs: Iterable[str] = (), description: str = "", keyed_by: str = "index"):
+    """Register a check; ``keyed_by`` names the column its table is keyed by (``index``: one row per image)."""
     def decorator(fn):
-        CHECKS.register(name)(Check(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0]))
+        CHECKS.register(name, keyed_by=keyed_by)(
+            Check(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0]))
         return fn
 
     return decorator

@@ -36,9 +36,18 @@ STREAMS = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "gla
            "jpeg_compression"]
 
 
+GROUPS = {"noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
+          "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+          "weather": ("snow", "frost", "fog", "brightness"),
+          "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression")}
+
+
 def corruption(name: str):
     def wrap(fn: Corruption) -> Corruption:
-        CORRUPTIONS.register(name, fn)
+        group = next((g for g, names in GROUPS.items() if name in names), "other")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        CORRUPTIONS.register(name, fn, description=f"{group}: {doc[0] if doc else name.replace('_', ' ')}, "
+                                                   f"severities 1-5 (CIFAR-10-C parameters)")
         if name not in STREAMS:
             STREAMS.append(name)
         return fn

@@ -63,7 +63,7 @@ def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, split: 
     if known is not None:
         from .openset import openset_metrics
 
-        metrics["openset"] = openset_metrics(logits, known)
+        metrics["openset"] = openset_metrics(logits, known, labels)
     out = run.root / ("metrics.json" if split == cfg["eval_split"] and data is None else f"metrics-{split}.json")
     write_json(out, metrics)
     metrics["path"] = str(out)

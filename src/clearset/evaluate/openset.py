@@ -2,8 +2,10 @@
 from images of classes it never saw (Vaze et al., ICLR 2022: the maximum logit is a strong baseline).
 
 Scores (higher = more likely known): ``max_logit`` (MLS), ``max_softmax`` (MSP), ``energy``
-(T * logsumexp(z / T), T = 1, the negative free energy). Reported per score: AUROC (known = positive)
-and FPR at 95% TPR (share of unknown images scoring above the threshold that keeps 95% of the known).
+(T * logsumexp(z / T), T = 1, the negative free energy). Reported per score, by every registered measure
+(``OPENSET_MEASURES``; adding one is a file and ``@register_openset_measure``): AUROC (known = positive),
+FPR at 95% TPR (share of unknown images scoring above the threshold that keeps 95% of the known) and OSCR
+(evaluate/oscr.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
+from . import oscr  # noqa: F401  (registers OSCR)
+from .measures import OPENSET_MEASURES, auroc, fpr_at_tpr  # noqa: F401  (auroc, fpr_at_tpr: part of the API)
 
 
 def openset_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
@@ -20,33 +24,18 @@ def openset_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
     return {"max_logit": z.max(1), "max_softmax": np.exp(z.max(1) - lse), "energy": lse}
 
 
-def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """P(score of a random positive > that of a random negative), ties counted half (Mann-Whitney U)."""
-    scores = np.concatenate([pos, neg])
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    # average ranks over ties
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    ends = np.r_[starts[1:], len(scores)]
-    for s, e in zip(starts, ends):
-        ranks[order[s:e]] = (s + e + 1) / 2.0
-    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
-    return float(u / (len(pos) * len(neg)))
-
-
-def fpr_at_tpr(pos: np.ndarray, neg: np.ndarray, tpr: float = 0.95) -> float:
-    """Share of negatives at or above the threshold that keeps ``tpr`` of the positives."""
-    threshold = np.sort(pos)[::-1][max(int(np.ceil(tpr * len(pos))) - 1, 0)]
-    return float((neg >= threshold).mean())
-
-
-def openset_metrics(logits: np.ndarray, known: np.ndarray) -> dict:
-    """``known`` (N,) bool: the image's class was in training. Returns per score AUROC and FPR@95TPR."""
+def openset_metrics(logits: np.ndarray, known: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """``known`` (N,) bool: the image's class was in training; ``labels`` (N,) the model-output label of
+    each image (-1 for unknown), needed by measures of correct classification (OSCR). Returns per score
+    every registered measure."""
     known = np.asarray(known, dtype=bool)
     if known.all() or not known.any():
         raise ParameterError("open-set evaluation needs both known-class and unknown-class test images")
+    correct = (np.asarray(logits).argmax(1) == labels)[known] if labels is not None else None
     out = {"known_images": int(known.sum()), "unknown_images": int((~known).sum())}
+    if correct is not None:
+        out["closed_set_accuracy"] = float(correct.mean())
     for name, s in openset_scores(logits).items():
-        out[name] = {"auroc": auroc(s[known], s[~known]), "fpr_at_95_tpr": fpr_at_tpr(s[known], s[~known])}
+        out[name] = {m: fn(s[known], s[~known], correct) for m, fn in OPENSET_MEASURES.items()
+                     if correct is not None or not OPENSET_MEASURES.meta(m).get("needs_correct")}
     return out
