@@ -24,7 +24,7 @@ import pandas as pd
 
 import clearset
 from clearset.audit import run_audit
-from clearset.bench.runner import leaderboard_table, run_bench, summarise
+from clearset.leaderboard.runner import leaderboard_table, run_bench, summarise
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
 ALL = "random,rs2,prototypes,dbp,semdedup+dbp,el2n,craig,filter,clean"

@@ -404,7 +404,7 @@ def bench(
 ):
     """Curate, train and evaluate every (strategy, keep, seed) cell with one recipe; cached per cell, so an
     interrupted bench resumes. Writes WS/bench/leaderboard.csv/.json; the report plots it."""
-    from .bench.runner import leaderboard_table, run_bench, summarise
+    from .leaderboard.runner import leaderboard_table, run_bench, summarise
 
     try:
         keeps = [float(k) for k in _split_list(keep) or []]

@@ -101,7 +101,7 @@ def _train_and_evaluate(ws, *, force: bool) -> str:
 
 def _small_bench(ws) -> str:
     """Random, DBP and audit-based cleaning at 30% against all the data, with the linear-probe recipe."""
-    from .bench.runner import run_bench, summarise
+    from .leaderboard.runner import run_bench, summarise
 
     board = run_bench(ws, strategies=DEMO_STRATEGIES, keeps=[0.3], seeds=[0], recipe="linear-probe")
     acc = {r["strategy"]: r["test_acc_mean"] for r in summarise(board)}

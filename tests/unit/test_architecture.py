@@ -27,21 +27,19 @@ FLOORS = {
     "clearset.workspace": 3, "clearset.artifacts": 3, "clearset.scale": 3,
     # floor 4: stages
     "clearset.data.ingest": 4, "clearset.features": 4, "clearset.audit": 4, "clearset.curate": 4,
-    "clearset.distill": 4, "clearset.train": 4, "clearset.evaluate": 4, "clearset.bench": 4,
-    # floor 5: what shows results
-    "clearset.reporting": 5,
+    "clearset.distill": 4, "clearset.train": 4, "clearset.evaluate": 4,
+    # floor 5: what runs stages together or shows their results
+    "clearset.leaderboard": 5, "clearset.reporting": 5,
     # floor 6: entry points
     "clearset.pipeline": 6, "clearset.cli": 6, "clearset.testing": 6,
 }
 STAGES = ["clearset.data.ingest", "clearset.features", "clearset.audit", "clearset.curate", "clearset.distill",
-          "clearset.train", "clearset.evaluate", "clearset.bench"]
+          "clearset.train", "clearset.evaluate"]
 
 # (importing stage, imported stage): the cross-stage imports still to be replaced by artifact readers.
 STAGE_IMPORTS_TO_REMOVE: set[tuple[str, str]] = {
-    ("clearset.bench", "clearset.curate"),  # the leaderboard runs curate + train per cell: it orchestrates
-    ("clearset.bench", "clearset.train"),   # stages, so it moves above them (leaderboard/, floor 5)
-    ("clearset.audit", "clearset.train"),   # audit/oof.py trains the fold networks: to train/oof.py, with the
-}                                           # fold split and the --clean filter in ops/
+    ("clearset.audit", "clearset.train"),  # audit/oof.py trains the fold networks (and --clean runs the
+}                                          # audit's label finder inside their folds): see docs/architecture.md
 
 
 def module_name(path: Path) -> str:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import clearset
-from clearset.bench import run_bench
 from clearset.errors import ParameterError
+from clearset.leaderboard import run_bench
 from clearset.train.recipes import RECIPES, Recipe, register_recipe
 from conftest import digits_with_features
 

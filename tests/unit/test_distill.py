@@ -225,7 +225,7 @@ def test_an_interrupted_evaluation_resumes_at_the_next_seed(tmp_path, monkeypatc
     assert resumed["test_acc"] == whole["test_acc"] and not partial.exists()
 
 def test_a_distilled_set_trains_like_a_subset_and_enters_the_bench(tmp_path):
-    from clearset.bench.runner import run_bench
+    from clearset.leaderboard.runner import run_bench
     from clearset.train import get_recipe, train
 
     ws = clearset.ingest("builtin:digits", tmp_path / "ws")

@@ -183,7 +183,7 @@ def test_killed_ray_worker_mid_embed_loses_and_duplicates_nothing(ray_engine, tm
 
 
 def test_bench_cells_run_on_ray(ray_engine, tmp_path):
-    from clearset.bench import run_bench
+    from clearset.leaderboard import run_bench
     from clearset.train.recipes import RECIPES, Recipe, register_recipe
 
     if "bench-tiny" not in RECIPES:

@@ -301,7 +301,7 @@ def distilled(ctx: ReportContext) -> dict[str, Any] | None:
 @section("bench", "Curation bench", order=50)
 def bench(ctx: ReportContext) -> dict[str, Any] | None:
     """The leaderboard of `clearset bench`: accuracy per strategy and fraction kept, mean ± sd over seeds."""
-    from ..bench.runner import leaderboard_table
+    from ..leaderboard.runner import leaderboard_table
     from ..workspace import read_json
 
     path = ctx.ws.root / "bench" / "leaderboard.json"
