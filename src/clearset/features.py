@@ -90,7 +90,7 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     Returns:
         EmbedResult with the feature path, its shape and throughput.
     """
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     n = ws.manifest_rows()
     if dtype not in ("float32", "float16"):
         raise ParameterError(f"--dtype must be float32 or float16, not {dtype!r}")

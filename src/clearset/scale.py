@@ -55,6 +55,7 @@ from .workspace import atomic_path, fingerprint_path, hash_json, read_json, writ
 
 log = logging.getLogger("clearset")
 CHUNK = 131_072
+IN_MEMORY_BYTES = 2 << 30  # features above this (N x D x 4 bytes) are audited and curated by partitions
 CLUSTER_SIZE = 2_000
 SAMPLE = 200_000
 KMEANS_ITERATIONS = 10

@@ -97,6 +97,11 @@ class Workspace:
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
 
+    @classmethod
+    def of(cls, workspace: "str | os.PathLike | Workspace") -> "Workspace":
+        """The Workspace itself, or one at that path: what every stage's entry point takes."""
+        return workspace if isinstance(workspace, Workspace) else cls(workspace)
+
     # paths
     @property
     def manifest_path(self) -> Path:
@@ -132,6 +137,10 @@ class Workspace:
         if bad:
             raise ParameterError(f"--name {name!r}: use a plain name (no '/', not '..', at most 200 characters)")
         return self.root / folder / name
+
+    def partition_dir(self, features: Path) -> Path:
+        """Where the clearset.scale partition of an embedding lives (shared by the audit and curate)."""
+        return self.root / "audit" / "partition" / Path(features).stem
 
     def features_path(self, backbone: str, image_size: int) -> Path:
         return self.root / "features" / f"{backbone}@{image_size}.npy"

@@ -172,7 +172,6 @@ def test_dbp_select_fills_quotas_with_the_least_prototypical(partitioned):
 
 
 def test_audit_uses_the_partition_above_the_memory_threshold(tmp_path, monkeypatch):
-    import clearset.audit.base as audit_base
     from clearset.audit import run_audit
     from conftest import digits_with_features
 
@@ -180,7 +179,7 @@ def test_audit_uses_the_partition_above_the_memory_threshold(tmp_path, monkeypat
     feats = rng.normal(size=(1797, 16)).astype(np.float32)
     feats[100] = feats[7] + 1e-4  # a near-copy
     ws = digits_with_features(tmp_path / "ws", feats)
-    monkeypatch.setattr(audit_base, "IN_MEMORY_BYTES", 1000)
+    monkeypatch.setattr(scale, "IN_MEMORY_BYTES", 1000)
     monkeypatch.setattr(scale, "EXACT_ROWS", 0)
     summary = run_audit(ws, checks=["duplicates", "outliers"])
     assert summary["checks"]["duplicates"]["rule"] == "embedding cosine, cluster partition"
@@ -346,3 +345,32 @@ def test_candidate_lists_learned_from_sample_rows_find_held_out_rows_nearest_cen
     monkeypatch.setattr(scale, "PROBE", 2)
     s, i = scale._nearest_two(scale.centroid_index(centroids, 0, sample=fit), held_out)
     assert np.all(i[:, 0] != i[:, 1]) and (i[:, 0] == exact[:, 0]).mean() > 0.99
+
+
+def test_curate_dbp_takes_the_partitioned_path_above_the_memory_threshold(tmp_path, monkeypatch):
+    """`clearset curate --strategy dbp` on features above the in-memory limit selects from the partition
+    (the audit's cache), keeping about keep·N rows, each once, and records it; below the limit, in memory."""
+    import clearset.curate as curate_mod
+    from clearset.workspace import Workspace
+    from conftest import digits_with_features
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(1797, 16)).astype(np.float32)
+    ws = digits_with_features(tmp_path / "ws", feats)
+    m = pd.read_parquet(ws.manifest_path)
+    m["split"] = "train"  # one pool: the partition covers the whole file
+    m.to_parquet(ws.manifest_path, index=False)
+    ws = Workspace(ws.root)
+    small = curate_mod.curate(ws, strategy="dbp", keep=0.3, out=tmp_path / "mem.parquet")
+    assert "partitioned" not in small.subset.info
+    monkeypatch.setattr(scale, "IN_MEMORY_BYTES", 1000)
+    big = curate_mod.curate(ws, strategy="dbp", keep=0.3, out=tmp_path / "part.parquet")
+    assert big.subset.info["partitioned"] and (ws.root / "audit" / "partition" / "fake@8" / "partition.json").exists()
+    rows = pd.read_parquet(tmp_path / "part.parquet")["index"].to_numpy()
+    assert abs(len(rows) - round(0.3 * 1797)) <= big.subset.info["clusters"] and len(set(rows)) == len(rows)
+    assert rows.min() >= 0 and rows.max() < 1797
+    assert curate_mod.curate(ws, strategy="dbp", keep=0.3, out=tmp_path / "part.parquet").cached
+    from clearset.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="clusters"):
+        curate_mod.curate(ws, strategy="dbp", keep=0.3, clusters=5, out=tmp_path / "x.parquet")

@@ -58,7 +58,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         engine: ``local`` (default), ``ray`` or an Engine: where the neighbour searches run (the results
             are the same).
     """
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     m = ws.manifest(["label"])  # the columns the checks need; splits and hashes compact, below
     if pred_probs is None and stored_oof and (found := stored_pixel_oof(ws)) is not None:
         log.info("audit: label_issues averages the embedding models with the pixel networks' out-of-fold "
@@ -84,7 +84,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         if "backbone" in params and "image_size" in params:
             data.extras["embedding"] = {"backbone": params["backbone"], "image_size": params["image_size"]}
         # above base.IN_MEMORY_BYTES, duplicates and outliers work from a cluster partition on disk
-        data.extras.update(features_path=feat_path, partition_dir=audit_dir(ws) / "partition" / feat_path.stem)
+        data.extras.update(features_path=feat_path, partition_dir=ws.partition_dir(feat_path))
     inputs = {"manifest": ws.fingerprint(ws.manifest_path), "features": feat_key,
               "pred_probs": fingerprint_path(pred_probs) if pred_probs else None}
     out = audit_dir(ws)
@@ -194,7 +194,7 @@ def export_clean_manifest(workspace: str | Path | Workspace, path: str | Path) -
     audit flags the label, else the given one) and ``drop`` (duplicate copies and outliers).
     ``--labels FILE`` on later commands reads ``clean_label``.
     """
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     m = ws.manifest().copy()
     out = audit_dir(ws)
     if not any(ws.is_current(p) for p in out.glob("*.parquet")):

@@ -34,7 +34,6 @@ class Check:
 
 CHECKS: Registry[Check] = Registry("audit check", listing="checks")
 NEIGHBOURS_SHARED = 20  # one search serves label_issues (20), outliers (10) and duplicates (5)
-IN_MEMORY_BYTES = 2 << 30  # features above this (as float32) are audited by partitions (clearset.scale)
 EMBEDDING_THRESHOLD = 0.92  # near-duplicate cosine of embeddings, used only without pixels (docs/audit.md)
 
 
@@ -114,8 +113,10 @@ class AuditData:
         """True when the features are too large for the in-memory checks (N x D x 4 bytes above
         IN_MEMORY_BYTES) and a features file and a work folder are known: duplicates and outliers then
         come from clearset.scale's cluster partition."""
+        from .. import scale
+
         return (self.features is not None and "features_path" in self.extras and "partition_dir" in self.extras
-                and self.features.shape[0] * self.features.shape[1] * 4 > IN_MEMORY_BYTES)
+                and self.features.shape[0] * self.features.shape[1] * 4 > scale.IN_MEMORY_BYTES)
 
     def partition_results(self, threshold: float | None = None):
         """(near-duplicate pairs at cosine ``threshold``, per-row outlier z in row order, info), computed

@@ -40,7 +40,7 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8
     from ..train import train
     from .label_issues import fold_indices
 
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     ws.require_manifest()
     check_seed(seed)
     if folds < 2:

@@ -98,7 +98,7 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
            features: str | None = None, trusted: str | Path | None = None, out: str | Path | None = None,
            force: bool = False, **options) -> CurateResult:
     """Select with ``strategy`` and write the subset file (cached by strategy, keep, seed, options, inputs)."""
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     ws.require_manifest()
     check_seed(seed)
     spec = STRATEGIES.get(strategy)
@@ -106,6 +106,9 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     if unknown:
         raise ParameterError(f"strategy {strategy!r} has no option(s) {sorted(unknown)}; it takes "
                              f"{sorted(_keyword_options(spec.fn)) or 'none'}")
+    if spec.partitioned is not None and _above_memory(ws, features, split):
+        return _curate_partitioned(ws, spec, keep=keep, seed=seed, split=split, features=features, out=out,
+                                   force=force, options=options)
     data, index, inputs = curate_data(ws, split=split, features=features, trusted=trusted, need=spec.needs)
     from .base import n_keep_of
 
@@ -131,6 +134,54 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     step.finish(info=_jsonable(info), kept=int(len(table)), candidates=int(data.n))
     log.info("curate: %s kept %d of %d -> %s", strategy, len(table), data.n, path)
     return CurateResult(path, Subset(subset.rows, subset.weight, info), table["index"].to_numpy(), cached=False)
+
+
+def _above_memory(ws: Workspace, features: str | None, split: str) -> bool:
+    """Whether the embedding is too large to select from in memory and the selection is over all of it
+    (every row labelled and in ``split``; the partition covers the whole file)."""
+    from .. import scale
+
+    fs = ws.resolve_features(features, required=False)
+    if fs is None:
+        return False
+    rows, dim = np.load(fs.path, mmap_mode="r").shape
+    if rows * dim * 4 <= scale.IN_MEMORY_BYTES:
+        return False
+    m = ws.manifest(["split", "label"])
+    whole = bool(((m["split"] == split) & (m["label"] >= 0)).all())
+    if not whole:
+        log.warning("curate: %s holds %d rows (above the in-memory limit) but the selection is over part of "
+                    "them (split %r, labelled only): running in memory", fs.path.name, rows, split)
+    return whole
+
+
+def _curate_partitioned(ws: Workspace, spec, *, keep: float, seed: int, split: str, features: str | None,
+                        out, force: bool, options: dict) -> CurateResult:
+    """The strategy from a clearset.scale partition of the embedding (built or reused from the audit's
+    cache): memory bounded by the partition's blocks, not by N."""
+    from .. import scale
+    from .base import n_keep_of
+
+    fs, x = ws.load_features(features)
+    n = len(x)
+    n_keep_of(keep, n)
+    inputs = {"manifest": ws.fingerprint(ws.manifest_path), "features": fs.key}
+    name = f"{spec.name}-k{keep:g}-s{seed}" + (f"-{hash_json(options)[:8]}" if options else "")
+    path = Path(out) if out is not None else ws.root / "subsets" / f"{name}.parquet"
+    step = ws.step("curate", params={"strategy": spec.name, "keep": keep, "seed": seed, "split": split,
+                                     "partitioned": True, **options},
+                   inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))
+    if step.cached() and not force:
+        rows = pd.read_parquet(path, columns=["index"])["index"].to_numpy()
+        return CurateResult(path, Subset(rows, np.ones(len(rows), np.float32), read_json(step.sidecar).get("info", {})),
+                            rows, cached=True)
+    part = scale.partition(fs.path, ws.partition_dir(fs.path))
+    rows = np.asarray(spec.partitioned(part, keep, seed, **options), dtype=np.int64)
+    write_table(path, pd.DataFrame({"index": rows, "weight": np.ones(len(rows), np.float32)}))
+    info = {"partitioned": True, "clusters": int(len(part.sizes))}
+    step.finish(info=info, kept=int(len(rows)), candidates=int(n))
+    log.info("curate: %s (partitioned, %d clusters) kept %d of %d -> %s", spec.name, len(part.sizes), len(rows), n, path)
+    return CurateResult(path, Subset(rows, np.ones(len(rows), np.float32), info), rows, cached=False)
 
 
 def _keyword_options(fn) -> list[str]:

@@ -75,15 +75,19 @@ class Strategy:
     needs: tuple[str, ...]
     description: str
     exact: bool  # returns exactly n_keep rows
+    # the same selection from a clearset.scale partition on disk, for features above scale.IN_MEMORY_BYTES:
+    # fn(partition, keep, seed, **options) -> kept rows (sorted); None: the strategy runs in memory only
+    partitioned: Callable[..., np.ndarray] | None = None
 
 
 STRATEGIES: Registry[Strategy] = Registry("curation strategy", listing="strategies")
 
 
-def register_strategy(name: str, *, needs: Iterable[str] = (), description: str = "", exact: bool = True):
+def register_strategy(name: str, *, needs: Iterable[str] = (), description: str = "", exact: bool = True,
+                      partitioned: Callable[..., np.ndarray] | None = None):
     def decorator(fn):
         STRATEGIES.register(name)(Strategy(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0],
-                                           exact))
+                                           exact, partitioned))
         return fn
 
     return decorator

@@ -51,7 +51,19 @@ def dbp_rows(x: np.ndarray, n_keep: int, seed: int, clusters: int | None, temper
                                            "complexity_max": float(c.max()), "temperature": temperature}
 
 
-@register_strategy("dbp", needs=("features",),
+def dbp_partitioned(part, keep: float, seed: int, clusters: int | None = None,
+                    temperature: float = TEMPERATURE) -> np.ndarray:
+    """DBP over a partition on disk (clearset.scale.dbp_select): the clusters are the partition's
+    (about scale.CLUSTER_SIZE rows each), so ``clusters`` does not apply."""
+    from ..errors import ParameterError
+    from ..scale import dbp_select
+
+    if clusters is not None:
+        raise ParameterError("dbp on features above the in-memory limit clusters by partition; drop clusters=")
+    return dbp_select(part, keep, temperature=temperature)
+
+
+@register_strategy("dbp", needs=("features",), partitioned=dbp_partitioned,
                    description="density-based pruning: cluster quotas from complexity, least prototypical kept")
 def dbp(data: CurateData, n_keep: int, seed: int, clusters: int | None = None,
         temperature: float = TEMPERATURE) -> Subset:

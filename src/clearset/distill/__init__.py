@@ -97,7 +97,7 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     module docstring); a finished run with the same configuration is a cache hit, an interrupted one
     resumes from its last checkpoint."""
 
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     ws.require_manifest()
     distiller, fyi = parse_method(method)
     options = _options_of(distiller, options)
@@ -169,7 +169,7 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
     """Train ``seeds`` fresh ConvNets on the distilled set and test them on ``split`` (evaluate.py);
     the result is written beside the set as ``<name>.eval.json`` (cached)."""
 
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     d = distilled if isinstance(distilled, Distilled) else load_distilled(distilled)
     if d.classes != ws.classes():
         raise ParameterError(f"{d.path}: the distilled set has other classes than {ws.root}")

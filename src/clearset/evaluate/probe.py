@@ -46,7 +46,7 @@ def linear_probe(workspace: str | Path | Workspace, *, features: str | None = No
 
     Which features: ``features`` (``backbone@size``), else ``backbone`` (default efficientnet_lite0) at
     ``image_size``, else the newest embedding of ``backbone`` (or of any backbone) in the workspace."""
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     m = ws.manifest(["split", "label"])
     if features is None and image_size is not None:
         features = f"{backbone or 'efficientnet_lite0'}@{image_size}"

@@ -50,7 +50,7 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
     from ..curate import STRATEGIES, curate
     from ..train import get_recipe, train
 
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     ws.require_manifest()
     if budget not in BUDGETS:
         raise ParameterError(f"--budget must be one of {', '.join(BUDGETS)}")

@@ -45,7 +45,7 @@ def template_environment() -> Environment:
 
 def build_report(workspace: str | Path | Workspace, *, out_dir: str | Path | None = None) -> Path:
     """Write the HTML report of ``workspace`` and return the path of index.html."""
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     ws.require_manifest()
     out = Path(out_dir) if out_dir else ws.report_dir
     if (out / "assets").exists():

@@ -90,7 +90,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     A finished run with the same configuration is a cache hit; an unfinished one resumes where it stopped
     (``resume=False`` discards its checkpoint and starts at epoch 1); ``force`` starts over in every case.
     """
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     ws.require_manifest()
 
     check_seed(seed)

@@ -83,7 +83,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     from ..data.loading import load_images
     from .teachers import teacher_probs
 
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = Workspace.of(workspace)
     ws.require_manifest()
     if ns < 1 or topk < 1:
         raise ParameterError("--ns and --topk must be at least 1")
