@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 
 import numpy as np
@@ -77,6 +78,7 @@ def workspace_for(n: int) -> Workspace:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000000,10000000")
+    ap.add_argument("--out", default="curate_partitioned", help="result name under bench/results/")
     ap.add_argument("--limit", type=int, default=256 << 20,
                     help="in-memory limit (bytes of float32 features) for the partitioned runs: below every size")
     ap.add_argument("--in-memory-max", type=int, default=2 << 30,
@@ -90,10 +92,11 @@ def main() -> None:
         for path, limit in (("partitioned", args.limit), ("in memory", 1 << 62)):
             if path == "in memory" and n * 256 * 4 > args.in_memory_max:
                 continue  # the in-memory baseline at this N would not fit comfortably in 24 GB
+            shutil.rmtree(ws.root / "audit", ignore_errors=True)  # the partition is built in every run
             run = timed_child(["-c", CURATE, str(ws.root), str(limit)])
             rows.append({"rows": n, "path": path, "features_gb": round(n * 256 * 2 / 2 ** 30, 2), **run})
             print(json.dumps(rows[-1]), flush=True)
-    path = write_result("curate_partitioned", {
+    path = write_result(args.out, {
         "command": "clearset curate WS --strategy dbp --keep 0.3 (child process, /usr/bin/time)",
         "data": "bench/scale.py embeddings: 256-d float16, 1,000 concepts, planted copies and outliers",
         "note": "partitioned: clearset.scale.IN_MEMORY_BYTES set below the features' size so the partition path "

@@ -147,8 +147,10 @@ def _above_memory(ws: Workspace, features: str | None, split: str) -> bool:
     rows, dim = np.load(fs.path, mmap_mode="r").shape
     if rows * dim * 4 <= scale.IN_MEMORY_BYTES:
         return False
-    m = ws.manifest(["split", "label"])
-    whole = bool(((m["split"] == split) & (m["label"] >= 0)).all())
+    import pyarrow.compute as pc
+
+    whole = all(pc.all(pc.and_(pc.equal(b.column(0), split), pc.greater_equal(b.column(1), 0))).as_py()
+                for b in ws.iter_manifest(["split", "label"]))  # batch by batch: memory flat in N
     if not whole:
         log.warning("curate: %s holds %d rows (above the in-memory limit) but the selection is over part of "
                     "them (split %r, labelled only): running in memory", fs.path.name, rows, split)
