@@ -11,6 +11,7 @@ import typer
 
 from .errors import ClearsetError
 from .progress import setup_logging
+from .train.recipes import DEFAULT_RECIPE
 
 app = typer.Typer(
     name="clearset",
@@ -188,7 +189,7 @@ def audit(
 @command
 def oof(
     workspace: Path = typer.Argument(..., help="An ingested workspace."),
-    recipe: str = typer.Option("cifar-resnet8-fast", help="Training recipe of the fold models."),
+    recipe: str = typer.Option(DEFAULT_RECIPE, help="Training recipe of the fold models."),
     folds: int = typer.Option(5, help="Number of stratified folds."),
     seed: int = typer.Option(0, min=0, help="Seed of the folds and the runs."),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs (label issues on CIFAR-10N "
@@ -230,7 +231,7 @@ def probe(
 @command
 def train(
     workspace: Path = typer.Argument(..., help="An ingested workspace with a training split."),
-    recipe: str = typer.Option("cifar-resnet8-fast", help="Named recipe (`clearset list recipes`)."),
+    recipe: str = typer.Option(DEFAULT_RECIPE, help="Named recipe (`clearset list recipes`)."),
     model: Optional[str] = typer.Option(None, help="Override the recipe's model: resnet18_cifar, resnet8, "
                                         "resnet20, convnet3 or a timm name."),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epoch count."),
@@ -389,7 +390,7 @@ def bench(
     strategies: str = typer.Option("random,rs2,dbp", help="Comma-separated strategies (clearset curate --list)."),
     keep: str = typer.Option("0.1,0.3,0.5", help="Comma-separated fractions kept."),
     seeds: int = typer.Option(2, min=1, help="Seeds per cell (0..N-1)."),
-    recipe: str = typer.Option("cifar-resnet8-fast", help="The one training recipe every cell uses."),
+    recipe: str = typer.Option(DEFAULT_RECIPE, help="The one training recipe every cell uses."),
     epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
     budget: str = typer.Option("epochs", help="epochs: the recipe's epochs over each subset; iterations: as many "
                                "iterations as the full data (epochs / keep), the RS2 card's fair comparison."),

@@ -89,6 +89,18 @@ def read_json(path: str | os.PathLike) -> Any:
         raise DamagedFileError(f"{path}: not valid JSON ({e}); re-run the step that writes it") from None
 
 
+def is_cached(record: str | os.PathLike, key: str, outputs: list[Path] | tuple = ()) -> bool:
+    """The one cache check of every step: ``record`` (a sidecar or result JSON) exists and holds ``key``,
+    and every output exists. A damaged record is a miss, never an error."""
+    record = Path(record)
+    if not record.exists() or not all(Path(p).exists() for p in outputs):
+        return False
+    try:
+        return read_json(record).get("key") == key
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None):
     """A parquet file as a pandas DataFrame; DamagedFileError (naming the file) if it is not parquet."""
     import pandas as pd

@@ -51,7 +51,7 @@ from .data.arrays import RowFile, RowReader
 from .engines import using
 from .progress import bar
 from .vectors import normalise_features
-from .workspace import atomic_path, fingerprint_path, hash_json, read_json, write_json
+from .workspace import atomic_path, fingerprint_path, hash_json, is_cached, read_json, write_json
 
 log = logging.getLogger("clearset")
 CHUNK = 131_072
@@ -151,7 +151,7 @@ def partition(features: str | Path, root: str | Path, *, cluster_size: int = CLU
     done = root / "partition.json"
     files = [root / f for f in ("clusters.npz", "vectors.npy", "rows.npy", "sims.npy", "guest_vectors.npy",
                                 "guest_rows.npy")]
-    if done.exists() and read_json(done).get("key") == key and all(f.exists() for f in files):
+    if is_cached(done, key, files):
         log.info("partition: cached (%s)", root)
         return Partition.open(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@ curate, train, distill)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -28,8 +30,9 @@ def normalise_features(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def non_finite_rows(x: np.ndarray, chunk: int = BLOCK_ROWS) -> np.ndarray:
-    """Indices of the rows of ``x`` holding NaN or inf, read a block of rows at a time (memmaps welcome)."""
+def non_finite_rows(x: Any, chunk: int = BLOCK_ROWS) -> np.ndarray:
+    """Indices of the rows of ``x`` holding NaN or inf, read a block of rows at a time: ``x`` is anything
+    with ``len`` and contiguous row slices (an array, a memmap, a data.arrays.RowReader)."""
     bad = []
     for start in range(0, len(x), chunk):
         block = np.asarray(x[start : start + chunk])
@@ -39,7 +42,7 @@ def non_finite_rows(x: np.ndarray, chunk: int = BLOCK_ROWS) -> np.ndarray:
     return np.concatenate(bad) if bad else np.zeros(0, np.int64)
 
 
-def check_finite(x: np.ndarray, what: str, hint: str = "recompute them (e.g. `clearset embed --force "
+def check_finite(x: Any, what: str, hint: str = "recompute them (e.g. `clearset embed --force "
                  "--precision fp32`)") -> None:
     """Raise ParameterError naming the rows of ``x`` that hold NaN or inf (the first few and how many)."""
     from .errors import ParameterError

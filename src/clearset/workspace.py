@@ -30,6 +30,7 @@ from .io import (  # noqa: F401
     compact_hashes,
     fingerprint_path,
     hash_json,
+    is_cached,
     read_json,
     read_parquet,
     versions,
@@ -61,12 +62,7 @@ class Step:
         return hash_json({"step": self.name, "params": self.params, "inputs": self.inputs})
 
     def cached(self) -> bool:
-        if not self.sidecar.exists() or not all(p.exists() for p in self.outputs):
-            return False
-        try:
-            return read_json(self.sidecar).get("key") == self.key
-        except (OSError, ValueError):
-            return False
+        return is_cached(self.sidecar, self.key, self.outputs)
 
     def finish(self, **results: Any) -> dict[str, Any]:
         meta = {
@@ -362,14 +358,18 @@ class Workspace:
         """``resolve_features(spec)`` and the features memory-mapped, checked once for NaN/inf rows."""
         import numpy as np
 
+        from .data.arrays import RowReader
         from .vectors import check_finite
 
         fs = self.resolve_features(spec)
         assert fs is not None  # required: resolve_features raised otherwise
-        x = np.load(fs.path, mmap_mode="r")
-        check_finite(x, str(fs.path), hint=f"embed again (`clearset embed {self.root} --backbone {fs.backbone} "
-                     f"--image-size {fs.image_size} --force --precision fp32`) or drop those images")
-        return fs, x
+        rows = RowReader(fs.path)  # pread, not the map: a pass over 10^7 rows leaves nothing resident
+        try:
+            check_finite(rows, str(fs.path), hint=f"embed again (`clearset embed {self.root} --backbone "
+                         f"{fs.backbone} --image-size {fs.image_size} --force --precision fp32`) or drop those images")
+        finally:
+            rows.close()
+        return fs, np.load(fs.path, mmap_mode="r")
 
     def pixel_fingerprint(self) -> str:
         """Identity of the images, in order, and nothing else (relabelling keeps the features): sha256 of

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError, check_seed
+from ..train.recipes import DEFAULT_RECIPE
 from ..workspace import Workspace, atomic_path
 
 log = logging.getLogger("clearset")
 
 
-def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = "cifar-resnet8-fast", folds: int = 5,
+def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE, folds: int = 5,
               seed: int = 0, epochs: int | None = None, clean: bool = False, features: str | None = None,
               force: bool = False) -> Path:
     import pandas as pd

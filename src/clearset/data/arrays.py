@@ -82,6 +82,13 @@ class RowReader(_OpenFile):
     def __len__(self) -> int:
         return self.shape[0]
 
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        """Contiguous rows ``[start:stop]`` (a block pass, e.g. vectors.check_finite), read like ``read``."""
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError("RowReader takes contiguous row slices; use rows() for scattered rows")
+        start, stop, _ = rows.indices(self.shape[0])
+        return self.read(start, stop)
+
     def read(self, start: int, stop: int) -> np.ndarray:
         stop = min(stop, self.shape[0])
         want = max(0, stop - start) * self.row_bytes

@@ -25,7 +25,7 @@ import torch
 from ..artifacts.distilled import Distilled, load_distilled, save_distilled  # noqa: F401  (part of the API)
 from ..device import resolve_device
 from ..errors import ParameterError, WorkspaceError, check_seed
-from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
+from ..workspace import Workspace, atomic_path, hash_json, is_cached, read_json, write_json
 from . import datadam, dm, dsa  # noqa: F401  (registration)
 from .base import DISTILLERS, Distiller, parse_method, register_distiller
 from .evaluate import EvalConfig, evaluate_synthetic
@@ -123,7 +123,7 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     path = ws.named("distilled", f"{name}.npz")
     sidecar = ws.sidecar_of(path)
     existing = read_json(sidecar).get("key") if path.exists() and sidecar.exists() else None
-    if not force and existing == key:
+    if not force and is_cached(sidecar, key, [path]):
         log.info("distill: cached %s", path)
         result = load_distilled(path)
         if out is not None:
@@ -184,7 +184,7 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
                      "seeds": seeds, "split": split, "manifest": ws.fingerprint(ws.manifest_path)})
     target = (d.path.with_name(d.path.name[: -len(".npz")] + ".eval.json") if d.path is not None
               else ws.root / "distilled" / f"eval-{key[:8]}.json")
-    if not force and target.exists() and read_json(target).get("key") == key:
+    if not force and is_cached(target, key):
         return read_json(target)
     # finished seeds are kept in a partial file, so an interrupted evaluation resumes at the next seed
     partial = target.with_name(target.name[: -len(".json")] + ".partial.json")

@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ParameterError
+from ..train.recipes import DEFAULT_RECIPE
 from ..workspace import Workspace, atomic_path, write_json, write_table
 
 log = logging.getLogger("clearset")
@@ -42,7 +43,7 @@ class Cell:
 
 
 def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps: list[float], seeds: list[int],
-              recipe: str = "cifar-resnet8-fast", epochs: int | None = None, budget: str = "epochs",
+              recipe: str = DEFAULT_RECIPE, epochs: int | None = None, budget: str = "epochs",
               trusted: str | Path | None = None, features: str | None = None, eval_every: int = 0,
               options: dict[str, dict] | None = None, full: bool = True, engine=None,
               distilled: list[str | Path] | None = None) -> pd.DataFrame:

@@ -1,8 +1,29 @@
-"""Training: recipes, the batch-augmenting loop, soft targets (distillation, reinforcement), TrAct."""
+"""Training: recipes, the batch-augmenting loop, soft targets (distillation, reinforcement), TrAct.
 
-from ..artifacts.runs import Run, load_run
-from .loop import train
-from .recipes import RECIPES, Recipe, get_recipe
-from .reinforcement import Reinforced, load_reinforced, reinforce
+Names load on first use (as in ``clearset``), so importing ``clearset.train.recipes`` for a default (the
+CLI does) does not import torch.
+"""
 
-__all__ = ["RECIPES", "Recipe", "Reinforced", "Run", "get_recipe", "load_reinforced", "load_run", "reinforce", "train"]
+from importlib import import_module
+
+_API = {
+    "Run": "clearset.artifacts.runs", "load_run": "clearset.artifacts.runs", "train": "clearset.train.loop",
+    "RECIPES": "clearset.train.recipes", "Recipe": "clearset.train.recipes", "get_recipe": "clearset.train.recipes",
+    "Reinforced": "clearset.train.reinforcement", "load_reinforced": "clearset.train.reinforcement",
+    "reinforce": "clearset.train.reinforcement",
+}
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'clearset.train' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_API))
+
+
+__all__ = sorted(_API)

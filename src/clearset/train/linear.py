@@ -18,7 +18,7 @@ import torch
 from ..errors import WorkspaceError
 from ..ops.linear import PROBE_C, fit_linear  # noqa: F401  (PROBE_C: the recipe's C)
 from ..vectors import normalise_features
-from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
+from ..workspace import Workspace, atomic_path, hash_json, is_cached, write_bytes, write_json
 
 
 def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, weights: np.ndarray,
@@ -37,7 +37,7 @@ def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, we
     config["key"] = key
     root = root_for(key)
     sidecar = root / "run.meta.json"
-    if not force and sidecar.exists() and read_json(sidecar).get("key") == key and (root / "model.safetensors").exists():
+    if not force and is_cached(sidecar, key, [root / "model.safetensors"]):
         return load_run(root)
     t0 = time.perf_counter()
     x = normalise_features(feats[train_index[positions]])

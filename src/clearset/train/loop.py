@@ -33,9 +33,9 @@ from ..device import choose_precision, resolve_device
 from ..errors import ParameterError, WorkspaceError, check_seed
 from ..models.inference import predict
 from ..ops.linear import accuracy
-from ..workspace import Workspace, atomic_path, hash_json, read_json, write_bytes, write_json
+from ..workspace import Workspace, atomic_path, hash_json, is_cached, read_json, write_bytes, write_json
 from .augment import AugParams, apply_params, cutout, draw_params, mix, random_crop, random_flip
-from .recipes import Recipe, get_recipe
+from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
 from .reinforcement import P_REINFORCED, Reinforced, load_reinforced
 from .teachers import teacher_probs
 
@@ -58,7 +58,7 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-resnet8-fast", model: str | None = None,
+def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_RECIPE, model: str | None = None,
           epochs: int | None = None, seed: int = 0, subset: str | Path | None = None,
           targets: np.ndarray | None = None, targets_name: str | None = None, sampler: Sampler | None = None,
           sampler_name: str | None = None, name: str | None = None, train_split: str = "train",
@@ -202,7 +202,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = "cifar-re
     config["key"] = key
     root = ws.named("runs", name or f"{rec.name}-{rec.model}-s{seed}-{key[:8]}")
     sidecar = root / "run.meta.json"
-    if not force and sidecar.exists() and read_json(sidecar).get("key") == key and (root / "model.safetensors").exists():
+    if not force and is_cached(sidecar, key, [root / "model.safetensors"]):
         log.info("train: cached %s", root)
         run = load_run(root)
         return run

@@ -12,6 +12,7 @@ from ..errors import ParameterError
 from ..registry import Registry
 
 RECIPES: Registry = Registry("recipe")
+DEFAULT_RECIPE = "cifar-resnet8-fast"  # what train, oof and the leaderboard use unless told otherwise
 
 
 @dataclass(frozen=True)
