@@ -89,6 +89,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def require_chromium() -> str:
+    """The Chromium binary; the test is skipped without one, except under CI, where that is a failure."""
+    chromium = find_chromium()
+    if chromium is None:
+        if IN_CI:
+            pytest.fail("CI=true but chromium is missing: .ci/run should have installed it")
+        pytest.skip("chromium not installed (apt-get install chromium); the browser check needs it")
+    return chromium
+
+
 def find_chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)

@@ -118,21 +118,26 @@ def check_audit_check(name: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ strategies
+def tiny_curate_data(n: int = 90, classes: int = 3, seed: int = 0, d: int = 8):
+    """Every input a strategy may need, over ``n`` rows in ``classes`` Gaussian clusters of dimension ``d``."""
+    from .curate.base import CurateData
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    feats = rng.normal(0, 1, (classes, d))[labels] + rng.normal(0, 0.5, (n, d))
+    trusted = np.full(n, -1)
+    trusted[: max(classes * 3, n // 10)] = labels[: max(classes * 3, n // 10)]
+    return CurateData(labels=labels, n_classes=classes, features=feats.astype(np.float32),
+                      label_quality=rng.random(n), is_label_issue=rng.random(n) < 0.1,
+                      suggested_label=(labels + 1) % classes, duplicate_of=np.full(n, -1),
+                      is_outlier=np.zeros(n, bool), trusted=trusted)
+
+
 @contract("strategies")
 def check_strategy(name: str) -> None:
-    from .curate.base import STRATEGIES, CurateData, select
+    from .curate.base import STRATEGIES, select
 
-    def data(n=90, classes=3, seed=0):
-        rng = np.random.default_rng(seed)
-        labels = np.arange(n) % classes
-        feats = rng.normal(0, 1, (classes, 8))[labels] + rng.normal(0, 0.5, (n, 8))
-        trusted = np.full(n, -1)
-        trusted[: max(classes * 3, n // 10)] = labels[: max(classes * 3, n // 10)]
-        return CurateData(labels=labels, n_classes=classes, features=feats.astype(np.float32),
-                          label_quality=rng.random(n), is_label_issue=rng.random(n) < 0.1,
-                          suggested_label=(labels + 1) % classes, duplicate_of=np.full(n, -1),
-                          is_outlier=np.zeros(n, bool), trusted=trusted)
-
+    data = tiny_curate_data
     a, b = select(name, data(), 0.3, seed=1), select(name, data(), 0.3, seed=1)
     assert np.array_equal(a.rows, b.rows) and np.array_equal(a.weight, b.weight), f"{name}: not deterministic"
     assert a.rows.dtype == np.int64 and np.isfinite(a.weight).all() and (a.weight >= 0).all()

@@ -7,20 +7,12 @@ import pytest
 from clearset.curate import STRATEGIES, CurateData, rs2_sampler, select
 from clearset.curate.base import bounded_quotas
 from clearset.errors import ParameterError
+from clearset.testing import tiny_curate_data
 from conftest import digits_with_features
 
 
 def make_data(n=120, classes=3, seed=0, d=8):
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % classes
-    centres = rng.normal(0, 1, (classes, d))
-    feats = centres[labels] + rng.normal(0, 0.5, (n, d))
-    trusted = np.full(n, -1)
-    trusted[: max(classes * 3, n // 10)] = labels[: max(classes * 3, n // 10)]
-    return CurateData(labels=labels, n_classes=classes, features=feats.astype(np.float32),
-                      label_quality=rng.random(n), is_label_issue=rng.random(n) < 0.1,
-                      suggested_label=(labels + 1) % classes, duplicate_of=np.full(n, -1),
-                      is_outlier=np.zeros(n, bool), trusted=trusted)
+    return tiny_curate_data(n, classes, seed, d)
 
 
 def fresh(data):

@@ -7,7 +7,7 @@ import pytest
 
 import clearset
 from clearset.reporting.sections import SECTIONS
-from conftest import IN_CI, find_chromium, make_imagefolder
+from conftest import make_imagefolder, require_chromium
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +38,7 @@ def test_sections_without_data_are_left_out(tmp_path):
 
 @pytest.mark.browser
 def test_renders_in_headless_chromium(report, tmp_path):
-    chromium = find_chromium()
-    if chromium is None:
-        if IN_CI:
-            pytest.fail("CI=true but chromium is missing: .ci/run should have installed it")
-        pytest.skip("chromium not installed (apt-get install chromium); the browser check needs it")
+    chromium = require_chromium()
     shot = tmp_path / "shot.png"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -107,11 +103,7 @@ def test_payload_names_are_escaped_in_the_html(hostile_report):
 
 @pytest.mark.browser
 def test_payload_report_runs_no_injected_script_in_chromium(hostile_report, tmp_path):
-    chromium = find_chromium()
-    if chromium is None:
-        if IN_CI:
-            pytest.fail("CI=true but chromium is missing: .ci/run should have installed it")
-        pytest.skip("chromium not installed (apt-get install chromium); the browser check needs it")
+    chromium = require_chromium()
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000"]
