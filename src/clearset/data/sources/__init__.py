@@ -1,4 +1,5 @@
-"""Data sources, one file each, registered by name (see base.py)."""
+"""Data sources, one file each, registered by name when this package is imported (see base.py);
+``open_source`` turns a spec into one."""
 
 from __future__ import annotations
 
@@ -8,10 +9,6 @@ from pathlib import Path
 from ...errors import SourceError
 from . import builtin, download, imagefolder, npz, table, webdataset  # noqa: F401,E402  (registration)
 from .base import BRACE, SOURCES, Record, Source, split_shard_folders
-
-
-def load_all() -> None:
-    """Every source module registers itself when this package is imported; kept for callers."""
 
 
 def open_source(spec: str | os.PathLike, *, split: list[str] | str | None = None,
@@ -55,4 +52,4 @@ def detect_kind(path: Path) -> str:
     raise SourceError(f"{path}: unknown source format; give a folder, .csv, .parquet, .npz or .tar")
 
 
-__all__ = ["SOURCES", "Record", "Source", "open_source", "load_all"]
+__all__ = ["SOURCES", "Record", "Source", "detect_kind", "open_source"]
