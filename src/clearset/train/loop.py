@@ -25,9 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import progress
-from ..artifacts.distilled import load_distilled
-from ..artifacts.runs import Run, class_mapping, load_run, map_labels
-from ..artifacts.subsets import read_subset, subset_column, subset_labels, subset_sampler
+from ..artifacts.runs import Run, load_run, map_labels
 from ..data.loading import load_images, load_split, split_rows
 from ..device import choose_precision, resolve_device
 from ..errors import ParameterError, WorkspaceError, check_seed
@@ -35,8 +33,9 @@ from ..models.inference import predict
 from ..ops.linear import accuracy
 from ..workspace import Workspace, atomic_path, hash_json, is_cached, read_json, write_bytes, write_json
 from .augment import AugParams, apply_params, cutout, draw_params, mix, random_crop, random_flip
+from .inputs import run_config, training_rows
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from .reinforcement import P_REINFORCED, Reinforced, load_reinforced
+from .reinforcement import P_REINFORCED, Reinforced
 from .teachers import teacher_probs
 
 log = logging.getLogger("clearset")
@@ -104,81 +103,18 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
     labels, train_index = split_rows(ws, train_split)
     if eval_split is not None:
         split_rows(ws, eval_split)  # a missing evaluation split fails now, not after the training
-    positions = np.arange(len(train_index))
-    weights = np.ones(len(train_index), np.float32)
-    strong = None
-    dist = None
-    if distilled is not None:
-        dist = _distilled_set(distilled, classes, rec, subset=subset, targets=targets, reinforced=reinforced,
-                              known_classes=known_classes, sampler=sampler)
-        labels, positions, weights = dist.labels, np.arange(len(dist.labels)), np.ones(len(dist.labels), np.float32)
-    if subset is not None:
-        positions, weights = read_subset(subset, train_index)
-        relabel = subset_labels(subset, len(classes))
-        if relabel is not None:  # a curated subset that fixes labels (clean with --option relabel=true)
-            labels = labels.copy()
-            labels[positions] = relabel
-            targets_name = targets_name or f"relabelled:{hash_json(relabel.tolist())[:16]}"
-        flags = subset_column(subset, "augment")
-        if flags is not None and flags.astype(bool).any():  # append strongly augmented copies (craig-augment)
-            flags = flags.astype(bool)
-            strong = np.r_[np.zeros(len(positions), bool), np.ones(int(flags.sum()), bool)]
-            positions, weights = np.r_[positions, positions[flags]], np.r_[weights, np.ones(int(flags.sum()), np.float32)]
-        if sampler is None:
-            found = subset_sampler(subset, len(positions))
-            if found is not None:
-                sampler, sampler_name = found
-    if known_classes is not None:
-        known_classes = sorted(set(known_classes))
-        if not known_classes or min(known_classes) < 0 or max(known_classes) >= len(classes):
-            raise ParameterError(f"--known must name classes of this workspace (0..{len(classes) - 1})")
-    class_map = class_mapping(len(classes), known_classes)
-    if known_classes is not None:
-        keep = class_map[labels[positions]] >= 0
-        positions, weights = positions[keep], weights[keep]
-        strong = strong[keep] if strong is not None else None
-        classes = [classes[c] for c in known_classes]
-    n_out = len(classes)
-    if targets is not None and dist is None:
-        targets = np.asarray(targets, dtype=np.float32)
-        if targets.shape != (len(train_index), n_out):
-            raise ParameterError(f"soft targets must be ({len(train_index)}, {n_out}) for this workspace's "
-                                 f"{train_split} split, got {targets.shape}")
-    teacher_runs = [load_run(t) for t in teachers or []]
-    for t in teacher_runs:
-        if len(t.config["classes"]) != n_out:
-            raise ParameterError(f"teacher {t.root} predicts {len(t.config['classes'])} classes, this training "
-                                 f"has {n_out}; distil from a teacher trained on the same classes")
-    if kd_temperature <= 0 or not 0 <= kd_hard_weight <= 1:
-        raise ParameterError("--kd-temperature must be > 0 and --kd-hard-weight within [0, 1]")
-    labelled = labels[positions] >= 0
-    positions, weights = positions[labelled], weights[labelled]
-    if strong is not None:
-        strong = strong[labelled]
-    if len(positions) == 0:
-        raise ParameterError(f"{ws.root}: no labelled training images to train on")
-    rein = rein_rows = None
-    if reinforced is not None:
-        rein, rein_rows = _reinforced_rows(reinforced, train_index, positions, classes, rec.image_size,
-                                           combined=targets is not None or bool(teacher_runs) or known_classes is not None)
+    rows = training_rows(ws, rec, classes, labels, train_index, train_split=train_split, subset=subset,
+                         distilled=distilled, targets=targets, targets_name=targets_name, sampler=sampler,
+                         sampler_name=sampler_name, known_classes=known_classes, teachers=teachers,
+                         kd_temperature=kd_temperature, kd_hard_weight=kd_hard_weight, reinforced=reinforced)
+    labels, positions, weights, strong, dist = rows.labels, rows.positions, rows.weights, rows.strong, rows.dist
+    classes, class_map, known_classes, n_out = rows.classes, rows.class_map, rows.known_classes, len(rows.classes)
+    targets, targets_name, sampler, sampler_name = rows.targets, rows.targets_name, rows.sampler, rows.sampler_name
+    teacher_runs, rein, rein_rows = rows.teacher_runs, rows.rein, rows.rein_rows
 
-    config = {
-        "recipe": rec.as_dict(), "seed": seed, "classes": classes, "known_classes": known_classes,
-        "train_split": train_split, "eval_split": eval_split, "precision": choice.precision, "device": dev.type,
-        "pixels": ws.fingerprint(ws.manifest_path),
-        "subset": hash_json({"pos": positions.tolist(), "w": weights.tolist()}) if subset is not None else None,
-        "subset_file": str(subset) if subset is not None else None, "train_images": int(len(positions)),
-        "targets": targets_name or (hash_json(targets.round(6).tolist()) if targets is not None else None),
-        "sampler": sampler_name, "tract": tract,
-        "teachers": [t.config["key"] for t in teacher_runs] or None,
-        "kd": {"temperature": kd_temperature, "hard_weight": kd_hard_weight} if teacher_runs else None,
-    }
-    if rein is not None:  # only present when used, so the keys of earlier runs stay valid
-        config["reinforced"] = rein.meta["key"]
-    if dist is not None:
-        config["distilled"] = dist.key
-    if strong is not None:
-        config["strong_copies"] = int(strong.sum())
+    config = run_config(ws, rec, rows, seed=seed, train_split=train_split, eval_split=eval_split,
+                        precision=choice.precision, device_type=dev.type, subset=subset, tract=tract,
+                        kd_temperature=kd_temperature, kd_hard_weight=kd_hard_weight)
     if compile not in ("auto", "on", "off"):
         raise ParameterError("--compile must be auto, on or off")
     use_compile = compile == "on" or (compile == "auto" and dev.type == "cuda")
@@ -388,22 +324,6 @@ def _holds_other_run(root: Path, key: str) -> bool:
     return (root / "run.meta.json").exists() or (root / "checkpoint.pt").exists()
 
 
-def _distilled_set(path, classes: list[str], rec: Recipe, **others):
-    """The distilled set at ``path``, checked against the workspace, the recipe and the other options."""
-    used = [k for k, v in others.items() if v is not None]
-    if used:
-        raise ParameterError(f"--distilled trains on the synthetic set alone; {', '.join(used)} do not apply to it")
-    if rec.model == "linear":
-        raise ParameterError("the linear-probe recipe trains on stored features; a distilled set has none")
-    d = load_distilled(path)
-    if d.classes != classes:
-        raise ParameterError(f"{path}: the distilled set has other classes than this workspace")
-    if d.images.shape[-1] != rec.image_size or d.images.shape[1] != 3:
-        raise ParameterError(f"{path}: synthetic images are {d.images.shape[-1]} px, the recipe {rec.name!r} trains at "
-                             f"{rec.image_size} px; distil at --image-size {rec.image_size} or pick a recipe of that size")
-    return d
-
-
 def soft_targets(labels: np.ndarray, class_map: np.ndarray, targets: np.ndarray | None, n_out: int,
                  smoothing: float) -> torch.Tensor:
     """(N, n_out) training targets: the given soft targets, or one-hot labels with label smoothing
@@ -458,28 +378,5 @@ def replay_batch(rein: Reinforced, rows: torch.Tensor, x: torch.Tensor, one_hot:
     x = apply_params(x, p, pad=pad)
     dense = rein.densify(rein.topk_idx[rows, draw], rein.topk_p[rows, draw], one_hot.shape[1]).to(one_hot.device)
     return x, torch.where(use.to(one_hot.device)[:, None], dense, one_hot)
-
-
-def _reinforced_rows(path, train_index: np.ndarray, positions: np.ndarray, classes: list[str], size: int,
-                     combined: bool):
-    """Load a reinforcement and map training rows to its rows; every trained row must be reinforced."""
-    if combined:
-        raise ParameterError("--reinforced replaces the targets: it cannot be combined with --teacher, soft "
-                             "targets or --known")
-    rein = load_reinforced(path)
-    if rein.meta.get("classes") != classes:
-        raise ParameterError(f"{rein.root}: reinforced targets cover {len(rein.meta.get('classes', []))} classes, "
-                             f"this training has {len(classes)}")
-    if rein.meta.get("image_size") != size:
-        raise ParameterError(f"{rein.root}: augmentations were drawn at {rein.meta.get('image_size')} px, the "
-                             f"recipe trains at {size} px")
-    lookup = np.full(int(max(train_index.max(), rein.index.max())) + 1, -1)
-    lookup[rein.index] = np.arange(len(rein.index))
-    rows = lookup[train_index]
-    missing = int((rows[positions] < 0).sum())
-    if missing:
-        raise ParameterError(f"{rein.root}: {missing} training images have no reinforced targets; reinforce "
-                             "the same split (and a superset of the subset) first")
-    return rein, torch.from_numpy(rows)
 
 
