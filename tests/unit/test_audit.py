@@ -416,3 +416,25 @@ def test_workspace_splits_are_compact_and_match_the_manifest(tmp_path):
     splits = ws.splits()
     assert splits.dtype.kind == "U" and splits.dtype.itemsize <= 4 * 5  # no Python string per row
     assert splits.tolist() == ws.manifest()["split"].tolist() == ["train"] * 5 + ["test"] * 3
+
+
+def test_checks_run_after_what_they_need_or_use():
+    """The audit orders checks by needs/uses/provides, not by a list of names; a circle is refused."""
+    from clearset.audit import CHECKS
+    from clearset.audit.base import Check, dependency_order
+
+    order = dependency_order(["class_pairs", "multilabel", "properties", "label_issues"])
+    assert order.index("label_issues") < order.index("multilabel") and order.index("label_issues") < order.index(
+        "class_pairs")
+    assert dependency_order(CHECKS.list()).index("label_issues") < dependency_order(CHECKS.list()).index("multilabel")
+    a = Check("_circle_a", lambda d: None, ("x",), "a", provides=("y",))
+    b = Check("_circle_b", lambda d: None, ("y",), "b", provides=("x",))
+    CHECKS.register("_circle_a", a)
+    CHECKS.register("_circle_b", b)
+    try:
+        with pytest.raises(RuntimeError, match="circle"):
+            dependency_order(["_circle_a", "_circle_b"])
+    finally:
+        for n in ("_circle_a", "_circle_b"):
+            CHECKS._entries.pop(n)
+            CHECKS._meta.pop(n)

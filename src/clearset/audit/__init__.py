@@ -24,7 +24,7 @@ from ..errors import ParameterError, WorkspaceError
 from ..vectors import check_finite
 from ..workspace import Workspace, fingerprint_path, read_json, write_json, write_table
 from . import duplicates, label_issues, multilabel, neighborhoods, outliers, properties  # noqa: F401  (registers)
-from .base import CHECKS, AuditData, CheckResult
+from .base import CHECKS, AuditData, CheckResult, dependency_order
 from .duplicates import find_duplicates, near_duplicate_pairs
 from .label_issues import find_label_issues, out_of_fold_probs
 from .multilabel import multilabel_candidates
@@ -33,7 +33,6 @@ from .outliers import outlier_scores
 from .properties import intrinsic_dimension, label_sharpness
 
 log = logging.getLogger("clearset")
-ORDER = ["label_issues", "duplicates", "outliers", "multilabel", "class_pairs", "properties"]
 
 
 def audit_dir(ws: Workspace) -> Path:
@@ -66,10 +65,12 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         pred_probs, combine = found, True
     if threshold is not None and not 0 < threshold <= 1:
         raise ParameterError(f"--threshold {threshold}: the near-duplicate threshold is a similarity in (0, 1]")
-    names = list(checks) if checks else ORDER
-    for name in names:
+    for name in checks or []:
         CHECKS.get(name)  # unknown names fail here, before any work
-    names = [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
+    names = dependency_order(checks or CHECKS.list())
+    check_options = {"duplicates": {"threshold": threshold} if threshold is not None else {},
+                     "multilabel": {"spatial": True} if spatial else {},
+                     "label_issues": {"combine": True} if combine else {}}  # the CLI's flags, by check
     fs = ws.resolve_features(features, required=False)
     feat_path, feat_key = (fs.path, fs.key) if fs is not None else (None, None)
     data = AuditData(
@@ -92,31 +93,30 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     summary.setdefault("checks", {})
     with using(engine) as eng:
         data.engine = eng if eng.parallel else None
-        _run_checks(ws, data, names, inputs, summary, threshold=threshold, spatial=spatial, combine=combine,
-                    pred_probs=pred_probs, force=force)
+        _run_checks(ws, data, names, inputs, summary, options=check_options, pred_probs=pred_probs, force=force)
     summary["features"] = feat_path.name if feat_path else None
     write_json(out / "summary.json", summary)
     return summary
 
 
-def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, summary: dict, *, threshold,
-                spatial: bool, combine: bool, pred_probs, force: bool) -> None:
+def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, summary: dict, *,
+                options: dict[str, dict], pred_probs, force: bool) -> None:
+    """Run ``names`` in order, each a cached step keyed by its options and inputs; the probabilities a check
+    provides are saved for the checks that need or use them (and for later audits)."""
     out = audit_dir(ws)
     probs_path = out / "pred_probs.npy"
     for name in names:
-        options = {"threshold": threshold} if (name == "duplicates" and threshold is not None) else {}
-        if name == "multilabel" and spatial:
-            options = {"spatial": True}
-        if name == "label_issues" and combine:
-            options = {"combine": True}
+        spec = CHECKS.get(name)
+        check_options = options.get(name, {})
         step_inputs = dict(inputs)
-        if name in ("multilabel", "class_pairs") and pred_probs is None and probs_path.exists():
+        reads_probs = "pred_probs" in spec.needs + spec.uses
+        if reads_probs and pred_probs is None and probs_path.exists():
             step_inputs["pred_probs"] = ws.fingerprint(probs_path)
             if data.pred_probs is None:
                 data.pred_probs = np.load(probs_path)
         table_path = out / f"{name}.parquet"
         # the key holds the check's effective defaults too: changing a default recomputes
-        params = {**(CHECKS.get(name).fn.__kwdefaults__ or {}), **options}
+        params = {**(spec.fn.__kwdefaults__ or {}), **check_options}
         step = ws.step(f"audit.{name}", params=params, inputs=step_inputs, outputs=[table_path],
                        sidecar=ws.sidecar_of(table_path))
         if step.cached() and not force:
@@ -124,11 +124,11 @@ def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, 
             summary["checks"][name] = read_json(step.sidecar)["summary"]
             continue
         t0 = time.perf_counter()
-        result: CheckResult = CHECKS.get(name).fn(data, **options)
+        result: CheckResult = spec.fn(data, **check_options)
         seconds = time.perf_counter() - t0
         table = result.table if result.table is not None else pd.DataFrame({"index": np.zeros(0, np.int64)})
         write_table(table_path, table)
-        if name == "label_issues" and data.extras.get("pred_probs_computed"):
+        if "pred_probs" in spec.provides and data.extras.get("pred_probs_computed"):
             _save_probs(ws, probs_path, data.pred_probs, step.key)
         result.summary["seconds"] = round(seconds, 2)
         step.finish(summary=result.summary, rows=len(table))

@@ -30,6 +30,8 @@ class Check:
     fn: Callable[..., CheckResult]
     needs: tuple[str, ...]  # AuditData fields that must be present
     description: str
+    provides: tuple[str, ...] = ()  # AuditData fields it fills for later checks (label_issues: pred_probs)
+    uses: tuple[str, ...] = ()  # fields it reads when present (so it runs after whatever provides them)
 
 
 CHECKS: Registry[Check] = Registry("audit check", listing="checks")
@@ -37,14 +39,32 @@ NEIGHBOURS_SHARED = 20  # one search serves label_issues (20), outliers (10) and
 EMBEDDING_THRESHOLD = 0.92  # near-duplicate cosine of embeddings, used only without pixels (docs/audit.md)
 
 
-def register_check(name: str, *, needs: Iterable[str] = (), description: str = "", keyed_by: str = "index"):
-    """Register a check; ``keyed_by`` names the column its table is keyed by (``index``: one row per image)."""
+def register_check(name: str, *, needs: Iterable[str] = (), description: str = "", keyed_by: str = "index",
+                   provides: Iterable[str] = (), uses: Iterable[str] = ()):
+    """Register a check. ``needs``: AuditData fields it cannot run without; ``uses``: fields it reads when
+    present; ``provides``: fields it fills for the checks after it. The audit orders checks by these
+    (dependency_order), never by a list of names. ``keyed_by`` names the column its table is keyed by."""
     def decorator(fn):
         CHECKS.register(name, keyed_by=keyed_by)(
-            Check(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0]))
+            Check(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0],
+                  tuple(provides), tuple(uses)))
         return fn
 
     return decorator
+
+
+def dependency_order(names: Iterable[str]) -> list[str]:
+    """``names`` ordered so that every check comes after the checks that provide what it needs or uses
+    (a stable topological order: otherwise alphabetical)."""
+    todo, done = sorted(set(names)), []
+    while todo:
+        ready = [n for n in todo if not any(set(CHECKS.get(n).needs + CHECKS.get(n).uses)
+                                            & set(CHECKS.get(m).provides) for m in todo if m != n)]
+        if not ready:
+            raise RuntimeError(f"audit checks depend on each other in a circle: {todo}")
+        done.append(ready[0])
+        todo.remove(ready[0])
+    return done
 
 
 @dataclass

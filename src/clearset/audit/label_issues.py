@@ -158,7 +158,7 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *,
                          "is_label_issue": np.asarray(flags, dtype=bool)})
 
 
-@register_check("label_issues", description="images whose label is probably wrong")
+@register_check("label_issues", provides=("pred_probs",), description="images whose label is probably wrong")
 def label_issues_check(data: AuditData, *, models: tuple[str, ...] = DEFAULT_MODELS, folds: int = 5,
                        filter_by: str = DEFAULT_FILTER, c: float = DEFAULT_C, seed: int = 0,
                        combine: bool = False) -> CheckResult:

@@ -98,7 +98,8 @@ def class_pairs(features: np.ndarray | None, labels: np.ndarray, pred_probs: np.
     return df.sort_values(["overlap", "neighbour_weight"], ascending=False).reset_index(drop=True)
 
 
-@register_check("class_pairs", description="which classes are confused with which", keyed_by="class_a")
+@register_check("class_pairs", uses=("pred_probs",), description="which classes are confused with which",
+                keyed_by="class_a")
 def class_pairs_check(data: AuditData, *, seed: int = 0) -> CheckResult:
     if data.features is None and data.pred_probs is None:
         data.require("features", check="class_pairs")
