@@ -15,15 +15,10 @@ CACHE = ROOT / "bench" / ".cache"
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
-    """(CPU model name, feature flags) from /proc/cpuinfo; the platform's processor name elsewhere."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    def field(name: str) -> str:
-        return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(name)), "")
+    """(CPU model name, feature flags): clearset.device's reading of /proc/cpuinfo."""
+    from clearset.device import cpu_flags, cpu_model as model
 
-    return field("model name") or platform.processor() or "CPU", set(field("flags").split())
+    return model() or "CPU", cpu_flags()
 
 
 def cpu_model() -> str:
