@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench bench-quick clean
 
 # torch/torchvision are pinned here only: pip takes these builds from the machine's disk;
 # pyproject.toml depends on ranges.
@@ -31,25 +31,10 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	$(PY) bench/precision.py
-	$(PY) bench/embed.py
-	$(PY) bench/embed_cifar10.py
-	$(PY) bench/audit_duplicates.py
-	$(PY) bench/audit_cifar10n.py
-	$(PY) bench/audit_multilabel.py
-	$(PY) bench/audit_scale.py
-	$(PY) bench/train_cifar10.py
-	$(PY) bench/train_eval_cifar10.py
-	$(PY) bench/train_variants.py
-	$(PY) bench/train_compile.py
-	$(PY) bench/robustness_cifar10.py
-	$(PY) bench/curate_cifar10n.py --labels worse
-	$(PY) bench/curate_cifar10n.py --labels clean --keep 0.3,0.5
-	$(PY) bench/curate_scale.py
-	$(PY) bench/scale.py
-	$(PY) bench/label_issues_cnn.py
-	$(PY) bench/curate_cifar10n.py --labels worse --recipe cifar-resnet8-fast --epochs 5 --budget iterations --strategies random,rs2 --seeds 2 --tag _iterations
-	$(PY) bench/distill.py
+	$(PY) bench/run.py --all
+
+bench-quick: $(STAMP)
+	$(PY) bench/run.py --quick
 
 clean:
 	rm -rf demo-workspace .pytest_cache

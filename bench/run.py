@@ -1,0 +1,71 @@
+"""The index of the benchmarks: ``python bench/run.py NAME [NAME ...]`` runs those, ``--all`` every one (over
+an hour on 2 cores, `make bench`), ``--quick`` a short set that fits in CI's time (a minute or two), ``--list``
+names them. Each script writes bench/results/<name>.json itself (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = {
+    "precision": ["precision.py"],
+    "embed": ["embed.py"],
+    "embed_cifar10": ["embed_cifar10.py"],
+    "audit_duplicates": ["audit_duplicates.py"],
+    "audit_cifar10n": ["audit_cifar10n.py"],
+    "audit_multilabel": ["audit_multilabel.py"],
+    "audit_scale": ["audit_scale.py"],
+    "train_cifar10": ["train_cifar10.py"],
+    "train_eval_cifar10": ["train_eval_cifar10.py"],
+    "train_variants": ["train_variants.py"],
+    "train_compile": ["train_compile.py"],
+    "robustness_cifar10": ["robustness_cifar10.py"],
+    "curate_cifar10n_worse": ["curate_cifar10n.py", "--labels", "worse"],
+    "curate_cifar10n_clean": ["curate_cifar10n.py", "--labels", "clean", "--keep", "0.3,0.5"],
+    "curate_scale": ["curate_scale.py"],
+    "curate_partitioned": ["curate_partitioned.py"],
+    "scale": ["scale.py"],
+    "label_issues_cnn": ["label_issues_cnn.py"],
+    "curate_cifar10n_iterations": ["curate_cifar10n.py", "--labels", "worse", "--recipe", "cifar-resnet8-fast",
+                                   "--epochs", "5", "--budget", "iterations", "--strategies", "random,rs2",
+                                   "--seeds", "2", "--tag", "_iterations"],
+    "distill": ["distill.py"],
+}
+QUICK = {"precision": ["precision.py"],
+         "curate_partitioned_quick": ["curate_partitioned.py", "--sizes", "200000", "--limit", "1000000",
+                                      "--out", "curate_partitioned_quick"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", help="benchmarks to run (see --list)")
+    ap.add_argument("--all", action="store_true", help="every benchmark, in order")
+    ap.add_argument("--quick", action="store_true", help="the short set")
+    ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    args = ap.parse_args()
+    if args.list:
+        for name, argv in {**BENCHES, **QUICK}.items():
+            print(f"{name:28s} {' '.join(argv)}{'  (quick)' if name in QUICK else ''}")
+        return 0
+    chosen = dict(QUICK) if args.quick else dict(BENCHES) if args.all else {}
+    for name in args.names:
+        if name not in BENCHES and name not in QUICK:
+            print(f"error: no benchmark {name!r}; see --list", file=sys.stderr)
+            return 2
+        chosen[name] = {**BENCHES, **QUICK}[name]
+    if not chosen:
+        ap.print_usage(sys.stderr)
+        return 2
+    for name, argv in chosen.items():
+        print(f"== {name}", flush=True)
+        if subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]], cwd=HERE.parent).returncode:
+            print(f"error: benchmark {name} failed", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
