@@ -35,7 +35,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     folders created for it are removed again while empty: a failed write leaves no trace.
     """
     path = Path(path)
-    created = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+    created = []  # the folders this write makes, deepest first (up to the first that exists)
+    for folder in [path.parent, *path.parent.parents]:
+        if folder.exists():
+            break
+        created.append(folder)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     ok = False
     try:

@@ -51,3 +51,13 @@ def check_finite(x: Any, what: str, hint: str = "recompute them (e.g. `clearset 
     if len(bad):
         shown = ", ".join(str(int(r)) for r in bad[:5]) + (", ..." if len(bad) > 5 else "")
         raise ParameterError(f"{what} holds NaN or inf in {len(bad)} row(s), at row {shown}; {hint}")
+
+
+def check_probabilities(p: np.ndarray, what: str, hint: str = "recompute them") -> None:
+    """Raise ParameterError unless every row of ``p`` is a probability vector: finite, non-negative,
+    summing to 1 (within 1e-3)."""
+    from .errors import ParameterError
+
+    check_finite(p, what, hint=hint)
+    if (p < 0).any() or not np.allclose(p.sum(1), 1, atol=1e-3):
+        raise ParameterError(f"{what}: rows must be probabilities (non-negative, each summing to 1)")

@@ -339,12 +339,11 @@ class Workspace:
             backbone, size = meta["params"]["backbone"], int(meta["params"]["image_size"])
             path = self.features_path(backbone, size)
         n = self.manifest_rows()
+        redo = f"run `clearset embed {self.root} --backbone {backbone} --image-size {size} --force`"
         try:
             rows = np.load(path, mmap_mode="r").shape
         except ValueError as e:
-            raise DamagedFileError(f"{path}: not a readable feature file ({e}); run `clearset embed {self.root} "
-                                   f"--backbone {backbone} --image-size {size} --force`") from None
-        redo = f"run `clearset embed {self.root} --backbone {backbone} --image-size {size} --force`"
+            raise DamagedFileError(f"{path}: not a readable feature file ({e}); {redo}") from None
         if len(rows) != 2 or rows[0] != n:
             raise WorkspaceError(f"{path}: {rows[0] if rows else 0} rows but the manifest has {n} images "
                                  f"(features of another ingest?); {redo}")
@@ -390,10 +389,6 @@ class FeatureSet:
     key: str
     backbone: str
     image_size: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.backbone}@{self.image_size}"
 
 
 def compute_pixel_fingerprint(ws: Workspace) -> str:

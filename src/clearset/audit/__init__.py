@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..engines import Engine, using
 from ..errors import ParameterError, WorkspaceError
-from ..vectors import check_finite
+from ..vectors import check_probabilities
 from ..workspace import Workspace, fingerprint_path, read_json, write_json, write_table
 from . import duplicates, label_issues, multilabel, neighborhoods, outliers, properties  # noqa: F401  (registers)
 from .base import CHECKS, AuditData, CheckResult, dependency_order
@@ -165,9 +165,7 @@ def _load_pred_probs(path, n: int, c: int) -> np.ndarray | None:
         raise ParameterError(f"{p}: pred_probs must be ({n}, {c}) numbers for this workspace, got "
                              f"{getattr(arr, 'shape', '?')} {getattr(arr, 'dtype', '')}")
     arr = arr.astype(np.float32)
-    check_finite(arr, str(p), hint="give finite probabilities")
-    if (arr < 0).any() or not np.allclose(arr.sum(1), 1, atol=1e-3):
-        raise ParameterError(f"{p}: rows must be probabilities (non-negative, each summing to 1)")
+    check_probabilities(arr, str(p), hint="give finite probabilities")
     return arr
 
 

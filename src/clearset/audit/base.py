@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import ParameterError, WorkspaceError
 from ..registry import Registry
-from ..vectors import check_finite
+from ..vectors import check_finite, check_probabilities
 
 
 @dataclass
@@ -101,9 +101,7 @@ class AuditData:
             p = np.asarray(self.pred_probs)
             if p.ndim != 2 or p.shape[1] != self.n_classes:
                 raise ParameterError(f"pred_probs must be (N, {self.n_classes}), got {p.shape}")
-            check_finite(p, "pred_probs")
-            if (p < 0).any() or not np.allclose(p.sum(1), 1, atol=1e-3):
-                raise ParameterError("pred_probs rows must be probabilities (non-negative, summing to 1)")
+            check_probabilities(p, "pred_probs", hint="recompute them (e.g. `clearset embed --force --precision fp32`)")
 
     @property
     def n(self) -> int:

@@ -113,10 +113,8 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     from .base import n_keep_of
 
     n_keep_of(keep, data.n)  # bad --keep fails before any work
-    name = f"{strategy}-k{keep:g}-s{seed}" + (f"-{hash_json(options)[:8]}" if options else "")
-    path = Path(out) if out is not None else ws.root / "subsets" / f"{name}.parquet"
-    step = ws.step("curate", params={"strategy": strategy, "keep": keep, "seed": seed, "split": split, **options},
-                   inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))
+    path, step = _subset_step(ws, strategy, keep=keep, seed=seed, split=split, options=options, inputs=inputs,
+                              out=out)
     if step.cached() and not force:
         table = pd.read_parquet(path)
         meta = read_json(step.sidecar)
@@ -168,11 +166,8 @@ def _curate_partitioned(ws: Workspace, spec, *, keep: float, seed: int, split: s
     n = len(x)
     n_keep_of(keep, n)
     inputs = {"manifest": ws.fingerprint(ws.manifest_path), "features": fs.key}
-    name = f"{spec.name}-k{keep:g}-s{seed}" + (f"-{hash_json(options)[:8]}" if options else "")
-    path = Path(out) if out is not None else ws.root / "subsets" / f"{name}.parquet"
-    step = ws.step("curate", params={"strategy": spec.name, "keep": keep, "seed": seed, "split": split,
-                                     "partitioned": True, **options},
-                   inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))
+    path, step = _subset_step(ws, spec.name, keep=keep, seed=seed, split=split, options=options, inputs=inputs,
+                              out=out, partitioned=True)
     if step.cached() and not force:
         rows = pd.read_parquet(path, columns=["index"])["index"].to_numpy()
         return CurateResult(path, Subset(rows, np.ones(len(rows), np.float32), read_json(step.sidecar).get("info", {})),
@@ -184,6 +179,17 @@ def _curate_partitioned(ws: Workspace, spec, *, keep: float, seed: int, split: s
     step.finish(info=info, kept=int(len(rows)), candidates=int(n))
     log.info("curate: %s (partitioned, %d clusters) kept %d of %d -> %s", spec.name, len(part.sizes), len(rows), n, path)
     return CurateResult(path, Subset(rows, np.ones(len(rows), np.float32), info), rows, cached=False)
+
+
+def _subset_step(ws: Workspace, strategy: str, *, keep: float, seed: int, split: str, options: dict, inputs: dict,
+                 out, partitioned: bool = False):
+    """(subset file, cached step) of one selection; the partitioned path is a step of its own."""
+    name = f"{strategy}-k{keep:g}-s{seed}" + (f"-{hash_json(options)[:8]}" if options else "")
+    path = Path(out) if out is not None else ws.root / "subsets" / f"{name}.parquet"
+    params = {"strategy": strategy, "keep": keep, "seed": seed, "split": split, **options}
+    if partitioned:  # only present when used, so the keys of in-memory subsets stay what they were
+        params["partitioned"] = True
+    return path, ws.step("curate", params=params, inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))
 
 
 def _keyword_options(fn) -> list[str]:

@@ -19,9 +19,8 @@ def evaluate(run_dir: str | Path, *, data: str | Path | None = None, split: str 
     none, None for all 15; ``shift`` sets) and mistake taxonomy. Every option is checked before any work
     or write, so a bad one leaves the run folder as it was. Returns {"metrics", "robustness", "mistakes"}."""
     wants_robustness = corruptions is None or bool(corruptions) or bool(shift)
-    if wants_robustness:
-        check_robustness(run_dir, corruptions=corruptions, severities=severities, images=corruption_images,
-                         shift=shift)
+    checked = check_robustness(run_dir, corruptions=corruptions, severities=severities, images=corruption_images,
+                               shift=shift) if wants_robustness else None
     if mistakes:
         check_mistakes(run_dir)
     if human_labels is not None and not Path(human_labels).is_file():
@@ -30,7 +29,7 @@ def evaluate(run_dir: str | Path, *, data: str | Path | None = None, split: str 
            "robustness": None, "mistakes": None}
     if wants_robustness:
         out["robustness"] = robustness(run_dir, corruptions=corruptions, severities=severities,
-                                       images=corruption_images, shift=shift)
+                                       images=corruption_images, shift=shift, checked=checked)
     if mistakes:
         out["mistakes"] = mistake_taxonomy(run_dir, human_labels=human_labels)
     return out

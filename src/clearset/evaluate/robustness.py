@@ -55,15 +55,16 @@ def load_shift_set(path: str | Path, classes: list[str], size: int) -> tuple[tor
 
 def robustness(run_dir: str | Path, *, corruptions: list[str] | None = None, severities: list[int] | None = None,
                images: int | None = None, shift: list[str | Path] | None = None, seed: int = 0,
-               batch: int = 1000) -> dict:
+               batch: int = 1000, checked: tuple | None = None) -> dict:
     """Accuracy of the run on corrupted copies of its evaluation split (``images``: a seeded random sample
-    of that many, default all) and on each ``shift`` set."""
+    of that many, default all) and on each ``shift`` set. ``checked``: what check_robustness returned for
+    these arguments (so a caller that checked first does not read the shift sets twice)."""
     from ..artifacts.runs import class_mapping, map_labels
     from ..data.loading import load_split
     from ..models.inference import predict
 
-    run, names, sev, shift_sets = check_robustness(run_dir, corruptions=corruptions, severities=severities,
-                                                   images=images, shift=shift)
+    run, names, sev, shift_sets = checked or check_robustness(run_dir, corruptions=corruptions,
+                                                              severities=severities, images=images, shift=shift)
     cfg = run.config
     ws = Workspace(run.root.parents[1])
     x, labels, _ = load_split(ws, cfg["eval_split"], cfg["recipe"]["image_size"])
