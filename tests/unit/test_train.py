@@ -258,7 +258,7 @@ def test_reinforce_stores_the_teacher_ensemble_mean_softmax_of_the_replayed_augm
     from clearset.train.augment import apply_params
 
     rmod = importlib.import_module("clearset.train.reinforcement")
-    loop = importlib.import_module("clearset.train.teachers")  # where reinforce looks teacher_probs up
+    loop = importlib.import_module("clearset.train.reinforcement")  # where reinforce looks teacher_probs up
 
     t1 = train(ws, recipe=TINY, seed=0, name="t1")
     t2 = train(ws, recipe=TINY, seed=1, name="t2")
@@ -368,12 +368,12 @@ def test_no_resume_discards_an_interrupted_run(ws, monkeypatch):
 
 
 def test_a_run_that_failed_before_training_does_not_block_the_corrected_one(ws, monkeypatch):
-    import clearset.train.loop as loop
+    import clearset.train.api as api
 
     def broken(*a, **k):
         raise RuntimeError("the machine failed while loading images")
 
-    monkeypatch.setattr(loop, "load_images", broken)
+    monkeypatch.setattr(api, "load_images", broken)
     with pytest.raises(RuntimeError):
         train(ws, recipe=TINY, name="mine")
     assert (ws.root / "runs" / "mine" / "config.json").exists()  # what the failure left

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError, WorkspaceError
-from ..io import read_json
+from ..io import atomic_path, read_json, write_bytes, write_json
 
 
 @dataclass
@@ -55,6 +55,26 @@ def load_run(path: str | Path) -> Run:
         raise WorkspaceError(f"{root}: not a finished training run (no config.json / model.safetensors)")
     metrics = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return Run(root, read_json(root / "config.json"), metrics, cached=True)
+
+
+def write_run(root: Path, state: dict[str, torch.Tensor], history: list[dict], predictions: dict[str, np.ndarray],
+              config: dict, meta: dict) -> Run:
+    """Write a finished run into ``root`` (each file atomically; the sidecar ``run.meta.json`` last, so a
+    run without it is unfinished): weights, one metrics line per epoch, evaluation predictions, config."""
+    import time
+
+    from safetensors.torch import save_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    with atomic_path(root / "model.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
+    write_bytes(root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+    with atomic_path(root / "predictions.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **predictions)  # type: ignore[arg-type]
+    write_json(root / "config.json", config)
+    write_json(root / "run.meta.json", {**meta, "eval_acc": history[-1].get("eval_acc"),
+                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return Run(root, config, history, cached=False)
 
 
 def class_mapping(n_classes: int, known: list[int] | None) -> np.ndarray:

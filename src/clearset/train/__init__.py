@@ -7,7 +7,7 @@ CLI does) does not import torch.
 from importlib import import_module
 
 _API = {
-    "Run": "clearset.artifacts.runs", "load_run": "clearset.artifacts.runs", "train": "clearset.train.loop",
+    "Run": "clearset.artifacts.runs", "load_run": "clearset.artifacts.runs", "train": "clearset.train.api",
     "RECIPES": "clearset.train.recipes", "Recipe": "clearset.train.recipes", "get_recipe": "clearset.train.recipes",
     "Reinforced": "clearset.train.reinforcement", "load_reinforced": "clearset.train.reinforcement",
     "reinforce": "clearset.train.reinforcement",

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..artifacts.distilled import load_distilled
-from ..artifacts.runs import Run, class_mapping, load_run
+from ..artifacts.runs import Run, class_mapping, load_run, map_labels
 from ..artifacts.subsets import read_subset, subset_column, subset_labels, subset_sampler
 from ..errors import ParameterError
 from ..io import hash_json
@@ -166,3 +166,17 @@ def _reinforced_rows(path, train_index: np.ndarray, positions: np.ndarray, class
         raise ParameterError(f"{rein.root}: {missing} training images have no reinforced targets; reinforce "
                              "the same split (and a superset of the subset) first")
     return rein, torch.from_numpy(rows)
+
+
+def soft_targets(labels: np.ndarray, class_map: np.ndarray, targets: np.ndarray | None, n_out: int,
+                 smoothing: float) -> torch.Tensor:
+    """(N, n_out) training targets: the given soft targets, or one-hot labels with label smoothing
+    (rows of unknown/unlabelled images stay zero)."""
+    if targets is not None:
+        return torch.from_numpy(targets)
+    one_hot = torch.zeros(len(labels), n_out)
+    mapped, ok = map_labels(labels, class_map)
+    one_hot[torch.from_numpy(np.flatnonzero(ok)), torch.from_numpy(mapped[ok])] = 1.0
+    if smoothing > 0:
+        one_hot = one_hot * (1 - smoothing) + smoothing / n_out
+    return one_hot

@@ -9,24 +9,23 @@ LogisticRegression(C) objective for hard labels, minimised by full-batch L-BFGS 
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import torch
 
+from ..artifacts.runs import Run, load_run, write_run
 from ..errors import WorkspaceError
-from ..ops.linear import PROBE_C, fit_linear  # noqa: F401  (PROBE_C: the recipe's C)
+from ..io import hash_json, is_cached
+from ..ops.linear import PROBE_C, accuracy, fit_linear  # noqa: F401  (PROBE_C: the recipe's C)
 from ..vectors import normalise_features
-from ..workspace import Workspace, atomic_path, hash_json, is_cached, write_bytes, write_json
+from ..workspace import Workspace
 
 
 def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, weights: np.ndarray,
                        targets: torch.Tensor, train_index: np.ndarray, labels_eval, features: str | None,
-                       root_for, force: bool):
+                       root_for, force: bool) -> Run:
     """Fit the probe on the training rows (``positions`` into ``train_index``) and write the run."""
-    from ..artifacts.runs import Run, load_run
-    from ..ops.linear import accuracy
 
     if ws.resolve_features(features, required=False) is None:
         raise WorkspaceError(f"{ws.root}: the linear-probe recipe trains on stored features; run "
@@ -54,16 +53,5 @@ def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, we
         logits = (torch.from_numpy(normalise_features(feats[ev_index])) @ w + b).numpy()
         preds = {"index": ev_index, "labels": ev_labels, "logits": logits}
         history[-1]["eval_acc"] = accuracy(logits, ev_labels)
-    from safetensors.torch import save_file
-
-    root.mkdir(parents=True, exist_ok=True)
-    with atomic_path(root / "model.safetensors") as tmp:
-        save_file({"weight": w.T.contiguous(), "bias": b.contiguous()}, str(tmp))
-    write_bytes(root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
-    with atomic_path(root / "predictions.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **preds)
-    write_json(root / "config.json", config)
-    write_json(sidecar, {"step": "train", "key": key, "seconds": round(seconds, 2), "epochs": 1,
-                         "eval_acc": history[-1].get("eval_acc"), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return Run(root, config, history, cached=False)
-
+    return write_run(root, {"weight": w.T, "bias": b}, history, preds, config,
+                     {"step": "train", "key": key, "seconds": round(seconds, 2), "epochs": 1})

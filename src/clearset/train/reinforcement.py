@@ -30,6 +30,7 @@ from ..device import resolve_device, resolve_precision
 from ..errors import ParameterError, WorkspaceError
 from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
 from .augment import AugParams, apply_params, draw_params
+from .teachers import load_teacher, teacher_probs
 
 log = logging.getLogger("clearset")
 P_REINFORCED = 0.99
@@ -78,10 +79,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
               batch_size: int = 1024, device: str = "auto", force: bool = False) -> Reinforced:
     """Draw ``ns`` augmentations per image of ``split`` (or of the ``subset`` file's rows) and store the
     teachers' top-``topk`` probabilities."""
-    from ..artifacts.runs import load_run
-    from ..artifacts.subsets import read_subset
     from ..data.loading import load_images
-    from .teachers import teacher_probs
 
     ws = Workspace.of(workspace)
     ws.require_manifest()
@@ -91,28 +89,12 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
         raise ParameterError(f"--augment must be one of {', '.join(AUGMENT)}")
     if not teachers:
         raise ParameterError("reinforcement needs at least one --teacher run")
-    runs = [load_run(t) for t in teachers]
     classes = ws.classes()
-    for r in runs:
-        if r.config["classes"] != classes:
-            raise ParameterError(f"teacher {r.root} was trained on {len(r.config['classes'])} classes "
-                                 f"({', '.join(r.config['classes'][:4])}...), this workspace has {len(classes)}; "
-                                 "use teachers trained on this workspace's classes")
-    sizes = {r.config["recipe"]["image_size"] for r in runs}
-    if len(sizes) > 1:
-        raise ParameterError(f"teachers use different image sizes {sorted(sizes)}; reinforce with one size")
-    size = sizes.pop()
+    runs, size = _teachers(teachers, classes)
     topk = min(topk, len(classes))
     dev = resolve_device(device)
     autocast = resolve_precision("auto", dev) == "bf16"
-    m = ws.manifest(["index", "split"])
-    index = m.loc[m["split"] == split, "index"].to_numpy(np.int64)
-    if not len(index):
-        raise ParameterError(f"--split {split!r}: no images in that split (splits here: "
-                             f"{', '.join(sorted(set(m['split'])))})")
-    keep = np.unique(read_subset(subset, index)[0]) if subset is not None else None
-    if keep is not None:
-        index = index[keep]
+    index = _rows(ws, split, subset)
     params_key = {"ns": ns, "topk": topk, "seed": seed, "split": split, "size": size,
                   **({"augment": augment} if augment != "strong" else {}),
                   "subset": hash_json(index.tolist()) if subset is not None else None,
@@ -140,11 +122,60 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     with np.load(params_path) as z:
         params = AugParams(**{f: torch.from_numpy(z[f]) for f in ("dy", "dx", "flip", "ops", "signs", "erase")})
 
-    nets = [(r.load_model().to(dev, memory_format=torch.channels_last),
-             torch.tensor(r.config["normalisation"]["mean"], device=dev).view(1, 3, 1, 1),
-             torch.tensor(r.config["normalisation"]["std"], device=dev).view(1, 3, 1, 1)) for r in runs]
+    nets = [load_teacher(r, dev) for r in runs]
+    _label_chunks(root / "chunks", images, params, nets, ns=ns, topk=topk, batch_size=batch_size, dev=dev,
+                  autocast=autocast)
+    chunk_dir, starts = root / "chunks", range(0, n, CHUNK)
+    parts = [np.load(chunk_dir / f"{s // CHUNK:05d}.npz") for s in starts]
+    with atomic_path(root / "targets.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, index=index, **params.arrays(), topk_idx=np.concatenate([p["topk_idx"] for p in parts]),
+                 topk_p=np.concatenate([p["topk_p"] for p in parts]))
+    step.finish(images=n, augmentations=n * ns, classes=classes, image_size=size,
+                teacher_runs=[str(r.root) for r in runs])
+    shutil.rmtree(chunk_dir)
+    params_path.unlink()
+    (root / "params.meta.json").unlink()
+    return load_reinforced(root)
+
+
+def _teachers(teachers: list[str | Path], classes: list[str]) -> tuple[list, int]:
+    """The teacher runs (each trained on ``classes``) and their one image size."""
+    from ..artifacts.runs import load_run
+
+    if not teachers:
+        raise ParameterError("reinforcement needs at least one --teacher run")
+    runs = [load_run(t) for t in teachers]
+    for r in runs:
+        if r.config["classes"] != classes:
+            raise ParameterError(f"teacher {r.root} was trained on {len(r.config['classes'])} classes "
+                                 f"({', '.join(r.config['classes'][:4])}...), this workspace has {len(classes)}; "
+                                 "use teachers trained on this workspace's classes")
+    sizes = {r.config["recipe"]["image_size"] for r in runs}
+    if len(sizes) > 1:
+        raise ParameterError(f"teachers use different image sizes {sorted(sizes)}; reinforce with one size")
+    return runs, sizes.pop()
+
+
+def _rows(ws: Workspace, split: str, subset: str | Path | None) -> np.ndarray:
+    """Manifest indices of the images to reinforce: the split, or the subset file's rows of it."""
+    from ..artifacts.subsets import read_subset
+
+    m = ws.manifest(["index", "split"])
+    index = m.loc[m["split"] == split, "index"].to_numpy(np.int64)
+    if not len(index):
+        raise ParameterError(f"--split {split!r}: no images in that split (splits here: "
+                             f"{', '.join(sorted(set(m['split'])))})")
+    if subset is not None:
+        index = index[np.unique(read_subset(subset, index)[0])]
+    return index
+
+
+def _label_chunks(chunk_dir: Path, images: torch.Tensor, params: AugParams, nets: list, *, ns: int, topk: int,
+                  batch_size: int, dev: torch.device, autocast: bool) -> None:
+    """The teachers' top-k probabilities of every stored augmentation, one file per CHUNK images (a chunk
+    on disk is done: an interrupted run resumes at the first missing one)."""
+    n = len(images)
     zero, one = torch.zeros(1, 3, 1, 1, device=dev), torch.ones(1, 3, 1, 1, device=dev)
-    chunk_dir = root / "chunks"
     chunk_dir.mkdir(parents=True, exist_ok=True)
     starts = range(0, n, CHUNK)
     todo = [s for s in starts if not (chunk_dir / f"{s // CHUNK:05d}.npz").exists()]
@@ -168,13 +199,3 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
             np.savez(fh, topk_idx=torch.cat(top_i).view(len(rows), ns, topk).numpy(),
                      topk_p=torch.cat(top_p).view(len(rows), ns, topk).numpy())
     bar.close()
-    parts = [np.load(chunk_dir / f"{s // CHUNK:05d}.npz") for s in starts]
-    with atomic_path(root / "targets.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, index=index, **params.arrays(), topk_idx=np.concatenate([p["topk_idx"] for p in parts]),
-                 topk_p=np.concatenate([p["topk_p"] for p in parts]))
-    step.finish(images=n, augmentations=n * ns, classes=classes, image_size=size,
-                teacher_runs=[str(r.root) for r in runs])
-    shutil.rmtree(chunk_dir)
-    params_path.unlink()
-    (root / "params.meta.json").unlink()
-    return load_reinforced(root)

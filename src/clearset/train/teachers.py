@@ -15,3 +15,11 @@ def teacher_probs(teachers, x: torch.Tensor, mean: torch.Tensor, std: torch.Tens
             xt = ((x * std + mean - t_mean) / t_std).contiguous(memory_format=torch.channels_last)
             probs.append(torch.softmax(net(xt).float() / temperature, 1))
     return torch.stack(probs).mean(0).clone()
+
+
+def load_teacher(run, dev: torch.device) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """A finished run as a teacher: (network on ``dev``, its normalisation mean, std)."""
+    norm = run.config["normalisation"]
+    return (run.load_model().to(dev, memory_format=torch.channels_last),
+            torch.tensor(norm["mean"], device=dev).view(1, 3, 1, 1),
+            torch.tensor(norm["std"], device=dev).view(1, 3, 1, 1))

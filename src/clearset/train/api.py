@@ -1,0 +1,214 @@
+"""``train()``: the one entry point of the training stage (``clearset train``).
+
+It builds the inputs (``inputs.training_rows``: rows, weights, targets, each option checked against the
+others), the configuration (``inputs.run_config``; its hash is the cache key), and then either answers from
+the cache, fits the linear probe on stored features (``linear.py``), or loads the pixels and fits a network
+(``loop.Fit``); the run is written by ``artifacts.runs.write_run``:
+``WS/runs/<name>/`` with model.safetensors, config.json, metrics.jsonl (one line per epoch),
+predictions.npz (evaluation-split logits), checkpoint.pt while unfinished (resume state), and a sidecar.
+channels_last, and bf16 autocast where the hardware multiplies bf16 natively (``precision="auto"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..artifacts.runs import Run, load_run, map_labels, write_run
+from ..data.loading import load_images, load_split, split_rows
+from ..device import choose_precision, resolve_device
+from ..errors import ParameterError, WorkspaceError, check_seed
+from ..io import hash_json, is_cached, read_json, write_json
+from ..models.inference import predict
+from ..ops.linear import accuracy
+from ..workspace import Workspace
+from .inputs import TrainingRows, run_config, soft_targets, training_rows
+from .loop import Fit, FitData, FitOptions, Sampler
+from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from .teachers import load_teacher
+
+log = logging.getLogger("clearset")
+
+
+def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_RECIPE, model: str | None = None,
+          epochs: int | None = None, seed: int = 0, subset: str | Path | None = None,
+          targets: np.ndarray | None = None, targets_name: str | None = None, sampler: Sampler | None = None,
+          sampler_name: str | None = None, name: str | None = None, train_split: str = "train",
+          eval_split: str | None = "test", precision: str = "auto", force: bool = False,
+          overrides: dict | None = None, known_classes: list[int] | None = None, tract: float | None = None,
+          teachers: list[str | Path] | None = None, kd_temperature: float = 1.0, kd_hard_weight: float = 0.0,
+          device: str = "auto", eval_every: int = 0, reinforced: str | Path | None = None,
+          features: str | None = None, resume: bool = True, compile: str = "auto",
+          distilled: str | Path | None = None) -> Run:
+    """Train ``recipe`` on the workspace's ``train_split`` and write ``WS/runs/<name>/``.
+
+    subset: a file of manifest ``index`` (+ ``weight``) rows to train on (what ``clearset curate`` writes).
+    targets: (N_train, K) soft targets for the training rows in manifest order (``targets_name`` names
+      them in the config, so a different source of targets is a different run).
+    sampler: per-epoch choice of training rows (e.g. RS2); ``sampler_name`` identifies it for caching.
+    known_classes: train only on these classes (open-set evaluation); the model has len(known) outputs.
+    tract: TrAct's lambda (e.g. 0.1) for the first convolution; None = plain gradients.
+    teachers: runs whose mean softmax (at ``kd_temperature``) on the same augmented batch is the target
+      (knowledge distillation, MEAL V2); ``kd_hard_weight`` mixes in the hard labels (0 = none).
+    device: auto (CUDA when visible), cpu, cuda[:N]. eval_every: also evaluate every N epochs (0 = only at
+      the end), recording ``eval_acc`` per epoch (time-to-accuracy).
+    reinforced: a ``clearset reinforce`` folder: replay its stored augmentations with their stored teacher
+      targets (p 0.99; else the original image, one-hot) instead of the recipe's augmentations.
+    features: for the ``linear-probe`` recipe, which stored embedding (backbone@size; default the latest).
+    compile: torch.compile the model for training: "on", "off", or "auto" (on for CUDA, off on CPU, where
+      compilation costs more than it saves on these small nets: bench/train_compile.py).
+    distilled: a ``clearset distill`` set (.npz): train on its synthetic images and labels alone (kept in
+      float, unclipped, normalised as distilled), evaluate on ``eval_split`` as usual.
+    A finished run with the same configuration is a cache hit; an unfinished one resumes where it stopped
+    (``resume=False`` discards its checkpoint and starts at epoch 1); ``force`` starts over in every case.
+    """
+    ws = Workspace.of(workspace)
+    ws.require_manifest()
+    check_seed(seed)
+    dev = resolve_device(device)
+    choice = choose_precision(precision, dev)
+    if eval_every < 0:
+        raise ParameterError("--eval-every must be 0 (only at the end) or a positive number of epochs")
+    if compile not in ("auto", "on", "off"):
+        raise ParameterError("--compile must be auto, on or off")
+    rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    rec = rec.with_overrides(model=model, epochs=epochs, **(overrides or {}))
+    labels, train_index = split_rows(ws, train_split)
+    if eval_split is not None:
+        split_rows(ws, eval_split)  # a missing evaluation split fails now, not after the training
+    rows = training_rows(ws, rec, ws.classes(), labels, train_index, train_split=train_split, subset=subset,
+                         distilled=distilled, targets=targets, targets_name=targets_name, sampler=sampler,
+                         sampler_name=sampler_name, known_classes=known_classes, teachers=teachers,
+                         kd_temperature=kd_temperature, kd_hard_weight=kd_hard_weight, reinforced=reinforced)
+    config = run_config(ws, rec, rows, seed=seed, train_split=train_split, eval_split=eval_split,
+                        precision=choice.precision, device_type=dev.type, subset=subset, tract=tract,
+                        kd_temperature=kd_temperature, kd_hard_weight=kd_hard_weight)
+    use_compile = compile == "on" or (compile == "auto" and dev.type == "cuda")
+    if use_compile:
+        config["compile"] = True
+    if rec.model == "linear":  # the linear-probe recipe: stored features, no pixels
+        return _linear_probe(ws, rec, rows, config, train_index, eval_split=eval_split, tract=tract,
+                             features=features, force=force, name=name, seed=seed)
+    key = hash_json({k: v for k, v in config.items() if k != "subset_file"})
+    config["key"] = key
+    root = ws.named("runs", name or f"{rec.name}-{rec.model}-s{seed}-{key[:8]}")
+    if not force and is_cached(root / "run.meta.json", key, [root / "model.safetensors"]):
+        log.info("train: cached %s", root)
+        return load_run(root)
+    if _holds_other_run(root, key) and name is not None and not force:
+        raise WorkspaceError(f"{root} holds a different run; choose another --name or pass --force")
+    return _fit_network(ws, rec, rows, config, root, train_index, train_split=train_split, eval_split=eval_split,
+                        dev=dev, choice=choice, compile_=use_compile, seed=seed, tract=tract, force=force,
+                        resume=resume, eval_every=eval_every, kd_temperature=kd_temperature,
+                        kd_hard_weight=kd_hard_weight)
+
+
+def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, root: Path, train_index: np.ndarray,
+                 *, train_split: str, eval_split: str | None, dev: torch.device, choice, compile_: bool, seed: int,
+                 tract: float | None, force: bool, resume: bool, eval_every: int, kd_temperature: float,
+                 kd_hard_weight: float) -> Run:
+    """Fit a network on the pixels (resuming a checkpoint of the same key), predict the evaluation split,
+    write the run."""
+    key = config["key"]
+    t_start = time.perf_counter()
+    torch.manual_seed(seed)
+    net = _network(rec, len(rows.classes), tract)  # an unknown model fails before any write
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(root / "config.json", config)
+    net = net.to(dev, memory_format=torch.channels_last)
+    autocast = choice.precision == "bf16"
+    opts = FitOptions(seed=seed, autocast=autocast, sampler=rows.sampler, kd_temperature=kd_temperature,
+                      kd_hard_weight=kd_hard_weight, eval_every=eval_every,
+                      teachers=[load_teacher(t, dev) for t in rows.teacher_runs])
+    d = _fit_data(ws, rec, rows, train_index, train_split, dev)
+    ckpt = root / "checkpoint.pt"
+    fit = Fit(net, rec, d, opts, checkpoint=ckpt, key=key, forward=torch.compile(net) if compile_ else None)
+    if ckpt.exists() and not force and not resume:
+        log.info("train: discarding the checkpoint of %s (--no-resume)", root.name)
+    if not force and resume:
+        fit.resume()
+    config["normalisation"] = {"mean": d.mean.flatten().tolist(), "std": d.std.flatten().tolist()}
+    ev = None
+    if eval_split is not None:
+        ev_images, ev_labels, ev_index = load_split(ws, eval_split, rec.image_size)
+        ev_mapped, ev_known = map_labels(ev_labels, rows.class_map)
+        ev = (ev_images.to(dev), ev_mapped, ev_index, ev_known)
+        opts.evaluate = lambda m: accuracy(predict(m, ev[0], d.mean, d.std, rec.eval_batch_size, autocast), ev[1])
+    history = fit.run()
+    preds: dict[str, np.ndarray] = {}
+    if ev is not None:
+        logits = predict(net, ev[0], d.mean, d.std, rec.eval_batch_size, autocast)
+        preds = {"index": ev[2], "labels": ev[1], "logits": logits}
+        if rows.known_classes is not None:  # for open-set evaluation: which test images show a trained class
+            preds["known"] = ev[3]
+        history[-1]["eval_acc"] = accuracy(logits, ev[1])
+        log.info("%s accuracy %.4f", eval_split, history[-1]["eval_acc"])
+    run = write_run(root, net.state_dict(), history, preds, config,
+                    {"step": "train", "key": key, **choice.record(),
+                     "seconds": round(time.perf_counter() - t_start, 2), "epochs": rec.epochs})
+    ckpt.unlink(missing_ok=True)
+    return run
+
+
+def _network(rec: Recipe, n_out: int, tract: float | None) -> torch.nn.Module:
+    from ..models.cifar import create_model
+
+    net = create_model(rec.model, n_out, image_size=rec.image_size)
+    if tract is not None:
+        from ..models.tract import apply_tract
+
+        apply_tract(net, tract)
+    return net
+
+
+def _fit_data(ws: Workspace, rec: Recipe, rows: TrainingRows, train_index: np.ndarray, train_split: str,
+              dev: torch.device) -> FitData:
+    """The training tensors: pixels (or the distilled set), normalisation of the rows trained on, targets."""
+    dist = rows.dist
+    if dist is not None:  # float pixels x 255, unclipped: the augmentations then normalise them back exactly
+        mean = torch.from_numpy(dist.mean).float().view(1, 3, 1, 1)
+        std = torch.from_numpy(dist.std).float().view(1, 3, 1, 1)
+        images = (torch.from_numpy(dist.images) * std + mean) * 255.0
+    else:
+        images = load_images(ws, train_index, rec.image_size, desc=f"load {train_split}")
+        seen_pixels = images[torch.from_numpy(rows.positions)].float()  # one gather serves both statistics
+        mean = seen_pixels.mean((0, 2, 3)).view(1, 3, 1, 1) / 255.0
+        std = seen_pixels.std((0, 2, 3)).view(1, 3, 1, 1) / 255.0
+        del seen_pixels
+    one_hot = soft_targets(rows.labels, rows.class_map, rows.targets, len(rows.classes), rec.label_smoothing)
+    return FitData(images=images.to(dev), targets=one_hot.to(dev), mean=mean.to(dev), std=std.to(dev),
+                   positions=torch.from_numpy(rows.positions), weights=torch.from_numpy(rows.weights).to(dev),
+                   strong=torch.from_numpy(rows.strong) if rows.strong is not None else None,
+                   rein=rows.rein, rein_rows=rows.rein_rows)
+
+
+def _linear_probe(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, train_index: np.ndarray, *,
+                  eval_split: str | None, tract: float | None, features: str | None, force: bool,
+                  name: str | None, seed: int) -> Run:
+    from .linear import train_linear_probe
+
+    if tract is not None or rows.teacher_runs or rows.rein is not None or rows.sampler is not None:
+        raise ParameterError("the linear-probe recipe trains on stored features: --tract, --teacher, "
+                             "--reinforced and samplers do not apply")
+    ev_rows = None
+    if eval_split is not None:
+        ev_labels, ev_index = split_rows(ws, eval_split)
+        ev_rows = (map_labels(ev_labels, rows.class_map)[0], ev_index)
+    n_out = len(rows.classes)
+    return train_linear_probe(ws, config=config, positions=rows.positions, weights=rows.weights,
+                              train_index=train_index, labels_eval=ev_rows, features=features, force=force,
+                              targets=soft_targets(rows.labels, rows.class_map, rows.targets, n_out,
+                                                   rec.label_smoothing),
+                              root_for=lambda k: ws.named("runs", name or f"{rec.name}-s{seed}-{k[:8]}"))
+
+
+def _holds_other_run(root: Path, key: str) -> bool:
+    """Whether ``root`` holds work of another configuration worth keeping: a finished run or a checkpoint
+    to resume. A folder left by a run that failed before its first epoch does not block a corrected one."""
+    if not (root / "config.json").exists() or read_json(root / "config.json").get("key") == key:
+        return False
+    return (root / "run.meta.json").exists() or (root / "checkpoint.pt").exists()
