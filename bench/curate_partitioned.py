@@ -1,7 +1,7 @@
 """`clearset curate --strategy dbp` on embeddings larger than memory: the command a user runs, on
 bench/scale.py's synthetic 256-d float16 embeddings (1,000 concepts) at 10^6 and 10^7 rows, each in a
 workspace of its own (a manifest of N rows, the embedding registered like `clearset embed` output). Above
-clearset.scale.IN_MEMORY_BYTES the strategy selects from the cluster partition on disk (built here; the
+--in-memory-gb the strategy selects from the cluster partition on disk (built here; the
 audit would share it). Reports wall seconds and the peak RSS of the child process (/usr/bin/time), and
 what was kept.
 
@@ -27,11 +27,10 @@ from scale import make_embeddings
 CURATE = """
 import json, sys, time
 import pandas as pd
-import clearset.scale
 from clearset.cli import main
 t, ws = time.perf_counter(), sys.argv[1]
-clearset.scale.IN_MEMORY_BYTES = int(sys.argv[2])  # the in-memory limit of this run
-sys.argv = ["clearset", "-q", "curate", ws, "--strategy", "dbp", "--keep", "0.3", "--force"]
+sys.argv = ["clearset", "-q", "curate", ws, "--strategy", "dbp", "--keep", "0.3", "--force",
+            "--in-memory-gb", str(int(sys.argv[2]) / 2 ** 30)]  # the in-memory limit of this run
 try:
     main()
 except SystemExit as e:
@@ -89,7 +88,7 @@ def main() -> None:
         t = time.perf_counter()
         ws = workspace_for(n)
         print(f"workspace of {n:,} rows ready ({time.perf_counter() - t:.0f} s)", flush=True)
-        for path, limit in (("partitioned", args.limit), ("in memory", 1 << 62)):
+        for path, limit in (("partitioned", args.limit), ("in memory", 1 << 50)):
             if path == "in memory" and n * 256 * 4 > args.in_memory_max:
                 continue  # the in-memory baseline at this N would not fit comfortably in 24 GB
             shutil.rmtree(ws.root / "audit", ignore_errors=True)  # the partition is built in every run
@@ -97,10 +96,11 @@ def main() -> None:
             rows.append({"rows": n, "path": path, "features_gb": round(n * 256 * 2 / 2 ** 30, 2), **run})
             print(json.dumps(rows[-1]), flush=True)
     path = write_result(args.out, {
-        "command": "clearset curate WS --strategy dbp --keep 0.3 (child process, /usr/bin/time)",
+        "command": "clearset curate WS --strategy dbp --keep 0.3 --in-memory-gb LIMIT (child process, /usr/bin/time)",
         "data": "bench/scale.py embeddings: 256-d float16, 1,000 concepts, planted copies and outliers",
-        "note": "partitioned: clearset.scale.IN_MEMORY_BYTES set below the features' size so the partition path "
-                "runs at both N; in memory: the same command with the limit lifted (10^6 only)",
+        "note": "partitioned: --in-memory-gb set below the features' size so the partition path runs at both N "
+                "(at 10^7 the default 2 GiB takes it too); in memory: the same command with the limit lifted "
+                "(10^6 only)",
         "rows": rows})
     print(path)
 

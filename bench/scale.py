@@ -93,10 +93,9 @@ OURS = r"""
 import json, sys, time
 import numpy as np
 from clearset import scale
-if len(sys.argv) > 3:
-    scale.TWO_LEVEL = int(sys.argv[3])
+config = scale.PartitionConfig(**({"two_level": int(sys.argv[3])} if len(sys.argv) > 3 else {}))
 t0 = time.perf_counter()
-part = scale.partition(sys.argv[1], sys.argv[2])
+part = scale.partition(sys.argv[1], sys.argv[2], config)
 t1 = time.perf_counter()
 sample = np.sort(np.random.default_rng(1).choice(part.n, 2000, replace=False))
 dups, outliers, info = scale.duplicates_and_outliers(part, keep_rows=sample)
@@ -274,7 +273,7 @@ def main() -> None:
                     help="instead of --concepts: N / this many concepts at each N (equal density: the "
                          "clusters, and so the work per row, stay the same size as N grows)")
     ap.add_argument("--two-level", type=int, default=None,
-                    help="override clearset.scale.TWO_LEVEL (0: the two-level centroid search at any k)")
+                    help="override PartitionConfig.two_level (0: the two-level centroid search at any k)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
     args = ap.parse_args()
     result = json.loads(args.out.read_text()) if args.out.exists() else {}

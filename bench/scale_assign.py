@@ -37,26 +37,26 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale_assign.json")
     args = ap.parse_args()
-    scale.TWO_LEVEL = 0  # the grouped index whatever the default (off while it is being measured)
+    base = scale.PartitionConfig(two_level=0)  # the grouped index whatever the default (off while it is being measured)
     rng = np.random.default_rng(0)
     centres = concept_centres(1000, args.dim, rng)
     variants = [("own", 8), ("learned", 1), ("learned", 2)]  # (candidate lists, groups probed per row)
     result = {"bench": "scale_assign", "date": time.strftime("%Y-%m-%d"), "rows": args.rows, "dim": args.dim,
-              "margin": scale.MARGIN, "runs": []}
+              "margin": base.margin, "runs": []}
     for k in map(int, args.clusters.split(",")):
         fit = normalise_features(concept_rows(max(200_000, 16 * k), centres, rng))
-        centroids, _, _ = spherical_kmeans(fit, k, 0, niter=scale.KMEANS_ITERATIONS)
+        centroids, _, _ = spherical_kmeans(fit, k, 0, niter=base.kmeans_iterations)
         x = normalise_features(concept_rows(args.rows, centres, rng))  # not in the fitted sample
         t = time.perf_counter()
-        flat, flat_sim = scale._assign((centroids, None, None, None), x, scale.MARGIN)
+        flat, flat_sim = scale.assign((centroids, None, None, None), x, base.margin, base.probe)
         t_flat = time.perf_counter() - t
         for lists, probe in variants:
-            scale.PROBE = probe
+            cfg = base.replace(probe=probe)
             t = time.perf_counter()
-            index = scale.centroid_index(centroids, 0, sample=fit if lists == "learned" else None)
+            index = scale.centroid_index(centroids, 0, sample=fit if lists == "learned" else None, config=cfg)
             t_index = time.perf_counter() - t
             t = time.perf_counter()
-            grouped, grouped_sim = scale._assign(index, x, scale.MARGIN)
+            grouped, grouped_sim = scale.assign(index, x, cfg.margin, probe)
             t_grouped = time.perf_counter() - t
             run = {"clusters": k, "lists": lists, "probe": probe, "coarse_groups": len(index[1]),
                    "candidates_per_group": round(len(index[2]) / len(index[1]), 1),
@@ -68,7 +68,7 @@ def main() -> None:
                    "home_similarity_lost_max": float((flat_sim - grouped_sim).max()),
                    "home_similarity_lost_mean": float((flat_sim - grouped_sim).mean()),
                    # a home within MARGIN of the best is as good as the guest copy the flat search would make
-                   "home_within_margin": float((flat_sim - grouped_sim <= scale.MARGIN).mean())}
+                   "home_within_margin": float((flat_sim - grouped_sim <= base.margin).mean())}
             print(json.dumps(run), flush=True)
             result["runs"].append(run)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,9 @@ from typing import List, Optional
 
 import typer
 
-from .errors import ClearsetError
+from .errors import ClearsetError, ParameterError
 from .progress import setup_logging
+from .scale.config import DEFAULT as DEFAULT_PARTITION
 from .train.recipes import DEFAULT_RECIPE
 
 app = typer.Typer(
@@ -148,6 +149,12 @@ def embed(
                f"{', cached' if r.cached else f', {r.images_per_s:.0f} img/s'})")
 
 
+def _partition_config(in_memory_gb: float):
+    if not in_memory_gb > 0:
+        raise ParameterError(f"--in-memory-gb {in_memory_gb:g}: give a positive size in GiB")
+    return DEFAULT_PARTITION.replace(in_memory_bytes=int(in_memory_gb * 2 ** 30))
+
+
 @command
 def audit(
     workspace: Path = typer.Argument(..., help="An ingested (and embedded) workspace."),
@@ -168,6 +175,9 @@ def audit(
                                     "accurate label issues measured)."),
     engine: str = _engine_option(),
     address: Optional[str] = _address_option(),
+    in_memory_gb: float = typer.Option(DEFAULT_PARTITION.in_memory_bytes / 2 ** 30, help="Features larger than "
+                                       "this (GiB as float32) are processed by cluster partitions on disk, in flat "
+                                       "memory (docs/scaling.md)."),
     force: bool = typer.Option(False, help="Recompute cached checks."),
 ):
     """Find label errors, duplicates and train/test leakage, outliers, multi-label images, confused
@@ -177,7 +187,7 @@ def audit(
     with _engine(engine, address) as eng:
         summary = run_audit(workspace, checks=_split_list(checks), features=features, pred_probs=pred_probs,
                             threshold=threshold, spatial=spatial, combine=combine, stored_oof=stored_oof,
-                            engine=eng, force=force)
+                            engine=eng, force=force, partition=_partition_config(in_memory_gb))
     for name, s in summary["checks"].items():
         figures = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         typer.echo(f"{name:13s} " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -292,6 +302,9 @@ def curate(
                                                "clusters=100, easy=true, relabel=true."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Subset file to write (default WS/subsets/<strategy>-k<keep>-s<seed>.parquet)."),
     list_strategies: bool = typer.Option(False, "--list", help="List the strategies and exit."),
+    in_memory_gb: float = typer.Option(DEFAULT_PARTITION.in_memory_bytes / 2 ** 30, help="Features larger than "
+                                       "this (GiB as float32) are processed by cluster partitions on disk, in flat "
+                                       "memory (docs/scaling.md)."),
     force: bool = typer.Option(False, help="Recompute even if cached."),
 ):
     """Select a subset of the training images with a pruning strategy; writes index,weight rows that
@@ -305,7 +318,8 @@ def curate(
     if workspace is None or strategy is None:
         raise ClearsetError("give a workspace and --strategy (or --list to see the strategies)")
     r = run_curate(workspace, strategy=strategy, keep=keep, seed=seed, split=split, features=features,
-                   trusted=trusted, out=out, force=force, **_parse_options(option or []))
+                   trusted=trusted, out=out, force=force, partition=_partition_config(in_memory_gb),
+                   **_parse_options(option or []))
     typer.echo(f"{r.path}{' (cached)' if r.cached else ''}: kept {len(r.index):,} images ({strategy}, keep {keep:g})")
 
 

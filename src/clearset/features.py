@@ -30,7 +30,7 @@ from .device import choose_precision, resolve_device
 from .engines import Engine, using
 from .engines.local import default_threads, ordered_map
 from .errors import ParameterError
-from .models.backbones import create_backbone
+from .models.backbones import Backbone, create_backbone
 from .progress import bar
 from .workspace import Workspace, read_json, write_json
 
@@ -124,22 +124,10 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     if done:
         log.info("embed: resuming at row %d of %d", done, n)
 
-    rows_per_chunk = max(1, -(-chunk_size // batch_size)) * batch_size  # whole batches: same batches anywhere
-    chunks = [range(s, min(s + rows_per_chunk, n)) for s in range(done, n, rows_per_chunk)]
     worker = Embedder(str(ws.root), backbone, size, prec, batch_size, device, threads)
-    progress = bar(total=n, desc=f"embed {backbone}@{size}")
-    progress.update(done)
-    started, rows, finite = time.perf_counter(), 0, True
-    with using(engine, threads=threads) as eng:
-        for idx, outs in zip(chunks, eng.map(embed_rows, chunks, prepare=worker, threads=1)):
-            for file, out in zip(files, outs):
-                finite = finite and bool(np.isfinite(out).all())
-                file.write(idx.start, out)
-            rows += len(idx)
-            progress.update(len(idx))
-            _save_progress(files, progress_file, step.key, idx.stop)
-    progress.close()
-    seconds = time.perf_counter() - started
+    rows, finite, seconds = _write_chunks(files, worker, engine, threads, n=n, done=done, batch_size=batch_size,
+                                          chunk_size=chunk_size, progress_file=progress_file, key=step.key,
+                                          desc=f"embed {backbone}@{size}")
     if not finite:
         log.warning("embed: the model produced non-finite values in %s", feat_path.name)
     for file in files:
@@ -153,6 +141,28 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     log.info("embed: %d x %d features (%s, %.0f img/s) -> %s", n, bb.feature_dim, prec, rate, feat_path)
     return EmbedResult(feat_path, outputs[1] if len(outputs) > 1 else None, (n, bb.feature_dim), rate, prec,
                        cached=False)
+
+
+def _write_chunks(files: list, worker: Embedder, engine, threads: int | None, *, n: int, done: int,
+                  batch_size: int, chunk_size: int, progress_file: Path, key: str,
+                  desc: str) -> tuple[int, bool, float]:
+    """Embed rows ``done..n`` chunk by chunk (on the engine's workers), writing each chunk's rows in order
+    and recording progress after it; returns (rows embedded, all finite, seconds)."""
+    rows_per_chunk = max(1, -(-chunk_size // batch_size)) * batch_size  # whole batches: same batches anywhere
+    chunks = [range(s, min(s + rows_per_chunk, n)) for s in range(done, n, rows_per_chunk)]
+    progress = bar(total=n, desc=desc)
+    progress.update(done)
+    started, rows, finite = time.perf_counter(), 0, True
+    with using(engine, threads=threads) as eng:
+        for idx, outs in zip(chunks, eng.map(embed_rows, chunks, prepare=worker, threads=1)):
+            for file, out in zip(files, outs):
+                finite = finite and bool(np.isfinite(out).all())
+                file.write(idx.start, out)
+            rows += len(idx)
+            progress.update(len(idx))
+            _save_progress(files, progress_file, key, idx.stop)
+    progress.close()
+    return rows, finite, time.perf_counter() - started
 
 
 def _load_batch(store, size: int, idx: range) -> np.ndarray:
@@ -185,7 +195,7 @@ class Embedder:
 @dataclass
 class _EmbedState:
     spec: Embedder
-    bb: object
+    bb: Backbone
     dev: torch.device
     mean: torch.Tensor
     std: torch.Tensor
@@ -215,11 +225,11 @@ def _open_partials(paths: list[Path], widths: list[int], n: int, dtype: str, pro
     """Reopen the partial files of an interrupted run with the same key, else start new ones."""
     if not force and progress_file.exists():
         state = read_json(progress_file)
-        files = [RowFile.reopen(p) for p in paths] if state.get("key") == key else []
-        if files and all(f is not None and f.shape == (n, w) and f.dtype == np.dtype(dtype)
-                         for f, w in zip(files, widths)):
-            return files, int(state["done"])
-        for f in files:
+        found = [RowFile.reopen(p) for p in paths] if state.get("key") == key else []
+        ok = [f for f, w in zip(found, widths) if f is not None and f.shape == (n, w) and f.dtype == np.dtype(dtype)]
+        if found and len(ok) == len(paths):
+            return ok, int(state["done"])
+        for f in found:
             if f is not None:
                 f.close()
     files = [RowFile.create(p, (n, w), dtype) for p, w in zip(paths, widths)]

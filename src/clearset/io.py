@@ -73,6 +73,15 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def write_npz(path: str | os.PathLike, *positional: Any, **arrays: Any) -> None:
+    """Write arrays to an uncompressed ``.npz``, atomically (``np.load`` reads them back by name, or as
+    ``arr_0``... for ``positional``)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, *positional, **arrays)
+
+
 def write_table(path: str | os.PathLike, table) -> None:
     """Write a pandas DataFrame or pyarrow Table as parquet, atomically."""
     import pyarrow as pa

@@ -151,3 +151,14 @@ def test_the_checker_sees_a_cycle_and_an_upward_import():
     """The checks above can fail: a two-module cycle and an upward edge are found."""
     assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
     assert floor("clearset.reporting.html") > floor("clearset.workspace")
+
+
+def test_the_cli_starts_without_the_heavy_libraries():
+    """`clearset --help` and the defaults the CLI shows load no numpy stack: names load on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, clearset.cli; heavy = [m for m in ('torch', 'pandas', 'pyarrow', 'numpy') "
+            "if m in sys.modules]; print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

@@ -221,12 +221,11 @@ def test_cli_rejects_an_unknown_engine(tmp_path):
 def test_partitioned_audit_on_ray_equals_local(ray_engine, tmp_path, monkeypatch):
     from clearset import scale
 
-    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(3000, 16)).astype(np.float32)
     x[2000] = x[10] + 1e-4
     np.save(tmp_path / "x.npy", x)
-    kw = {"cluster_size": 300, "chunk": 700}
+    kw = {"config": scale.PartitionConfig(exact_rows=0), "cluster_size": 300, "chunk": 700}
     a = scale.partition(tmp_path / "x.npy", tmp_path / "local", **kw)
     b = scale.partition(tmp_path / "x.npy", tmp_path / "ray", engine=ray_engine, **kw)
     for name in ("rows.npy", "vectors.npy", "sims.npy", "guest_rows.npy"):

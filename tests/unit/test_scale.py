@@ -1,6 +1,7 @@
 """clearset.scale: cluster partitions on disk, near-duplicates / outliers from within-cluster neighbours,
 DBP from the partition; RowReader."""
 
+import dataclasses
 import weakref
 
 import numpy as np
@@ -11,6 +12,9 @@ from clearset import scale
 from clearset.audit.duplicates import near_duplicate_pairs
 from clearset.audit.outliers import outlier_scores
 from clearset.data.arrays import RowReader
+from clearset.scale import neighbours as scale_neighbours, passes as scale_passes
+
+EXACT = scale.PartitionConfig(exact_rows=0)  # partition even tiny data
 
 
 def blobs(n=3000, dim=16, concepts=12, seed=0, noise=0.08):
@@ -29,11 +33,10 @@ def blobs(n=3000, dim=16, concepts=12, seed=0, noise=0.08):
 
 
 @pytest.fixture
-def partitioned(tmp_path, monkeypatch):
-    monkeypatch.setattr(scale, "EXACT_ROWS", 0)  # partition even tiny data
+def partitioned(tmp_path):
     x, pairs, outliers = blobs()
     np.save(tmp_path / "x.npy", x)
-    part = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=250, chunk=700)
+    part = scale.partition(tmp_path / "x.npy", tmp_path / "part", EXACT, cluster_size=250, chunk=700)
     return x, pairs, outliers, part, tmp_path
 
 
@@ -67,9 +70,9 @@ def test_partition_groups_every_row_once_with_guests_from_the_second_cluster(par
             top2 = np.argsort(-sims[g_rows], 1)[:, :2]
             assert (top2[:, 1] == c).all()
             gap = sims[g_rows, top2[:, 0]] - sims[g_rows, top2[:, 1]]
-            assert (gap <= scale.MARGIN + 1e-5).all()
+            assert (gap <= scale.DEFAULT.margin + 1e-5).all()
     mtime = (part.root / "vectors.npy").stat().st_mtime_ns
-    again = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=250, chunk=700)
+    again = scale.partition(tmp_path / "x.npy", tmp_path / "part", EXACT, cluster_size=250, chunk=700)
     assert (part.root / "vectors.npy").stat().st_mtime_ns == mtime  # cached
     np.testing.assert_array_equal(again.sizes, part.sizes)
 
@@ -102,7 +105,7 @@ def test_neighbour_groups_are_freed_once_consumed(partitioned, monkeypatch):
             yield rows, sims, nb
             del rows, sims, nb
 
-    monkeypatch.setattr(scale, "cluster_neighbours", groups)
+    monkeypatch.setattr(scale_neighbours, "cluster_neighbours", groups)
     sample = np.array([0, 5, 2990])  # rows in the first and the last group
     _, _, info = scale.duplicates_and_outliers(part, keep_rows=sample)
     assert len(refs) == 9 and info["neighbours"].shape == (3, 10)
@@ -110,14 +113,14 @@ def test_neighbour_groups_are_freed_once_consumed(partitioned, monkeypatch):
 
 def test_an_interrupted_neighbour_pass_resumes_to_the_same_results(partitioned, monkeypatch):
     _, _, _, part, _ = partitioned
-    monkeypatch.setattr(scale, "CHECKPOINT_SECONDS", 0.0)
-    monkeypatch.setattr(scale.Partition.groups, "__defaults__", (600,))  # several groups of clusters
+    # a checkpoint after every group, several groups of clusters
+    part = dataclasses.replace(part, config=part.config.replace(checkpoint_seconds=0.0, group_rows=600))
     groups = part.groups()
     assert len(groups) >= 4
     sample = np.array([0, 5, 1500, 2990])
     ref = scale.duplicates_and_outliers(part, keep_rows=sample)
     ref_dist = (part.root / "mean_distance.npy").read_bytes()
-    real, seen, interrupt = scale._group_neighbours, [], [True]
+    real, seen, interrupt = scale_neighbours._group_neighbours, [], [True]
 
     def neighbours(p, item):
         seen.append(item[:2])
@@ -125,7 +128,7 @@ def test_an_interrupted_neighbour_pass_resumes_to_the_same_results(partitioned, 
             raise KeyboardInterrupt
         return real(p, item)
 
-    monkeypatch.setattr(scale, "_group_neighbours", neighbours)
+    monkeypatch.setattr(scale_neighbours, "_group_neighbours", neighbours)
     with pytest.raises(KeyboardInterrupt):
         scale.duplicates_and_outliers(part, keep_rows=sample)
     assert __import__("json").loads((part.root / "neighbours" / "progress.json").read_text())["groups"] == 2
@@ -147,7 +150,7 @@ def test_an_interrupted_neighbour_pass_resumes_to_the_same_results(partitioned, 
 def test_single_cluster_equals_the_in_memory_audit(tmp_path):
     x, pairs, _ = blobs(n=1500, seed=3, noise=0.3)  # only the planted copies are near-duplicates
     np.save(tmp_path / "x.npy", x)
-    part = scale.partition(tmp_path / "x.npy", tmp_path / "part")  # below EXACT_ROWS: one cluster
+    part = scale.partition(tmp_path / "x.npy", tmp_path / "part")  # below exact_rows: one cluster
     assert len(part.sizes) == 1
     dups, flagged, _ = scale.duplicates_and_outliers(part)
     ref = near_duplicate_pairs(x)
@@ -179,9 +182,7 @@ def test_audit_uses_the_partition_above_the_memory_threshold(tmp_path, monkeypat
     feats = rng.normal(size=(1797, 16)).astype(np.float32)
     feats[100] = feats[7] + 1e-4  # a near-copy
     ws = digits_with_features(tmp_path / "ws", feats)
-    monkeypatch.setattr(scale, "IN_MEMORY_BYTES", 1000)
-    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
-    summary = run_audit(ws, checks=["duplicates", "outliers"])
+    summary = run_audit(ws, checks=["duplicates", "outliers"], partition=EXACT.replace(in_memory_bytes=1000))
     assert summary["checks"]["duplicates"]["rule"] == "embedding cosine, cluster partition"
     assert summary["checks"]["outliers"]["method"].startswith("cluster partition")
     d = pd.read_parquet(ws.root / "audit" / "duplicates.parquet")
@@ -194,7 +195,7 @@ def test_audit_uses_the_partition_above_the_memory_threshold(tmp_path, monkeypat
 def test_a_partition_missing_a_file_is_rebuilt(partitioned):
     _, _, _, part, tmp_path = partitioned
     (part.root / "vectors.npy").unlink()
-    again = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=250, chunk=700)
+    again = scale.partition(tmp_path / "x.npy", tmp_path / "part", EXACT, cluster_size=250, chunk=700)
     assert (again.root / "vectors.npy").exists()
     np.testing.assert_array_equal(again.sizes, part.sizes)
 
@@ -203,14 +204,12 @@ def test_a_partition_missing_a_file_is_rebuilt(partitioned):
 def test_an_interrupted_partition_resumes_to_the_same_files(tmp_path, monkeypatch, where):
     """Ctrl-C in either pass: the next run goes on from the last checkpoint (no k-means again, no chunk of
     pass A twice) and writes exactly the files of an uninterrupted run."""
-    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
-    monkeypatch.setattr(scale, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every chunk
     x, _, _ = blobs()
     np.save(tmp_path / "x.npy", x)
-    kw = {"cluster_size": 250, "chunk": 700}
+    kw = {"config": EXACT.replace(checkpoint_seconds=0.0), "cluster_size": 250, "chunk": 700}  # a checkpoint per chunk
     ref = scale.partition(tmp_path / "x.npy", tmp_path / "ref", **kw)
 
-    real_assign, real_add, calls, interrupt = scale._assign_chunk, scale._Grouped.add, [], [True]
+    real_assign, real_add, calls, interrupt = scale_passes._assign_chunk, scale_passes._Grouped.add, [], [True]
 
     def assign(state, start):
         calls.append(start)
@@ -224,8 +223,8 @@ def test_an_interrupted_partition_resumes_to_the_same_files(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real_add(self, *args)
 
-    monkeypatch.setattr(scale, "_assign_chunk", assign)
-    monkeypatch.setattr(scale._Grouped, "add", add)
+    monkeypatch.setattr(scale_passes, "_assign_chunk", assign)
+    monkeypatch.setattr(scale_passes._Grouped, "add", add)
     with pytest.raises(KeyboardInterrupt):
         scale.partition(tmp_path / "x.npy", tmp_path / "part", **kw)
     state = __import__("json").loads((tmp_path / "part" / "progress.json").read_text())
@@ -235,7 +234,7 @@ def test_an_interrupted_partition_resumes_to_the_same_files(tmp_path, monkeypatc
     def no_refit(*args, **kwargs):
         raise AssertionError("k-means ran again")
 
-    monkeypatch.setattr(scale, "_fit_centroids", no_refit)
+    monkeypatch.setattr(scale_passes, "_fit_centroids", no_refit)
     calls.clear()
     interrupt[0] = False
     part = scale.partition(tmp_path / "x.npy", tmp_path / "part", **kw)
@@ -252,18 +251,17 @@ def test_an_interrupted_partition_resumes_to_the_same_files(tmp_path, monkeypatc
 
 def test_clusters_that_cut_through_blobs_are_coarsened(tmp_path, monkeypatch):
     """Wide isotropic blobs split by too many clusters leave most rows on a border: the partition halves
-    the cluster count while more than GUEST_SHARE of the sample are guests, up to max_cluster_size rows
+    the cluster count while more than guest_share of the sample are guests, up to max_cluster_size rows
     per cluster, and the neighbour lists get closer to the exact ones."""
-    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
     x, _, _ = blobs(n=4000, dim=128, concepts=4, noise=0.09)  # 16 clusters: 67% guests, 8: 45%, 4: 0.03%
     np.save(tmp_path / "x.npy", x)
-    fine = scale.partition(tmp_path / "x.npy", tmp_path / "fine", cluster_size=250, guest_share=1.0)
-    coarse = scale.partition(tmp_path / "x.npy", tmp_path / "coarse", cluster_size=250, max_cluster_size=2000)
+    fine = scale.partition(tmp_path / "x.npy", tmp_path / "fine", EXACT, cluster_size=250, guest_share=1.0)
+    coarse = scale.partition(tmp_path / "x.npy", tmp_path / "coarse", EXACT, cluster_size=250, max_cluster_size=2000)
     tried = __import__("json").loads((tmp_path / "coarse" / "partition.json").read_text())["tried"]
-    assert len(fine.sizes) == 16 and tried[0]["clusters"] == 16 and tried[0]["guest_share"] > scale.GUEST_SHARE
+    assert len(fine.sizes) == 16 and tried[0]["clusters"] == 16 and tried[0]["guest_share"] > scale.DEFAULT.guest_share
     assert [t["clusters"] for t in tried] == [16, 8, 4] and len(coarse.sizes) == 4
-    assert tried[-1]["guest_share"] <= scale.GUEST_SHARE and coarse.guest_sizes.sum() < fine.guest_sizes.sum() / 10
-    capped = scale.partition(tmp_path / "x.npy", tmp_path / "capped", cluster_size=250, max_cluster_size=400)
+    assert tried[-1]["guest_share"] <= scale.DEFAULT.guest_share and coarse.guest_sizes.sum() < fine.guest_sizes.sum() / 10
+    capped = scale.partition(tmp_path / "x.npy", tmp_path / "capped", EXACT, cluster_size=250, max_cluster_size=400)
     assert len(capped.sizes) == 16  # 4000 / 8 > 400 rows: no coarser than the cap allows
     from clearset.vectors import normalise_features
 
@@ -282,34 +280,30 @@ def test_clusters_that_cut_through_blobs_are_coarsened(tmp_path, monkeypatch):
 
 
 def test_many_centroids_are_searched_through_coarse_groups(tmp_path, monkeypatch):
-    """Above TWO_LEVEL centroids a row is compared only with the centroids of its PROBE nearest coarse
+    """Above two_level centroids a row is compared only with the centroids of its probe nearest coarse
     groups: nearly always the same two nearest as the flat search, and the partition stays complete."""
-    monkeypatch.setattr(scale, "EXACT_ROWS", 0)
-    monkeypatch.setattr(scale, "TWO_LEVEL", 16)
-    monkeypatch.setattr(scale, "PROBE", 3)
+    cfg = EXACT.replace(two_level=16, probe=3)
     x, pairs, outliers = blobs(n=3000, concepts=40)
     from clearset.ops.kmeans import spherical_kmeans
     from clearset.vectors import normalise_features
 
     v = normalise_features(x)
     centroids, _, _ = spherical_kmeans(v, 64, 0, niter=5)
-    grouped = scale.centroid_index(centroids, 0)
+    grouped = scale.centroid_index(centroids, 0, config=cfg)
     assert grouped[1] is not None and len(grouped[1]) == 8  # ceil(sqrt(64)) coarse groups
     assert np.array_equal(np.sort(grouped[2]), np.arange(64))
-    monkeypatch.setattr(scale, "TWO_LEVEL", 1_000)
-    flat = scale.centroid_index(centroids, 0)
+    flat = scale.centroid_index(centroids, 0, config=cfg.replace(two_level=1_000))
     assert flat[1] is None
-    s_g, i_g = scale._nearest_two(grouped, v)
-    s_f, i_f = scale._nearest_two(flat, v)
+    s_g, i_g = scale.nearest_two(grouped, v, cfg.probe)
+    s_f, i_f = scale.nearest_two(flat, v, cfg.probe)
     exact = np.argsort(-(v @ centroids.T), 1)[:, :2]
     assert np.array_equal(i_f, exact)
     assert (i_g[:, 0] == exact[:, 0]).mean() > 0.97 and (i_g[:, 1] == exact[:, 1]).mean() > 0.9
     assert np.all(s_g[:, 0] >= s_g[:, 1]) and np.all(i_g[:, 0] != i_g[:, 1])
     np.testing.assert_allclose(s_g[:, 0], (v * centroids[i_g[:, 0]]).sum(1), atol=1e-5)
 
-    monkeypatch.setattr(scale, "TWO_LEVEL", 16)
     np.save(tmp_path / "x.npy", x)
-    part = scale.partition(tmp_path / "x.npy", tmp_path / "part", cluster_size=50, guest_share=1.0, chunk=700)
+    part = scale.partition(tmp_path / "x.npy", tmp_path / "part", cfg, cluster_size=50, guest_share=1.0, chunk=700)
     meta = __import__("json").loads((tmp_path / "part" / "partition.json").read_text())
     assert meta["clusters"] == 60 and meta["coarse_groups"] == 8
     rows = np.load(part.root / "rows.npy")[:, 0]
@@ -323,8 +317,7 @@ def test_candidate_lists_learned_from_sample_rows_find_held_out_rows_nearest_cen
     """A coarse group's candidates include the nearest centroids of the sample rows that probe it: rows
     not in the sample then find their exact nearest centroid far more often than through the groups'
     own members alone, with one probed group."""
-    monkeypatch.setattr(scale, "TWO_LEVEL", 16)
-    monkeypatch.setattr(scale, "PROBE", 1)
+    cfg = scale.PartitionConfig(two_level=16, probe=1)
     from clearset.ops.kmeans import spherical_kmeans
     from clearset.vectors import normalise_features
 
@@ -333,17 +326,17 @@ def test_candidate_lists_learned_from_sample_rows_find_held_out_rows_nearest_cen
     fit, held_out = v[::2], v[1::2]
     centroids, _, _ = spherical_kmeans(fit, 64, 0, niter=5)
     exact = np.argsort(-(held_out @ centroids.T), 1)[:, :2]
-    own = scale.centroid_index(centroids, 0)
-    learned = scale.centroid_index(centroids, 0, sample=fit)
+    own = scale.centroid_index(centroids, 0, config=cfg)
+    learned = scale.centroid_index(centroids, 0, sample=fit, config=cfg)
     assert len(learned[2]) > len(own[2]) == 64  # groups overlap: a centroid may be a candidate of several
     assert np.all(np.diff(learned[3]) > 0)
-    home_own = (scale._nearest_two(own, held_out)[1][:, 0] == exact[:, 0]).mean()
-    s, i = scale._nearest_two(learned, held_out)
+    home_own = (scale.nearest_two(own, held_out, 1)[1][:, 0] == exact[:, 0]).mean()
+    s, i = scale.nearest_two(learned, held_out, 1)
     assert (i[:, 0] == exact[:, 0]).mean() > max(home_own, 0.98)
     assert (i[:, 1] == exact[:, 1]).mean() > 0.95
     assert np.all(i[:, 0] != i[:, 1]) and np.all(s[:, 0] >= s[:, 1])  # overlapping groups: no centroid twice
-    monkeypatch.setattr(scale, "PROBE", 2)
-    s, i = scale._nearest_two(scale.centroid_index(centroids, 0, sample=fit), held_out)
+    cfg = cfg.replace(probe=2)
+    s, i = scale.nearest_two(scale.centroid_index(centroids, 0, sample=fit, config=cfg), held_out, 2)
     assert np.all(i[:, 0] != i[:, 1]) and (i[:, 0] == exact[:, 0]).mean() > 0.99
 
 
@@ -363,14 +356,14 @@ def test_curate_dbp_takes_the_partitioned_path_above_the_memory_threshold(tmp_pa
     ws = Workspace(ws.root)
     small = curate_mod.curate(ws, strategy="dbp", keep=0.3, out=tmp_path / "mem.parquet")
     assert "partitioned" not in small.subset.info
-    monkeypatch.setattr(scale, "IN_MEMORY_BYTES", 1000)
-    big = curate_mod.curate(ws, strategy="dbp", keep=0.3, out=tmp_path / "part.parquet")
+    low = scale.PartitionConfig(in_memory_bytes=1000)
+    big = curate_mod.curate(ws, strategy="dbp", keep=0.3, out=tmp_path / "part.parquet", partition=low)
     assert big.subset.info["partitioned"] and (ws.root / "audit" / "partition" / "fake@8" / "partition.json").exists()
     rows = pd.read_parquet(tmp_path / "part.parquet")["index"].to_numpy()
     assert abs(len(rows) - round(0.3 * 1797)) <= big.subset.info["clusters"] and len(set(rows)) == len(rows)
     assert rows.min() >= 0 and rows.max() < 1797
-    assert curate_mod.curate(ws, strategy="dbp", keep=0.3, out=tmp_path / "part.parquet").cached
+    assert curate_mod.curate(ws, strategy="dbp", keep=0.3, out=tmp_path / "part.parquet", partition=low).cached
     from clearset.errors import ParameterError
 
     with pytest.raises(ParameterError, match="clusters"):
-        curate_mod.curate(ws, strategy="dbp", keep=0.3, clusters=5, out=tmp_path / "x.parquet")
+        curate_mod.curate(ws, strategy="dbp", keep=0.3, clusters=5, out=tmp_path / "x.parquet", partition=low)

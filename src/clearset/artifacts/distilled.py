@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError
-from ..io import atomic_path, hash_json
+from ..io import hash_json, write_npz
 
 
 @dataclass
@@ -46,9 +46,7 @@ def save_distilled(d: Distilled, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise ParameterError(f"{path}: a distilled set is written as .npz")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, images=d.images, labels=d.labels, mean=d.mean, std=d.std,
+    write_npz(path, images=d.images, labels=d.labels, mean=d.mean, std=d.std,
                      classes=np.array(d.classes, dtype=str), config=np.array(json.dumps(d.config, sort_keys=True)))
     return path
 

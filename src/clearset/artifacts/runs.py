@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError, WorkspaceError
-from ..io import atomic_path, read_json, write_bytes, write_json
+from ..io import atomic_path, read_json, write_bytes, write_json, write_npz
 
 
 @dataclass
@@ -69,8 +69,7 @@ def write_run(root: Path, state: dict[str, torch.Tensor], history: list[dict], p
     with atomic_path(root / "model.safetensors") as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
     write_bytes(root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
-    with atomic_path(root / "predictions.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **predictions)  # type: ignore[arg-type]
+    write_npz(root / "predictions.npz", **predictions)
     write_json(root / "config.json", config)
     write_json(root / "run.meta.json", {**meta, "eval_acc": history[-1].get("eval_acc"),
                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

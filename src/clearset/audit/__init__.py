@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..engines import Engine, using
 from ..errors import ParameterError, WorkspaceError
+from ..scale.config import DEFAULT as DEFAULT_PARTITION, PartitionConfig
 from ..vectors import check_probabilities
 from ..workspace import Workspace, fingerprint_path, read_json, write_json, write_table
 from . import duplicates, label_issues, multilabel, neighborhoods, outliers, properties  # noqa: F401  (registers)
@@ -42,7 +43,8 @@ def audit_dir(ws: Workspace) -> Path:
 def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None = None,
               features: str | None = None, pred_probs: str | Path | None = None,
               threshold: float | None = None, spatial: bool = False, combine: bool = False,
-              stored_oof: bool = True, engine: str | Engine | None = None, force: bool = False) -> dict:
+              stored_oof: bool = True, engine: str | Engine | None = None, force: bool = False,
+              partition: PartitionConfig | None = None) -> dict:
     """Run ``checks`` (default: all) on the workspace; returns the summary written to audit/summary.json.
 
     Args:
@@ -56,6 +58,8 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
             models: the most accurate label-issue ranking measured (docs/audit.md).
         engine: ``local`` (default), ``ray`` or an Engine: where the neighbour searches run (the results
             are the same).
+        partition: the partitioned path's configuration (default ``scale.DEFAULT``): features larger than
+            ``partition.in_memory_bytes`` are audited for duplicates and outliers by cluster partitions.
     """
     ws = Workspace.of(workspace)
     m = ws.manifest(["label"])  # the columns the checks need; splits and hashes compact, below
@@ -68,7 +72,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     for name in checks or []:
         CHECKS.get(name)  # unknown names fail here, before any work
     names = dependency_order(checks or CHECKS.list())
-    check_options = {"duplicates": {"threshold": threshold} if threshold is not None else {},
+    check_options: dict[str, dict] = {"duplicates": {"threshold": threshold} if threshold is not None else {},
                      "multilabel": {"spatial": True} if spatial else {},
                      "label_issues": {"combine": True} if combine else {}}  # the CLI's flags, by check
     fs = ws.resolve_features(features, required=False)
@@ -84,10 +88,13 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         params = ws.meta(feat_path).get("params", {})
         if "backbone" in params and "image_size" in params:
             data.extras["embedding"] = {"backbone": params["backbone"], "image_size": params["image_size"]}
-        # above base.IN_MEMORY_BYTES, duplicates and outliers work from a cluster partition on disk
-        data.extras.update(features_path=feat_path, partition_dir=ws.partition_dir(feat_path))
+        # above partition.in_memory_bytes, duplicates and outliers work from a cluster partition on disk
+        data.extras.update(features_path=feat_path, partition_dir=ws.partition_dir(feat_path),
+                           partition_config=partition or DEFAULT_PARTITION)
     inputs = {"manifest": ws.fingerprint(ws.manifest_path), "features": feat_key,
               "pred_probs": fingerprint_path(pred_probs) if pred_probs else None}
+    if data.partitioned():  # only present when used, so the keys of in-memory audits stay what they were
+        inputs["partition"] = data.extras["partition_config"].key()
     out = audit_dir(ws)
     summary = read_json(out / "summary.json") if (out / "summary.json").exists() else {}
     summary.setdefault("checks", {})
@@ -128,7 +135,7 @@ def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, 
         seconds = time.perf_counter() - t0
         table = result.table if result.table is not None else pd.DataFrame({"index": np.zeros(0, np.int64)})
         write_table(table_path, table)
-        if "pred_probs" in spec.provides and data.extras.get("pred_probs_computed"):
+        if "pred_probs" in spec.provides and data.extras.get("pred_probs_computed") and data.pred_probs is not None:
             _save_probs(ws, probs_path, data.pred_probs, step.key)
         result.summary["seconds"] = round(seconds, 2)
         step.finish(summary=result.summary, rows=len(table))

@@ -113,6 +113,7 @@ class AuditData:
             from ..vectors import normalise_features
 
             self.require("features", check="this check")
+            assert self.features is not None
             self.extras["normalised"] = normalise_features(self.features)
         return self.extras["normalised"]
 
@@ -128,25 +129,26 @@ class AuditData:
         return sims[:, :k], ids[:, :k]
 
     def partitioned(self) -> bool:
-        """True when the features are too large for the in-memory checks (N x D x 4 bytes above
-        IN_MEMORY_BYTES) and a features file and a work folder are known: duplicates and outliers then
-        come from clearset.scale's cluster partition."""
-        from .. import scale
-
-        return (self.features is not None and "features_path" in self.extras and "partition_dir" in self.extras
-                and self.features.shape[0] * self.features.shape[1] * 4 > scale.IN_MEMORY_BYTES)
+        """True when the features are too large for the in-memory checks (N x D x 4 bytes above the
+        partition configuration's ``in_memory_bytes``) and a features file and a work folder are known:
+        duplicates and outliers then come from clearset.scale's cluster partition."""
+        cfg = self.extras.get("partition_config")
+        return (self.features is not None and cfg is not None and "features_path" in self.extras
+                and "partition_dir" in self.extras
+                and self.features.shape[0] * self.features.shape[1] * 4 > cfg.in_memory_bytes)
 
     def partition_results(self, threshold: float | None = None):
         """(near-duplicate pairs at cosine ``threshold``, per-row outlier z in row order, info), computed
         once and shared by the checks (``threshold=None``: whichever pass already ran, else the default)."""
         done = [k for k in self.extras if isinstance(k, tuple) and k[0] == "partition_results"]
         if threshold is None:
-            threshold = done[0][1] if done else EMBEDDING_THRESHOLD
-        key = ("partition_results", threshold)
+            threshold = float(done[0][1]) if done else EMBEDDING_THRESHOLD
+        key: Any = ("partition_results", threshold)
         if key not in self.extras:
             from .. import scale
 
-            part = scale.partition(self.extras["features_path"], self.extras["partition_dir"], engine=self.engine)
+            part = scale.partition(self.extras["features_path"], self.extras["partition_dir"],
+                                   self.extras["partition_config"], engine=self.engine)
             dups, _, info = scale.duplicates_and_outliers(part, threshold=threshold, engine=self.engine)
             self.extras[key] = (dups, scale.row_scores(part, info), info)
         return self.extras[key]

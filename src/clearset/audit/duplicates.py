@@ -41,7 +41,7 @@ def grey_square(img: np.ndarray, side: int = GREY_SIDE) -> np.ndarray:
         return luma(img[None])[0]
     from PIL import Image
 
-    grey = Image.fromarray(img).convert("L").resize((side, side), Image.BOX)
+    grey = Image.fromarray(img).convert("L").resize((side, side), Image.Resampling.BOX)
     return np.asarray(grey, dtype=np.float32)
 
 
@@ -185,6 +185,7 @@ def near_duplicate_pairs(features: np.ndarray | None, *, views: np.ndarray | Non
     if views is None or signatures is None:
         if emb_nb is None:
             raise ValueError("near duplicates need features or pixel representations")
+        assert features is not None  # emb_nb comes from them
         pairs = neighbour_pairs(emb_nb, embedding_threshold)
         sims = (normalise_features(features[pairs[:, 0]]) * normalise_features(features[pairs[:, 1]])).sum(1) \
             if len(pairs) else np.zeros(0, np.float32)

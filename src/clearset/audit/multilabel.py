@@ -54,7 +54,7 @@ def spatial_class_maps(images, backbone: str, size: int, heads: dict, *, batch: 
     out = np.zeros((len(heads["fold"]), w.shape[2]), dtype=np.float32)
     autocast = resolve_precision("auto", torch.device("cpu")) == "bf16"
     row = 0
-    pending = []
+    pending: list = []
 
     def flush():
         nonlocal row, pending
@@ -84,6 +84,7 @@ def spatial_class_maps(images, backbone: str, size: int, heads: dict, *, batch: 
 def multilabel_check(data: AuditData, *, min_prob: float = MIN_PROB, spatial: bool = False,
                      spatial_min: float = SPATIAL_MIN) -> CheckResult:
     data.require("pred_probs", check="multilabel")
+    assert data.pred_probs is not None
     labelled = np.flatnonzero(data.labels >= 0)
     df = multilabel_candidates(data.pred_probs[labelled], min_prob=min_prob)
     df["index"] = labelled
@@ -119,4 +120,6 @@ def _spatial_maps(data: AuditData, rows: np.ndarray) -> np.ndarray:
                              "embedded with `clearset embed`")
     heads: dict = {}
     oof_logreg(data.normalised_features()[rows], data.labels[rows], data.n_classes, c=DEFAULT_C, heads=heads)
+    data.require("image_loader", check="multilabel --spatial")
+    assert data.image_loader is not None
     return spatial_class_maps(data.image_loader(rows.tolist()), emb["backbone"], emb["image_size"], heads)

@@ -75,7 +75,7 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
     probs = np.zeros((len(m), len(ws.classes())), np.float32)
     images, dropped = None, []
     for f, (tr, te) in enumerate(fold_indices(labels, folds, seed)):
-        if clean:
+        if x is not None:  # --clean
             keep = ~_flagged(x[tr], labels[tr], len(ws.classes()), seed)
             dropped.append(int((~keep).sum()))
             log.info("oof: fold %d/%d trains on %d images (%d flagged by the embedding models left out)",

@@ -93,6 +93,8 @@ def sample_pixels(data: AuditData, idx: np.ndarray, side: int = 32) -> np.ndarra
     one shape), as (n, side*side*3)."""
     from ..data.images import resize_center
 
+    data.require("image_loader", check="properties")
+    assert data.image_loader is not None
     out = np.stack([resize_center(img, side) for img in data.image_loader(idx.tolist())])
     return out.reshape(len(idx), -1).astype(np.float32) / 255.0
 

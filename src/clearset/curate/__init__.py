@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..artifacts.subsets import rs2_sampler, subset_sampler  # noqa: F401  (part of the API)
 from ..errors import ParameterError, check_seed
+from ..scale.config import DEFAULT as DEFAULT_PARTITION, PartitionConfig
 from ..workspace import Workspace, fingerprint_path, hash_json, read_json, write_table
 from . import clean, craig, density, filter, prototypes, random, rs2, scores, semdedup  # noqa: F401  (registration)
 from .base import STRATEGIES, CurateData, Subset, register_strategy, select
@@ -96,8 +97,13 @@ def read_trusted(path: str | Path, index: np.ndarray, n_classes: int) -> np.ndar
 
 def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, seed: int = 0, split: str = "train",
            features: str | None = None, trusted: str | Path | None = None, out: str | Path | None = None,
-           force: bool = False, **options) -> CurateResult:
-    """Select with ``strategy`` and write the subset file (cached by strategy, keep, seed, options, inputs)."""
+           force: bool = False, partition: PartitionConfig | None = None, **options) -> CurateResult:
+    """Select with ``strategy`` and write the subset file (cached by strategy, keep, seed, options, inputs).
+
+    partition: the partitioned path's configuration (default ``scale.DEFAULT``): a strategy that has a
+    partitioned form (dbp) selects from a cluster partition on disk when the embedding is larger than
+    ``partition.in_memory_bytes`` and the selection covers all of it."""
+    cfg = partition or DEFAULT_PARTITION
     ws = Workspace.of(workspace)
     ws.require_manifest()
     check_seed(seed)
@@ -106,9 +112,9 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     if unknown:
         raise ParameterError(f"strategy {strategy!r} has no option(s) {sorted(unknown)}; it takes "
                              f"{sorted(_keyword_options(spec.fn)) or 'none'}")
-    if spec.partitioned is not None and _above_memory(ws, features, split):
+    if spec.partitioned is not None and _above_memory(ws, features, split, cfg.in_memory_bytes):
         return _curate_partitioned(ws, spec, keep=keep, seed=seed, split=split, features=features, out=out,
-                                   force=force, options=options)
+                                   force=force, options=options, config=cfg)
     data, index, inputs = curate_data(ws, split=split, features=features, trusted=trusted, need=spec.needs)
     from .base import n_keep_of
 
@@ -134,16 +140,14 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     return CurateResult(path, Subset(subset.rows, subset.weight, info), table["index"].to_numpy(), cached=False)
 
 
-def _above_memory(ws: Workspace, features: str | None, split: str) -> bool:
-    """Whether the embedding is too large to select from in memory and the selection is over all of it
-    (every row labelled and in ``split``; the partition covers the whole file)."""
-    from .. import scale
-
+def _above_memory(ws: Workspace, features: str | None, split: str, limit: int) -> bool:
+    """Whether the embedding is larger than ``limit`` bytes (as float32) and the selection is over all of
+    it (every row labelled and in ``split``; the partition covers the whole file)."""
     fs = ws.resolve_features(features, required=False)
     if fs is None:
         return False
     rows, dim = np.load(fs.path, mmap_mode="r").shape
-    if rows * dim * 4 <= scale.IN_MEMORY_BYTES:
+    if rows * dim * 4 <= limit:
         return False
     import pyarrow.compute as pc
 
@@ -156,7 +160,7 @@ def _above_memory(ws: Workspace, features: str | None, split: str) -> bool:
 
 
 def _curate_partitioned(ws: Workspace, spec, *, keep: float, seed: int, split: str, features: str | None,
-                        out, force: bool, options: dict) -> CurateResult:
+                        out, force: bool, options: dict, config: PartitionConfig) -> CurateResult:
     """The strategy from a clearset.scale partition of the embedding (built or reused from the audit's
     cache): memory bounded by the partition's blocks, not by N."""
     from .. import scale
@@ -167,12 +171,12 @@ def _curate_partitioned(ws: Workspace, spec, *, keep: float, seed: int, split: s
     n_keep_of(keep, n)
     inputs = {"manifest": ws.fingerprint(ws.manifest_path), "features": fs.key}
     path, step = _subset_step(ws, spec.name, keep=keep, seed=seed, split=split, options=options, inputs=inputs,
-                              out=out, partitioned=True)
+                              out=out, partitioned=config.key())
     if step.cached() and not force:
         rows = pd.read_parquet(path, columns=["index"])["index"].to_numpy()
         return CurateResult(path, Subset(rows, np.ones(len(rows), np.float32), read_json(step.sidecar).get("info", {})),
                             rows, cached=True)
-    part = scale.partition(fs.path, ws.partition_dir(fs.path))
+    part = scale.partition(fs.path, ws.partition_dir(fs.path), config)
     rows = np.asarray(spec.partitioned(part, keep, seed, **options), dtype=np.int64)
     write_table(path, pd.DataFrame({"index": rows, "weight": np.ones(len(rows), np.float32)}))
     info = {"partitioned": True, "clusters": int(len(part.sizes))}
@@ -182,13 +186,14 @@ def _curate_partitioned(ws: Workspace, spec, *, keep: float, seed: int, split: s
 
 
 def _subset_step(ws: Workspace, strategy: str, *, keep: float, seed: int, split: str, options: dict, inputs: dict,
-                 out, partitioned: bool = False):
-    """(subset file, cached step) of one selection; the partitioned path is a step of its own."""
+                 out, partitioned: dict | None = None):
+    """(subset file, cached step) of one selection; the partitioned path is a step of its own (keyed by the
+    partition's configuration, ``partitioned``)."""
     name = f"{strategy}-k{keep:g}-s{seed}" + (f"-{hash_json(options)[:8]}" if options else "")
     path = Path(out) if out is not None else ws.root / "subsets" / f"{name}.parquet"
     params = {"strategy": strategy, "keep": keep, "seed": seed, "split": split, **options}
-    if partitioned:  # only present when used, so the keys of in-memory subsets stay what they were
-        params["partitioned"] = True
+    if partitioned is not None:  # only present when used, so the keys of in-memory subsets stay what they were
+        params["partitioned"] = partitioned
     return path, ws.step("curate", params=params, inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))
 
 

@@ -56,6 +56,7 @@ class CurateData:
             self.require("features", "this strategy")
             from ..vectors import normalise_features
 
+            assert self.features is not None
             self._normalised = normalise_features(self.features)
         return self._normalised
 
@@ -75,7 +76,7 @@ class Strategy:
     needs: tuple[str, ...]
     description: str
     exact: bool  # returns exactly n_keep rows
-    # the same selection from a clearset.scale partition on disk, for features above scale.IN_MEMORY_BYTES:
+    # the same selection from a clearset.scale partition on disk, for features above in_memory_bytes:
     # fn(partition, keep, seed, **options) -> kept rows (sorted); None: the strategy runs in memory only
     partitioned: Callable[..., np.ndarray] | None = None
 

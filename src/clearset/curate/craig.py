@@ -44,9 +44,9 @@ def facility_location(g: np.ndarray, q: int, seed: int) -> tuple[np.ndarray, np.
         picks.append(best)
         chosen[best] = True
         cur = torch.maximum(cur, d_max - torch.cdist(gt[best : best + 1], gt)[0])
-    picks = np.array(picks)
-    nearest = torch.cdist(gt, gt[torch.from_numpy(picks)]).argmin(1).numpy()
-    return picks, np.bincount(nearest, minlength=len(picks)).astype(np.float32)
+    chosen_rows = np.array(picks)
+    nearest = torch.cdist(gt, gt[torch.from_numpy(chosen_rows)]).argmin(1).numpy()
+    return chosen_rows, np.bincount(nearest, minlength=len(chosen_rows)).astype(np.float32)
 
 
 @register_strategy("craig", needs=("features",),
@@ -62,8 +62,8 @@ def craig(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
         picks, w = facility_location(g[members], int(q), seed + c)
         rows.append(members[picks])
         weights.append(w)
-    rows, weights = np.concatenate(rows), np.concatenate(weights)
-    return Subset(rows, weights / weights.mean(), {"epochs": epochs, "model": "linear probe on embeddings"})
+    kept, weight = np.concatenate(rows), np.concatenate(weights)
+    return Subset(kept, weight / weight.mean(), {"epochs": epochs, "model": "linear probe on embeddings"})
 
 
 @register_strategy("craig-augment", needs=("features",), exact=False,

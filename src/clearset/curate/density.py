@@ -54,7 +54,7 @@ def dbp_rows(x: np.ndarray, n_keep: int, seed: int, clusters: int | None, temper
 def dbp_partitioned(part, keep: float, seed: int, clusters: int | None = None,
                     temperature: float = TEMPERATURE) -> np.ndarray:
     """DBP over a partition on disk (clearset.scale.dbp_select): the clusters are the partition's
-    (about scale.CLUSTER_SIZE rows each), so ``clusters`` does not apply."""
+    (about PartitionConfig.cluster_size rows each), so ``clusters`` does not apply."""
     from ..errors import ParameterError
     from ..scale import dbp_select
 

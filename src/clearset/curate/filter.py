@@ -23,6 +23,8 @@ def filter_strategy(data: CurateData, n_keep: int, seed: int, c: float = 1.0, mo
     from ..ops.linear import fit_linear
 
     x = data.normalised()
+    data.require("trusted", "filter")
+    assert data.trusted is not None
     trusted = np.flatnonzero(data.trusted >= 0)
     if len(np.unique(data.trusted[trusted])) < 2:
         from ..errors import ParameterError

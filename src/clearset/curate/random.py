@@ -18,6 +18,6 @@ def random_subset(data: CurateData, n_keep: int, seed: int) -> Subset:
 def random_balanced(data: CurateData, n_keep: int, seed: int) -> Subset:
     rng = np.random.default_rng(seed)
     quotas = quotas_by_class(data.labels, data.n_classes, n_keep)
-    rows = [rng.choice(np.flatnonzero(data.labels == c), q, replace=False) for c, q in enumerate(quotas) if q]
-    rows = np.sort(np.concatenate(rows))
+    rows = np.sort(np.concatenate([rng.choice(np.flatnonzero(data.labels == c), q, replace=False)
+                                   for c, q in enumerate(quotas) if q]))
     return Subset(rows, ones(len(rows)))

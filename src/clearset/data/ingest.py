@@ -110,7 +110,15 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
             shutil.rmtree(staging, ignore_errors=True)
             _remove_if_empty(ws.staging_dir, ws.root if created else None)
         raise
-    ws = Workspace(ws.root)  # nothing cached from the manifest it replaced
+    ws = _publish(Workspace(ws.root), src, written, step, previous)  # nothing cached from the manifest it replaced
+    shutil.rmtree(staging, ignore_errors=True)
+    _remove_if_empty(None, ws.staging_dir)
+    return ws
+
+
+def _publish(ws: Workspace, src, written, step, previous: dict | None) -> Workspace:
+    """After the manifest is in place: the pixel fingerprint, classes, store spec, error table, the sidecar
+    (which makes the ingest finished), and what the previous manifest derived is set aside."""
     pixels = compute_pixel_fingerprint(ws)
     write_json(ws.classes_path, src.classes)
     write_json(ws.source_path, src.store_spec())
@@ -125,8 +133,6 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
     step.finish(images=written.images, skipped=len(errors), splits=counts, classes=len(src.classes), pixels=pixels)
     if previous is not None:
         set_aside_stale(ws, previous, pixels, step.key)
-    shutil.rmtree(staging, ignore_errors=True)
-    _remove_if_empty(None, ws.staging_dir)
     log.info("ingest: %d images (%s), %d classes -> %s", written.images,
              ", ".join(f"{k} {v}" for k, v in counts.items()), len(src.classes), ws.manifest_path)
     return ws

@@ -72,7 +72,8 @@ def probe(net: nn.Module, x: torch.Tensor, *, attention: bool = False, power: fl
     """Run ``x`` through ``net.features`` layer by layer, keeping the attention maps of every ReLU output
     but the last when asked."""
     maps = []
-    for layer in net.features:
+    layers: Any = net.features  # an nn.Sequential of the ConvNet's blocks
+    for layer in layers:
         x = layer(x)
         if attention and isinstance(layer, nn.ReLU):
             maps.append(x)

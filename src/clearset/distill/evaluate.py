@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ def accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, b
 
 def evaluate_synthetic(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                        n_classes: int, cfg: EvalConfig = EvalConfig(), seeds: int = 3,
-                       device: torch.device | None = None, done: tuple[list[float], float] = ((), 0.0),
+                       device: torch.device | None = None, done: tuple[Sequence[float], float] = ((), 0.0),
                        on_seed: Callable[[list[float], float], None] | None = None) -> dict:
     """Test accuracy of ``seeds`` fresh networks trained on the synthetic set: per seed, mean, sd.
 

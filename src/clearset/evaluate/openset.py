@@ -10,6 +10,8 @@ FPR at 95% TPR (share of unknown images scoring above the threshold that keeps 9
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import ParameterError
@@ -32,7 +34,7 @@ def openset_metrics(logits: np.ndarray, known: np.ndarray, labels: np.ndarray | 
     if known.all() or not known.any():
         raise ParameterError("open-set evaluation needs both known-class and unknown-class test images")
     correct = (np.asarray(logits).argmax(1) == labels)[known] if labels is not None else None
-    out = {"known_images": int(known.sum()), "unknown_images": int((~known).sum())}
+    out: dict[str, Any] = {"known_images": int(known.sum()), "unknown_images": int((~known).sum())}
     if correct is not None:
         out["closed_set_accuracy"] = float(correct.mean())
     for name, s in openset_scores(logits).items():

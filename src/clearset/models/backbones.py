@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
 
 from ..errors import ParameterError
 from ..registry import Registry
@@ -27,7 +27,7 @@ class Backbone:
     """A model in eval mode plus what embedding needs to know about it."""
 
     name: str
-    model: nn.Module
+    model: Any  # a timm model (forward_features, forward_head, get_classifier, num_features)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     default_size: int
@@ -53,7 +53,7 @@ def create_backbone(name: str) -> Backbone:
         raise ParameterError(f"unknown backbone {name!r}: use one of {', '.join(BACKBONES.names())} "
                              f"(ImageNet weights, offline) or a timm model name (random weights)")
     torch.manual_seed(0)  # random weights, but the same ones every run
-    model = timm.create_model(name, pretrained=False).eval()
+    model: Any = timm.create_model(name, pretrained=False).eval()
     size = int(model.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
     mean = tuple(model.pretrained_cfg.get("mean", IMAGENET_MEAN))
     std = tuple(model.pretrained_cfg.get("std", IMAGENET_STD))

@@ -17,7 +17,7 @@ def thumbnail(rgb: np.ndarray, side: int) -> Image.Image:
     h, w = rgb.shape[:2]
     scale = side / max(h, w)
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    im = im.resize(new, Image.NEAREST if scale >= 1 else Image.LANCZOS)
+    im = im.resize(new, Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS)
     canvas = Image.new("RGB", (side, side), (245, 245, 245))
     canvas.paste(im, ((side - new[0]) // 2, (side - new[1]) // 2))
     return canvas

@@ -82,7 +82,7 @@ def dataset_card(ctx: ReportContext) -> dict[str, Any]:
                         fill_value=0)
     unlabelled = int(table.loc[-1].sum())
     table = table.drop(index=-1)
-    rows = [{"label": i, "name": classes[i], "counts": [int(table.loc[i, s]) for s in splits],
+    rows: list[dict[str, Any]] = [{"label": i, "name": classes[i], "counts": [int(table.loc[i, s]) for s in splits],
              "total": int(table.loc[i].sum())} for i in range(len(classes))]
     counts = table.sum(axis=0).to_dict()
     balance = [r["total"] for r in rows if r["total"] > 0]

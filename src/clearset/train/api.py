@@ -119,7 +119,7 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, r
     net = _network(rec, len(rows.classes), tract)  # an unknown model fails before any write
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / "config.json", config)
-    net = net.to(dev, memory_format=torch.channels_last)
+    net = net.to(dev, memory_format=torch.channels_last)  # type: ignore[call-overload]
     autocast = choice.precision == "bf16"
     opts = FitOptions(seed=seed, autocast=autocast, sampler=rows.sampler, kd_temperature=kd_temperature,
                       kd_hard_weight=kd_hard_weight, eval_every=eval_every,

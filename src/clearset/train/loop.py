@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -88,13 +88,15 @@ class Fit:
     parameters; state dicts come from ``net``)."""
 
     def __init__(self, net: torch.nn.Module, rec: Recipe, data: FitData, opts: FitOptions, *,
-                 checkpoint: Path, key: str, forward: torch.nn.Module | None = None):
+                 checkpoint: Path, key: str, forward: Callable[..., torch.Tensor] | None = None):
         self.net, self.rec, self.data, self.opts = net, rec, data, opts
         self.forward = forward if forward is not None else net
         self.checkpoint, self.key = checkpoint, key
         self.opt = make_optimizer(net, rec)
         self.dev = data.images.device
-        self.start_epoch, self.history, self.step, self.partial = 0, [], 0, None
+        self.start_epoch, self.step = 0, 0
+        self.history: list[dict] = []
+        self.partial: dict | None = None
         steps_per_epoch = math.ceil(len(data.positions) / rec.batch_size) if opts.sampler is None else 0
         self.total_steps = steps_per_epoch * rec.epochs  # a sampler sets it at its first epoch
 
@@ -166,7 +168,7 @@ class Fit:
                        counters: tuple[int, float, float], seconds: float) -> tuple[int, float, float]:
         """One batch; on Ctrl-C, save the work up to the last finished batch, then re-raise."""
         seen, loss_sum, correct = counters
-        mark = {"batch": bi, "order": order, "gen": gen.get_state(), "rng": torch.get_rng_state(), "seen": seen,
+        mark: dict[str, Any] = {"batch": bi, "order": order, "gen": gen.get_state(), "rng": torch.get_rng_state(), "seen": seen,
                 "loss_sum": loss_sum, "correct": correct, "seconds": seconds}
         step_before = self.step
         try:

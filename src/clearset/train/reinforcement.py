@@ -21,6 +21,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ import torch
 from .. import progress
 from ..device import resolve_device, resolve_precision
 from ..errors import ParameterError, WorkspaceError
-from ..workspace import Workspace, atomic_path, hash_json, read_json, write_json
+from ..io import hash_json, read_json, write_json, write_npz
+from ..workspace import Workspace
 from .augment import AugParams, apply_params, draw_params
 from .teachers import load_teacher, teacher_probs
 
@@ -71,7 +73,7 @@ def load_reinforced(path: str | Path) -> Reinforced:
                       torch.from_numpy(arrays["topk_p"].astype(np.float32)), read_json(root / "reinforce.meta.json"))
 
 
-AUGMENT = {"strong": {"n_ops": 2, "erase_p": 0.25}, "light": {"n_ops": 0, "erase_p": 0.0}}
+AUGMENT: dict[str, dict[str, Any]] = {"strong": {"n_ops": 2, "erase_p": 0.25}, "light": {"n_ops": 0, "erase_p": 0.0}}
 
 
 def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], ns: int = 10, topk: int = 10,
@@ -116,8 +118,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     params_path = root / "params.npz"
     if not params_path.exists():
         params = draw_params((n, ns), torch.Generator().manual_seed(seed), size=size, **AUGMENT[augment])
-        with atomic_path(params_path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, index=index, **params.arrays())
+        write_npz(params_path, index=index, **params.arrays())
         write_json(root / "params.meta.json", {"key": step.key})
     with np.load(params_path) as z:
         params = AugParams(**{f: torch.from_numpy(z[f]) for f in ("dy", "dx", "flip", "ops", "signs", "erase")})
@@ -127,8 +128,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
                   autocast=autocast)
     chunk_dir, starts = root / "chunks", range(0, n, CHUNK)
     parts = [np.load(chunk_dir / f"{s // CHUNK:05d}.npz") for s in starts]
-    with atomic_path(root / "targets.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, index=index, **params.arrays(), topk_idx=np.concatenate([p["topk_idx"] for p in parts]),
+    write_npz(root / "targets.npz", index=index, **params.arrays(), topk_idx=np.concatenate([p["topk_idx"] for p in parts]),
                  topk_p=np.concatenate([p["topk_p"] for p in parts]))
     step.finish(images=n, augmentations=n * ns, classes=classes, image_size=size,
                 teacher_runs=[str(r.root) for r in runs])
@@ -195,7 +195,6 @@ def _label_chunks(chunk_dir: Path, images: torch.Tensor, params: AugParams, nets
             top_i.append(i.to(torch.int16).cpu())
             top_p.append(p.to(torch.float16).cpu())
             bar.update(len(r))
-        with atomic_path(chunk_dir / f"{s // CHUNK:05d}.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, topk_idx=torch.cat(top_i).view(len(rows), ns, topk).numpy(),
+        write_npz(chunk_dir / f"{s // CHUNK:05d}.npz", topk_idx=torch.cat(top_i).view(len(rows), ns, topk).numpy(),
                      topk_p=torch.cat(top_p).view(len(rows), ns, topk).numpy())
     bar.close()
