@@ -27,7 +27,7 @@ import numpy as np
 
 import clearset
 from clearset.audit.label_issues import out_of_fold_probs
-from clearset.audit.oof import pixel_oof
+from clearset.oof import pixel_oof
 from clearset.vectors import normalise_features
 from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 

@@ -213,7 +213,7 @@ def oof(
     """Out-of-fold class probabilities of networks trained on the pixels (one cached run per fold).
     `clearset audit WS` then averages the newest such file made for the current manifest with its embedding
     models (or pass one with --pred-probs FILE --combine). Recommended: --clean --epochs 20."""
-    from .audit.oof import pixel_oof
+    from .oof import pixel_oof
 
     typer.echo(str(pixel_oof(workspace, recipe=recipe, folds=folds, seed=seed, epochs=epochs, clean=clean,
                              features=features, force=force)))

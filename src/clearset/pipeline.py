@@ -145,7 +145,7 @@ def run_demo(workspace: str | Path = "demo-workspace", *, force: bool = False) -
     distilled = _tiny_distillation(ws, force=force)
     report = build_report(ws)
 
-    audit_dir = ws.root / "audit"
+    audit_dir = ws.dir("audit")
     li = pd.read_parquet(audit_dir / "label_issues.parquet")
     dup = pd.read_parquet(audit_dir / "duplicates.parquet")
     out = pd.read_parquet(audit_dir / "outliers.parquet")

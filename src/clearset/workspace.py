@@ -3,9 +3,20 @@
 Layout (all keyed by the manifest's ``index``)::
 
     WS/manifest.parquet  classes.json  source.json  ingest_errors.parquet
-    WS/features/<backbone>@<size>.npy   (+ .logits.npy)
-    WS/report/index.html
+    WS/features/<backbone>@<size>.npy   (+ .logits.npy)           clearset embed
+    WS/audit/<check>.parquet  summary.json  partition/<embedding>/  clearset audit
+    WS/oof/<recipe>-f<folds>-s<seed>.npy                          clearset oof
+    WS/probe/<backbone>@<size>.json                               clearset probe
+    WS/subsets/<strategy>-k<keep>-s<seed>.parquet                 clearset curate
+    WS/distilled/<name>.npz                                       clearset distill
+    WS/reinforced/<name>/                                         clearset reinforce
+    WS/runs/<name>/                                               clearset train (eval writes beside it)
+    WS/bench/leaderboard.json                                     clearset bench
+    WS/report/index.html                                          clearset report
+    WS/stale/<time>/                    what an earlier manifest derived (set aside by a new ingest)
     WS/<artifact>.meta.json             sidecar of the step that wrote <artifact>
+
+Stages ask ``ws.dir(kind)`` (or ``ws.named(kind, name)``) for these folders; no stage spells a path itself.
 
 A sidecar records the command, parameters, versions, input fingerprints and seconds taken. Its ``key``
 hashes the step name, parameters and input fingerprints: a step whose key matches the sidecar on disk
@@ -117,11 +128,17 @@ class Workspace:
 
     @property
     def report_dir(self) -> Path:
-        return self.root / "report"
+        return self.dir("report")
 
     @property
     def staging_dir(self) -> Path:
         return self.root / ".staging"
+
+    def dir(self, kind: str) -> Path:
+        """The folder of one kind of derived artifact (``DERIVED``: audit, runs, subsets...) or ``stale``."""
+        if kind not in DERIVED and kind != "stale":
+            raise ValueError(f"no artifact folder {kind!r} in a workspace (known: {', '.join(DERIVED)}, stale)")
+        return self.root / kind
 
     def named(self, folder: str, name: str) -> Path:
         """``WS/<folder>/<name>`` for a name the user chose (a run, a distilled set...): one path component,
@@ -132,17 +149,17 @@ class Workspace:
                or name != name.strip())
         if bad:
             raise ParameterError(f"--name {name!r}: use a plain name (no '/', not '..', at most 200 characters)")
-        return self.root / folder / name
+        return self.dir(folder) / name
 
     def partition_dir(self, features: Path) -> Path:
         """Where the clearset.scale partition of an embedding lives (shared by the audit and curate)."""
-        return self.root / "audit" / "partition" / Path(features).stem
+        return self.dir("audit") / "partition" / Path(features).stem
 
     def features_path(self, backbone: str, image_size: int) -> Path:
-        return self.root / "features" / f"{backbone}@{image_size}.npy"
+        return self.dir("features") / f"{backbone}@{image_size}.npy"
 
     def logits_path(self, backbone: str, image_size: int) -> Path:
-        return self.root / "features" / f"{backbone}@{image_size}.logits.npy"
+        return self.dir("features") / f"{backbone}@{image_size}.logits.npy"
 
     @staticmethod
     def sidecar_of(artifact: Path) -> Path:

@@ -331,7 +331,7 @@ def test_spatial_class_maps_equal_the_fold_heads_on_a_one_location_map(tmp_path)
 
 
 def test_pixel_oof_and_combined_label_issues(tmp_path):
-    from clearset.audit.oof import pixel_oof
+    from clearset.oof import pixel_oof
     from clearset.train.recipes import RECIPES, Recipe, register_recipe
 
     if "oof-tiny" not in RECIPES:
@@ -373,7 +373,7 @@ def test_pixel_oof_clean_leaves_out_flagged_training_rows_only(tmp_path, monkeyp
     there, and the flags are computed without the held-out fold (its probabilities stay out-of-fold)."""
     import json
 
-    import clearset.audit.oof as oof
+    import clearset.oof as oof
     from clearset.audit.label_issues import fold_indices
     from clearset.train.recipes import RECIPES, Recipe, register_recipe
 

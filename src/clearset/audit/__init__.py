@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..artifacts.oof import stored_pixel_oof  # noqa: F401  (part of the API)
 from ..engines import Engine, using
 from ..errors import ParameterError, WorkspaceError
 from ..scale.config import DEFAULT as DEFAULT_PARTITION, PartitionConfig
@@ -34,10 +35,6 @@ from .outliers import outlier_scores
 from .properties import intrinsic_dimension, label_sharpness
 
 log = logging.getLogger("clearset")
-
-
-def audit_dir(ws: Workspace) -> Path:
-    return ws.root / "audit"
 
 
 def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None = None,
@@ -95,7 +92,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
               "pred_probs": fingerprint_path(pred_probs) if pred_probs else None}
     if data.partitioned():  # only present when used, so the keys of in-memory audits stay what they were
         inputs["partition"] = data.extras["partition_config"].key()
-    out = audit_dir(ws)
+    out = ws.dir("audit")
     summary = read_json(out / "summary.json") if (out / "summary.json").exists() else {}
     summary.setdefault("checks", {})
     with using(engine) as eng:
@@ -110,7 +107,7 @@ def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, 
                 options: dict[str, dict], pred_probs, force: bool) -> None:
     """Run ``names`` in order, each a cached step keyed by its options and inputs; the probabilities a check
     provides are saved for the checks that need or use them (and for later audits)."""
-    out = audit_dir(ws)
+    out = ws.dir("audit")
     probs_path = out / "pred_probs.npy"
     for name in names:
         spec = CHECKS.get(name)
@@ -141,19 +138,6 @@ def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, 
         step.finish(summary=result.summary, rows=len(table))
         summary["checks"][name] = result.summary
         log.info("audit %s: %s (%.1f s)", name, _headline(name, result.summary), seconds)
-
-
-def stored_pixel_oof(ws: Workspace) -> Path | None:
-    """The newest ``clearset oof`` output made for this very manifest (labels included), ``--clean``
-    ones first; None if there is none."""
-    found = []
-    key = ws.fingerprint(ws.manifest_path)
-    for npy in (ws.root / "oof").glob("*.npy"):
-        side = ws.sidecar_of(npy)
-        meta = read_json(side) if side.exists() else {}
-        if meta.get("step") == "oof" and meta.get("inputs", {}).get("manifest") == key:
-            found.append((bool(meta.get("params", {}).get("clean")), meta.get("finished", ""), npy))
-    return max(found)[2] if found else None
 
 
 def _load_pred_probs(path, n: int, c: int) -> np.ndarray | None:
@@ -201,7 +185,7 @@ def export_clean_manifest(workspace: str | Path | Workspace, path: str | Path) -
     """
     ws = Workspace.of(workspace)
     m = ws.manifest().copy()
-    out = audit_dir(ws)
+    out = ws.dir("audit")
     if not any(ws.is_current(p) for p in out.glob("*.parquet")):
         raise WorkspaceError(f"{ws.root}: no audit results; run `clearset audit {ws.root}` first")
     if (out / "label_issues.parquet").exists():

@@ -49,7 +49,7 @@ def curate_data(ws: Workspace, *, split: str = "train", features: str | None = N
         fs, x = ws.load_features(features)
         data.features = x[index]
         inputs["features"] = fs.key
-    audit = ws.root / "audit"
+    audit = ws.dir("audit")
     if (audit / "label_issues.parquet").exists():
         li = pd.read_parquet(audit / "label_issues.parquet").set_index("index").reindex(index)
         data.label_quality = li["label_quality"].fillna(1.0).to_numpy(np.float64)
@@ -190,7 +190,7 @@ def _subset_step(ws: Workspace, strategy: str, *, keep: float, seed: int, split:
     """(subset file, cached step) of one selection; the partitioned path is a step of its own (keyed by the
     partition's configuration, ``partitioned``)."""
     name = f"{strategy}-k{keep:g}-s{seed}" + (f"-{hash_json(options)[:8]}" if options else "")
-    path = Path(out) if out is not None else ws.root / "subsets" / f"{name}.parquet"
+    path = Path(out) if out is not None else ws.dir("subsets") / f"{name}.parquet"
     params = {"strategy": strategy, "keep": keep, "seed": seed, "split": split, **options}
     if partitioned is not None:  # only present when used, so the keys of in-memory subsets stay what they were
         params["partitioned"] = partitioned

@@ -90,7 +90,7 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
         inputs={"source": src.fingerprint(), **{f"labels[{i}]": fingerprint_path(o.path)
                                                 for i, o in enumerate(overrides)}},
         outputs=[ws.manifest_path, ws.classes_path, ws.source_path],
-        sidecar=ws.root / "manifest.meta.json",
+        sidecar=ws.sidecar_of(ws.manifest_path),
     )
     if step.cached() and not force:
         log.info("ingest: cached (%s); --force to redo", ws.manifest_path)
@@ -161,7 +161,7 @@ def set_aside_stale(ws: Workspace, previous: dict, pixels: str, key: str) -> lis
     moved = [name for name in DERIVED if name not in keep and (ws.root / name).exists()]
     if not moved:
         return []
-    dest = ws.root / "stale" / time.strftime("%Y%m%d-%H%M%S")
+    dest = ws.dir("stale") / time.strftime("%Y%m%d-%H%M%S")
     dest.mkdir(parents=True, exist_ok=True)
     for name in moved:
         os.replace(ws.root / name, dest / name)

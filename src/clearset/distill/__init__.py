@@ -132,7 +132,7 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     if not force and existing not in (None, key):
         raise WorkspaceError(f"{path} holds a different distillation; choose another --name or pass --force")
     real, labels, mean, std = normalised_split(ws, split, size)
-    partial = ws.root / "distilled" / f"{name}.partial.pt"
+    partial = ws.dir("distilled") / f"{name}.partial.pt"
     state = None
     if partial.exists() and not force:
         saved = torch.load(partial, map_location="cpu", weights_only=False)
@@ -183,7 +183,7 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
     key = hash_json({"set": d.key, "protocol": cfg.as_dict(),
                      "seeds": seeds, "split": split, "manifest": ws.fingerprint(ws.manifest_path)})
     target = (d.path.with_name(d.path.name[: -len(".npz")] + ".eval.json") if d.path is not None
-              else ws.root / "distilled" / f"eval-{key[:8]}.json")
+              else ws.dir("distilled") / f"eval-{key[:8]}.json")
     if not force and is_cached(target, key):
         return read_json(target)
     # finished seeds are kept in a partial file, so an interrupted evaluation resumes at the next seed

@@ -89,7 +89,7 @@ def mistake_taxonomy(run_dir: str | Path, *, human_labels: str | Path | None = N
     preds = logits.argmax(1)
     k = logits.shape[1]
     ws = Workspace(run.root.parents[1])
-    audit = ws.root / "audit"
+    audit = ws.dir("audit")
     evidence = []
     flagged = candidates = neighbour = None
     if (audit / "label_issues.parquet").exists():

@@ -68,10 +68,10 @@ def linear_probe(workspace: str | Path | Workspace, *, features: str | None = No
     t0 = time.perf_counter()
     acc = probe_accuracy(feats[tr], y[tr], feats[te], y[te], c=c)
     result = ProbeResult(path.name, len(tr), len(te), acc, round(time.perf_counter() - t0, 2))
-    write_json(ws.root / "probe" / f"{backbone}@{image_size}.json", asdict(result))
+    write_json(ws.dir("probe") / f"{backbone}@{image_size}.json", asdict(result))
     log.info("probe: %s linear-probe accuracy %.4f (%d train -> %d test)", path.name, acc, len(tr), len(te))
     return result
 
 
 def saved_probes(ws: Workspace) -> list[dict]:
-    return [read_json(p) for p in sorted((ws.root / "probe").glob("*.json"))]
+    return [read_json(p) for p in sorted((ws.dir("probe")).glob("*.json"))]

@@ -108,7 +108,7 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
     mapper = engine.map if engine is not None else (lambda fn, items: ordered_map(fn, items, threads=1))
     rows = list(mapper(run_cell, cells))
     board = pd.DataFrame(rows)
-    out = ws.root / "bench"
+    out = ws.dir("bench")
     write_table(out / "leaderboard.parquet", board.drop(columns=["curve"]))
     with atomic_path(out / "leaderboard.csv") as tmp:
         board.drop(columns=["curve"]).to_csv(tmp, index=False)

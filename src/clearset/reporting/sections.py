@@ -150,7 +150,7 @@ def embeddings(ctx: ReportContext) -> dict[str, Any] | None:
 
 @section("audit", "Audit", order=30)
 def audit(ctx: ReportContext) -> dict[str, Any] | None:
-    out = ctx.ws.root / "audit"
+    out = ctx.ws.dir("audit")
     if not (out / "summary.json").exists():
         return None
     from ..workspace import read_json
@@ -224,7 +224,7 @@ def training(ctx: ReportContext) -> dict[str, Any] | None:
     from ..artifacts.runs import load_run
     from ..workspace import read_json
 
-    runs_dir = ctx.ws.root / "runs"
+    runs_dir = ctx.ws.dir("runs")
     if not runs_dir.is_dir():
         return None
     rows = []
@@ -278,7 +278,7 @@ def distilled(ctx: ReportContext) -> dict[str, Any] | None:
     from ..artifacts.distilled import load_distilled
     from ..workspace import read_json
 
-    folder = ctx.ws.root / "distilled"
+    folder = ctx.ws.dir("distilled")
     if not folder.is_dir():
         return None
     classes, rows = ctx.ws.classes(), []
@@ -304,7 +304,7 @@ def bench(ctx: ReportContext) -> dict[str, Any] | None:
     from ..leaderboard.runner import leaderboard_table
     from ..workspace import read_json
 
-    path = ctx.ws.root / "bench" / "leaderboard.json"
+    path = ctx.ws.dir("bench") / "leaderboard.json"
     if not path.exists():
         return None
     board = read_json(path)

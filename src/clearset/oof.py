@@ -14,6 +14,9 @@ default label-issue check) are run on that fold's training images alone, and the
 out of its training set. A network memorises wrong labels; one trained on the cleaner remainder predicts
 the held-out fold better. The held-out fold's labels play no part in the cleaning, so its probabilities
 stay out-of-fold. Needs stored features (``clearset embed``; ``features`` picks which).
+
+Floor 5 (it runs two stages together: train's fold networks, audit's label finder); the audit reads the
+result as an artifact (``artifacts/oof.py``), so neither stage imports the other.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError, check_seed
-from ..train.recipes import DEFAULT_RECIPE
-from ..workspace import Workspace, atomic_path
+from .artifacts.oof import fold_subset_path, oof_path
+from .audit.label_issues import find_label_issues, fold_indices, out_of_fold_probs
+from .errors import ParameterError, check_seed
+from .io import atomic_path
+from .train.recipes import DEFAULT_RECIPE
+from .workspace import Workspace
 
 log = logging.getLogger("clearset")
 
@@ -36,10 +42,9 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
     import pandas as pd
     import torch
 
-    from ..data.loading import load_images
-    from ..models.inference import predict
-    from ..train import train
-    from .label_issues import fold_indices
+    from .data.loading import load_images
+    from .models.inference import predict
+    from .train import train
 
     ws = Workspace.of(workspace)
     ws.require_manifest()
@@ -54,12 +59,11 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
     if labelled["label"].nunique() < 2:
         raise ParameterError(f"{ws.root}: out-of-fold models need labelled images of at least two classes")
     index, labels = labelled["index"].to_numpy(np.int64), labelled["label"].to_numpy(np.int64)
-    suffix = ("" if epochs is None else f"-e{epochs}") + ("-clean" if clean else "")
-    path = ws.root / "oof" / f"{recipe}-f{folds}-s{seed}{suffix}.npy"
+    path = oof_path(ws, recipe=recipe, folds=folds, seed=seed, epochs=epochs, clean=clean)
     inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
     x = None
     if clean:
-        from ..vectors import normalise_features
+        from .vectors import normalise_features
 
         if ws.resolve_features(features, required=False) is None:
             raise ParameterError(f"--clean needs stored features: run `clearset embed {ws.root}` first")
@@ -81,7 +85,7 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
             log.info("oof: fold %d/%d trains on %d images (%d flagged by the embedding models left out)",
                      f + 1, folds, int(keep.sum()), dropped[-1])
             tr = tr[keep]
-        sub = ws.root / "oof" / f"fold{f}-of{folds}-s{seed}{suffix}.parquet"
+        sub = fold_subset_path(ws, fold=f, folds=folds, seed=seed, epochs=epochs, clean=clean)
         sub.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"index": index[tr]}).to_parquet(sub)
         run = train(ws, recipe=recipe, epochs=epochs, seed=seed + f, subset=sub, train_split=None, eval_split=None,
@@ -105,7 +109,5 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
 
 def _flagged(x: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
     """The default label-issue flags of normalised features ``x`` with ``labels``, from these rows alone."""
-    from .label_issues import find_label_issues, out_of_fold_probs
-
     probs = out_of_fold_probs(x, labels, n_classes, seed=seed, normalised=True)
     return find_label_issues(labels, probs)["is_label_issue"].to_numpy()
