@@ -173,6 +173,9 @@ def audit(
     stored_oof: bool = typer.Option(True, help="Without --pred-probs, average in the pixel networks' out-of-fold "
                                     "probabilities `clearset oof` stored for this manifest, if any (the most "
                                     "accurate label issues measured)."),
+    option: Optional[list[str]] = typer.Option(None, help="A check's option as CHECK.NAME=VALUE (repeatable), e.g. "
+                                               "outliers.k=20, label_issues.folds=10; `clearset list checks` "
+                                               "names the checks, docs/audit.md their options."),
     engine: str = _engine_option(),
     address: Optional[str] = _address_option(),
     in_memory_gb: float = typer.Option(DEFAULT_PARTITION.in_memory_bytes / 2 ** 30, help="Features larger than "
@@ -187,7 +190,8 @@ def audit(
     with _engine(engine, address) as eng:
         summary = run_audit(workspace, checks=_split_list(checks), features=features, pred_probs=pred_probs,
                             threshold=threshold, spatial=spatial, combine=combine, stored_oof=stored_oof,
-                            engine=eng, force=force, partition=_partition_config(in_memory_gb))
+                            engine=eng, force=force, partition=_partition_config(in_memory_gb),
+                            options=_check_options(option or []))
     for name, s in summary["checks"].items():
         figures = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         typer.echo(f"{name:13s} " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -376,6 +380,17 @@ def distill(
         res = evaluate_distilled(workspace, d, seeds=eval_seeds, epochs=eval_epochs, device=device)
         typer.echo(f"test accuracy of ConvNets trained on it: {res['test_acc_mean']:.4f} ± {res['test_acc_sd']:.4f} "
                    f"({eval_seeds} seeds, {eval_epochs} epochs)")
+
+
+def _check_options(items: list[str]) -> dict[str, dict]:
+    """``CHECK.NAME=VALUE`` items -> {check: {name: value}}."""
+    out: dict[str, dict] = {}
+    for item in items:
+        check, dot, rest = item.partition(".")
+        if not dot or not check or "=" not in rest:
+            raise ParameterError(f"--option {item!r}: write it as CHECK.NAME=VALUE, e.g. outliers.k=20")
+        out.setdefault(check, {}).update(_parse_options([rest]))
+    return out
 
 
 def _parse_options(items: list[str]) -> dict:

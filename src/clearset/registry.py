@@ -27,6 +27,35 @@ T = TypeVar("T")
 REGISTRIES: dict[str, "Registry"] = {}
 
 
+def import_submodules(package: str) -> None:
+    """Import every module of ``package`` (a registry's home), so that a new entry is one file with one
+    decorator: nothing else lists it. Modules whose name starts with ``_`` are left alone."""
+    import importlib
+    import pkgutil
+
+    pkg = sys.modules[package]
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+
+
+def options_of(fn: Callable, positional: tuple[str, ...] = ()) -> list[str]:
+    """The options a registered function takes: its keyword-only parameters and those with a default,
+    less the ``positional`` inputs every entry of its registry receives."""
+    import inspect
+
+    return [p.name for p in inspect.signature(fn).parameters.values()
+            if (p.kind == p.KEYWORD_ONLY or p.default is not inspect.Parameter.empty) and p.name not in positional]
+
+
+def check_options(kind: str, name: str, fn: Callable, options: dict, positional: tuple[str, ...] = ()) -> None:
+    """A ParameterError naming the valid options when ``options`` has one ``fn`` does not take."""
+    valid = options_of(fn, positional)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ParameterError(f"{kind} {name!r} has no option(s) {unknown}; it takes {sorted(valid) or 'none'}")
+
+
 class Registry(Generic[T]):
     def __init__(self, kind: str, listing: str | None = None):
         """``kind`` names an entry in messages ("audit check"); ``listing`` is the plural ``clearset list``

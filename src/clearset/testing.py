@@ -96,7 +96,7 @@ def tiny_audit_data(n: int = 60, classes: int = 3, seed: int = 0):
 def check_audit_check(name: str) -> None:
     import pandas as pd
 
-    from .audit.base import CHECKS
+    from .audit.base import CHECKS, ReportInputs
 
     spec = CHECKS.get(name)
     data = tiny_audit_data()
@@ -113,8 +113,38 @@ def check_audit_check(name: str) -> None:
         idx = a.table["index"].to_numpy()
         assert np.issubdtype(idx.dtype, np.integer) and ((idx >= 0) & (idx < data.n)).all(), f"{name}: bad indices"
     assert isinstance(a.summary, dict)
+    if spec.report is not None:  # its report hook: views of the table, every image a real index
+        _check_views(spec.report(ReportInputs(a.table, a.summary, data.class_names, data.splits)), data.n, name)
     _works_or_says_why(lambda: spec.fn(tiny_audit_data(n=12, classes=1)))  # one class
     _works_or_says_why(lambda: spec.fn(tiny_audit_data(n=4, classes=2)))  # tiny
+
+
+def _check_views(views: list, n: int, owner: str) -> None:
+    from .reporting.plots import PLOTS
+    from .views import VIEWS, Plot, Tiles
+
+    assert isinstance(views, list) and all(isinstance(v, VIEWS) for v in views), f"{owner}: views must be {VIEWS}"
+    for v in views:
+        if isinstance(v, Tiles):
+            for t in v.tiles:
+                idx = t.index if isinstance(t.index, tuple) else (t.index,)
+                assert all(isinstance(i, int) and 0 <= i < n for i in idx), f"{owner}: tile of a bad index {t.index}"
+        if isinstance(v, Plot):
+            assert v.kind in PLOTS, f"{owner}: plot {v.kind!r} is not in reporting.plots.PLOTS"
+
+
+@contract("plots")
+def check_plot(name: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from .reporting.plots import PLOTS
+
+    example = PLOTS.meta(name).get("example")
+    assert callable(example), f"plot {name!r}: register it with example=<function returning its data>"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = PLOTS.get(name)(example(), Path(tmp) / "plot.png")
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"plot {name!r} did not write a PNG"
 
 
 # ------------------------------------------------------------------------------------------ strategies

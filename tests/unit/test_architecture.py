@@ -18,7 +18,7 @@ PACKAGE = "clearset"
 FLOORS = {
     # floor 0: no clearset imports but each other
     "clearset": 0, "clearset.errors": 0, "clearset.progress": 0, "clearset.registry": 0, "clearset.io": 0,
-    "clearset.device": 0,
+    "clearset.device": 0, "clearset.views": 0,
     # floor 1: pure numerics and where work runs
     "clearset.vectors": 1, "clearset.ops": 1, "clearset.engines": 1,
     # floor 2: data and networks
@@ -160,3 +160,42 @@ def test_the_cli_starts_without_the_heavy_libraries():
             "if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_a_new_file_in_a_registry_package_registers_itself(tmp_path, monkeypatch):
+    """import_submodules imports every module of a package, so a new entry is one file and a decorator."""
+    import sys
+
+    from clearset.registry import Registry, import_submodules
+
+    pkg = tmp_path / "plugins_demo"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "alpha.py").write_text("from clearset_demo_reg import REG\nREG.register('alpha')(1)\n")
+    (pkg / "beta.py").write_text("from clearset_demo_reg import REG\nREG.register('beta')(2)\n")
+    (pkg / "_private.py").write_text("raise RuntimeError('not imported')\n")
+    reg_module = type(sys)("clearset_demo_reg")
+    reg_module.REG = Registry("demo entry", listing="demo-entries-for-test")
+    monkeypatch.setitem(sys.modules, "clearset_demo_reg", reg_module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.import_module("plugins_demo")
+    import_submodules("plugins_demo")
+    assert reg_module.REG.list() == ["alpha", "beta"]
+    from clearset import registry
+
+    registry.REGISTRIES.pop("demo-entries-for-test")
+
+
+def test_every_file_of_a_registry_package_is_loaded():
+    """The packages that hold one entry per file import all their files (no list to keep up to date)."""
+    import importlib
+    import pkgutil
+    import sys
+
+    for package in ("clearset.audit", "clearset.curate", "clearset.distill", "clearset.data.sources",
+                    "clearset.evaluate.metrics", "clearset.evaluate.measures"):
+        pkg = importlib.import_module(package)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            assert f"{package}.{info.name}" in sys.modules, f"{package}.{info.name} was not imported"

@@ -33,7 +33,7 @@ def test_scores_and_metrics():
 
 
 def test_oscr_is_the_area_under_ccr_against_fpr():
-    from clearset.evaluate.oscr import oscr
+    from clearset.evaluate.measures.oscr import oscr
 
     rng = np.random.default_rng(0)
     pos, neg = rng.integers(0, 20, 300).astype(float), rng.integers(0, 20, 100).astype(float)  # many ties

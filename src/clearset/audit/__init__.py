@@ -22,10 +22,10 @@ import pandas as pd
 from ..artifacts.oof import stored_pixel_oof  # noqa: F401  (part of the API)
 from ..engines import Engine, using
 from ..errors import ParameterError, WorkspaceError
+from ..registry import check_options, import_submodules
 from ..scale.config import DEFAULT as DEFAULT_PARTITION, PartitionConfig
 from ..vectors import check_probabilities
 from ..workspace import Workspace, fingerprint_path, read_json, write_json, write_table
-from . import duplicates, label_issues, multilabel, neighborhoods, outliers, properties  # noqa: F401  (registers)
 from .base import CHECKS, AuditData, CheckResult, dependency_order
 from .duplicates import find_duplicates, near_duplicate_pairs
 from .label_issues import find_label_issues, out_of_fold_probs
@@ -34,6 +34,8 @@ from .neighborhoods import class_pairs
 from .outliers import outlier_scores
 from .properties import intrinsic_dimension, label_sharpness
 
+import_submodules(__name__)  # every file here registers its entries: adding one is a file and a decorator
+
 log = logging.getLogger("clearset")
 
 
@@ -41,7 +43,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
               features: str | None = None, pred_probs: str | Path | None = None,
               threshold: float | None = None, spatial: bool = False, combine: bool = False,
               stored_oof: bool = True, engine: str | Engine | None = None, force: bool = False,
-              partition: PartitionConfig | None = None) -> dict:
+              partition: PartitionConfig | None = None, options: dict[str, dict] | None = None) -> dict:
     """Run ``checks`` (default: all) on the workspace; returns the summary written to audit/summary.json.
 
     Args:
@@ -55,6 +57,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
             models: the most accurate label-issue ranking measured (docs/audit.md).
         engine: ``local`` (default), ``ray`` or an Engine: where the neighbour searches run (the results
             are the same).
+        options: per-check options, ``{"outliers": {"k": 20}}`` (the flags above are shortcuts for some).
         partition: the partitioned path's configuration (default ``scale.DEFAULT``): features larger than
             ``partition.in_memory_bytes`` are audited for duplicates and outliers by cluster partitions.
     """
@@ -69,9 +72,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     for name in checks or []:
         CHECKS.get(name)  # unknown names fail here, before any work
     names = dependency_order(checks or CHECKS.list())
-    check_options: dict[str, dict] = {"duplicates": {"threshold": threshold} if threshold is not None else {},
-                     "multilabel": {"spatial": True} if spatial else {},
-                     "label_issues": {"combine": True} if combine else {}}  # the CLI's flags, by check
+    check_options = _options(options, threshold=threshold, spatial=spatial, combine=combine)
     fs = ws.resolve_features(features, required=False)
     feat_path, feat_key = (fs.path, fs.key) if fs is not None else (None, None)
     data = AuditData(
@@ -101,6 +102,19 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     summary["features"] = feat_path.name if feat_path else None
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _options(given: dict[str, dict] | None, *, threshold, spatial: bool, combine: bool) -> dict[str, dict]:
+    """Per-check options: the given ones, checked against each check's signature, with the shortcut flags."""
+    out: dict[str, dict] = {name: dict(opts) for name, opts in (given or {}).items()}
+    for name, opts in out.items():
+        check_options("audit check", name, CHECKS.get(name).fn, opts, positional=("data",))
+    shortcuts = {"duplicates": {"threshold": threshold} if threshold is not None else {},
+                 "multilabel": {"spatial": True} if spatial else {},
+                 "label_issues": {"combine": True} if combine else {}}
+    for name, opts in shortcuts.items():
+        out[name] = {**out.get(name, {}), **opts}
+    return out
 
 
 def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, summary: dict, *,

@@ -24,6 +24,20 @@ class CheckResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class ReportInputs:
+    """What a check's report hook sees: its own table and summary, and the workspace's class names and
+    split of every image."""
+
+    table: pd.DataFrame | None
+    summary: dict[str, Any]
+    classes: list[str]
+    splits: np.ndarray
+
+    def name(self, label: int) -> str:
+        return self.classes[int(label)] if 0 <= int(label) < len(self.classes) else "–"
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -32,6 +46,8 @@ class Check:
     description: str
     provides: tuple[str, ...] = ()  # AuditData fields it fills for later checks (label_issues: pred_probs)
     uses: tuple[str, ...] = ()  # fields it reads when present (so it runs after whatever provides them)
+    # its part of the report: ReportInputs -> views (clearset.views); the report renders them in order
+    report: Callable[[ReportInputs], list] | None = None
 
 
 CHECKS: Registry[Check] = Registry("audit check", listing="checks")
@@ -40,14 +56,17 @@ EMBEDDING_THRESHOLD = 0.92  # near-duplicate cosine of embeddings, used only wit
 
 
 def register_check(name: str, *, needs: Iterable[str] = (), description: str = "", keyed_by: str = "index",
-                   provides: Iterable[str] = (), uses: Iterable[str] = ()):
+                   provides: Iterable[str] = (), uses: Iterable[str] = (),
+                   report: Callable[[ReportInputs], list] | None = None, report_order: int = 100):
     """Register a check. ``needs``: AuditData fields it cannot run without; ``uses``: fields it reads when
     present; ``provides``: fields it fills for the checks after it. The audit orders checks by these
-    (dependency_order), never by a list of names. ``keyed_by`` names the column its table is keyed by."""
+    (dependency_order), never by a list of names. ``keyed_by`` names the column its table is keyed by.
+    ``report``: its part of ``clearset report``, a function of ReportInputs returning views
+    (``clearset.views``: cards, tiles, tables, facts, plots); checks appear in ``report_order``."""
     def decorator(fn):
-        CHECKS.register(name, keyed_by=keyed_by)(
+        CHECKS.register(name, keyed_by=keyed_by, report_order=report_order)(
             Check(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0],
-                  tuple(provides), tuple(uses)))
+                  tuple(provides), tuple(uses), report))
         return fn
 
     return decorator

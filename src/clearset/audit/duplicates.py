@@ -24,7 +24,8 @@ import pandas as pd
 from ..ops.knn import knn
 from ..ops.resample import resample_matrix
 from ..vectors import l2_normalise, normalise_features
-from .base import EMBEDDING_THRESHOLD, AuditData, CheckResult, batched, register_check
+from ..views import Card, Column, Table, Tile, Tiles
+from .base import EMBEDDING_THRESHOLD, AuditData, CheckResult, ReportInputs, batched, register_check
 
 DEFAULT_THRESHOLD = 0.94  # aligned similarity
 EMBEDDING_FLOOR, PIXEL_FLOOR = 0.75, 0.85
@@ -232,7 +233,32 @@ def find_duplicates(features: np.ndarray | None, hashes: np.ndarray | None, spli
     return df[COLUMNS].sort_values(["similarity", "index"], ascending=[False, True]).reset_index(drop=True)
 
 
-@register_check("duplicates", description="exact and near-duplicate pairs, and train/test leakage")
+def duplicates_views(r: ReportInputs) -> list:
+    """Cards (pairs, leaked test images), pairs across splits, pairs within one, the table of the first 200."""
+    s, d = r.summary, r.table
+    views: list = [Card(s.get("pairs", 0), f"duplicate pairs ({s.get('exact_pairs', 0)} exact)")]
+    if "leaked_test_images" in s:
+        views.append(Card(s["leaked_test_images"], f"test images with a train copy "
+                                                   f"({100 * s.get('leaked_test_share', 0):.2f}%)"))
+    if d is None or not len(d):
+        return views
+
+    def pairs(frame) -> tuple[Tile, ...]:
+        return tuple(Tile((int(x.index), int(x.duplicate_index)),
+                          f"{r.splits[x.index]} / {r.splits[x.duplicate_index]} · {x.kind} {x.similarity:.3f}")
+                     for x in frame.itertuples())
+
+    views.append(Tiles("Train/test leakage — pairs across splits", pairs(d[d["cross_split"]].head(12))))
+    views.append(Tiles("Duplicates within a split", pairs(d[~d["cross_split"]].head(12))))
+    views.append(Table("Duplicates", (Column("index"), Column("duplicate_index", "duplicate"),
+                                      Column("similarity", fmt=".4f"), Column("kind", text=True),
+                                      Column("cross_split", "cross split", text=True)),
+                       tuple(d.head(200).to_dict("records")), total=len(d)))
+    return views
+
+
+@register_check("duplicates", description="exact and near-duplicate pairs, and train/test leakage",
+                report=duplicates_views, report_order=20)
 def duplicates_check(data: AuditData, *, threshold: float = DEFAULT_THRESHOLD,
                      embedding_threshold: float = EMBEDDING_THRESHOLD) -> CheckResult:
     if data.features is None and data.sha256 is None and data.image_loader is None:

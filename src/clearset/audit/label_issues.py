@@ -23,7 +23,8 @@ import pandas as pd
 from ..errors import ParameterError
 from ..ops.knn import knn
 from ..vectors import normalise_features
-from .base import AuditData, CheckResult, register_check
+from ..views import Card, Column, Table, Tile, Tiles
+from .base import AuditData, CheckResult, ReportInputs, register_check
 
 log = logging.getLogger("clearset")
 DEFAULT_MODELS = ("logreg", "knn")
@@ -158,7 +159,24 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *,
                          "is_label_issue": np.asarray(flags, dtype=bool)})
 
 
-@register_check("label_issues", provides=("pred_probs",), description="images whose label is probably wrong")
+def label_issues_views(r: ReportInputs) -> list:
+    """A card, the 24 lowest-quality flagged images (given -> suggested), the table of the first 200."""
+    s, t = r.summary, r.table
+    views: list = [Card(s.get("label_issues", 0), f"label issues ({100 * s.get('share', 0):.1f}%)")]
+    if t is None or not len(t):
+        return views
+    flagged = t[t["is_label_issue"]].sort_values("label_quality", kind="stable")
+    views.append(Tiles("Label issues — lowest label quality first (given → suggested)", tuple(
+        Tile(int(x.index), struck=r.name(x.given_label), bold=r.name(x.suggested_label), note=f"q {x.label_quality:.3f}")
+        for x in flagged.head(24).itertuples())))
+    views.append(Table("Label issues", (Column("index"), Column("given_label", "given"),
+                                        Column("suggested_label", "suggested"), Column("label_quality", fmt=".4f")),
+                       tuple(flagged.head(200).to_dict("records")), total=len(flagged)))
+    return views
+
+
+@register_check("label_issues", provides=("pred_probs",), description="images whose label is probably wrong",
+                report=label_issues_views, report_order=10)
 def label_issues_check(data: AuditData, *, models: tuple[str, ...] = DEFAULT_MODELS, folds: int = 5,
                        filter_by: str = DEFAULT_FILTER, c: float = DEFAULT_C, seed: int = 0,
                        combine: bool = False) -> CheckResult:

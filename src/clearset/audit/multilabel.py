@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import AuditData, CheckResult, register_check
+from ..views import Card, Tile, Tiles
+from .base import AuditData, CheckResult, ReportInputs, register_check
 
 MIN_PROB = 0.2
 SPATIAL_MIN = 0.5
@@ -80,7 +81,18 @@ def spatial_class_maps(images, backbone: str, size: int, heads: dict, *, batch: 
     return out
 
 
-@register_check("multilabel", needs=("pred_probs",), description="images that may show several classes")
+def multilabel_views(r: ReportInputs) -> list:
+    """A card and the 16 strongest candidates with their classes."""
+    views: list = [Card(r.summary.get("multilabel_candidates", 0), "multi-label candidates")]
+    if r.table is not None and len(r.table):
+        ml = r.table[r.table["is_multilabel"]].sort_values("score", ascending=False, kind="stable").head(16)
+        views.append(Tiles("Multi-label candidates", tuple(
+            Tile(int(x.index), ", ".join(r.name(int(c)) for c in x.candidate_labels)) for x in ml.itertuples())))
+    return views
+
+
+@register_check("multilabel", needs=("pred_probs",), description="images that may show several classes",
+                report=multilabel_views, report_order=40)
 def multilabel_check(data: AuditData, *, min_prob: float = MIN_PROB, spatial: bool = False,
                      spatial_min: float = SPATIAL_MIN) -> CheckResult:
     data.require("pred_probs", check="multilabel")

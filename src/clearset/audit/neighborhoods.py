@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..vectors import l2_normalise, normalise_features
-from .base import AuditData, CheckResult, register_check
+from ..views import Column, Plot, Table
+from .base import AuditData, CheckResult, ReportInputs, register_check
 
 PER_CLASS = 4
 EDGE_K = 15
@@ -98,8 +99,24 @@ def class_pairs(features: np.ndarray | None, labels: np.ndarray, pred_probs: np.
     return df.sort_values(["overlap", "neighbour_weight"], ascending=False).reset_index(drop=True)
 
 
+def class_pairs_views(r: ReportInputs) -> list:
+    """The class confusion graph and the 30 most confused pairs."""
+    if r.table is None or not len(r.table):
+        return []
+    cp = r.table.head(30)
+    views: list = []
+    if len(r.classes) >= 2:
+        views.append(Plot("Confused classes", "class_graph", {"classes": r.classes, "pairs": r.table}))
+    views.append(Table("Confused class pairs", (Column("name_a", "class a", text=True),
+                                                Column("name_b", "class b", text=True),
+                                                Column("overlap", fmt=".4f"),
+                                                Column("neighbour_weight", "neighbour weight", fmt=".3f")),
+                       tuple(cp.to_dict("records")), total=len(r.table), open=True))
+    return views
+
+
 @register_check("class_pairs", uses=("pred_probs",), description="which classes are confused with which",
-                keyed_by="class_a")
+                keyed_by="class_a", report=class_pairs_views, report_order=50)
 def class_pairs_check(data: AuditData, *, seed: int = 0) -> CheckResult:
     if data.features is None and data.pred_probs is None:
         data.require("features", check="class_pairs")

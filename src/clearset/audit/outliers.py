@@ -8,7 +8,8 @@ import pandas as pd
 
 from ..ops.knn import knn
 from ..vectors import normalise_features
-from .base import AuditData, CheckResult, register_check, robust_z
+from ..views import Card, Tile, Tiles
+from .base import AuditData, CheckResult, ReportInputs, register_check, robust_z
 
 DEFAULT_K = 10
 DEFAULT_THRESHOLD = 4.0
@@ -44,7 +45,18 @@ def outlier_scores(features: np.ndarray, labels: np.ndarray | None = None, *, k:
                          "class_score": class_score.astype(np.float32), "is_outlier": score >= threshold})
 
 
-@register_check("outliers", needs=("features",), description="images far from their neighbours")
+def outliers_views(r: ReportInputs) -> list:
+    """A card and the 16 highest-scoring images."""
+    views: list = [Card(r.summary.get("outliers", 0), "outliers")]
+    if r.table is not None and len(r.table):
+        top = r.table.sort_values("outlier_score", ascending=False, kind="stable").head(16)
+        views.append(Tiles("Outliers — highest score first",
+                           tuple(Tile(int(x.index), f"score {x.outlier_score:.1f}") for x in top.itertuples())))
+    return views
+
+
+@register_check("outliers", needs=("features",), description="images far from their neighbours",
+                report=outliers_views, report_order=30)
 def outliers_check(data: AuditData, *, k: int = DEFAULT_K, threshold: float = DEFAULT_THRESHOLD) -> CheckResult:
     data.require("features", check="outliers")
     if data.partitioned():  # features too large for memory: the global score from the cluster partition

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import AuditData, CheckResult, batched, register_check, robust_z
+from ..views import Facts
+from .base import AuditData, CheckResult, ReportInputs, batched, register_check, robust_z
 
 SAMPLES = 1000
 K_ID = 20
@@ -99,7 +100,19 @@ def sample_pixels(data: AuditData, idx: np.ndarray, side: int = 32) -> np.ndarra
     return out.reshape(len(idx), -1).astype(np.float32) / 255.0
 
 
-@register_check("properties", description="intrinsic dimension, label sharpness, balance, image quality")
+def properties_views(r: ReportInputs) -> list:
+    """One list of the dataset-level figures."""
+    p = r.summary
+    items = [("intrinsic dimension (pixels)", p.get("intrinsic_dimension_pixels")),
+             ("intrinsic dimension (features)", p.get("intrinsic_dimension_features")),
+             ("label sharpness K_F", (p.get("label_sharpness") or {}).get("value")),
+             ("imbalance ratio", (p.get("class_balance") or {}).get("imbalance_ratio"))]
+    items += [(f"images {k.replace('_', ' ')}", v) for k, v in (p.get("image_quality") or {}).items()]
+    return [Facts("Dataset properties", tuple(items))]
+
+
+@register_check("properties", description="intrinsic dimension, label sharpness, balance, image quality",
+                report=properties_views, report_order=60)
 def properties_check(data: AuditData, *, seed: int = 0) -> CheckResult:
     rng = np.random.default_rng(seed)
     summary: dict = {}

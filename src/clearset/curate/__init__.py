@@ -17,10 +17,12 @@ import pandas as pd
 
 from ..artifacts.subsets import rs2_sampler, subset_sampler  # noqa: F401  (part of the API)
 from ..errors import ParameterError, check_seed
+from ..registry import check_options, import_submodules
 from ..scale.config import DEFAULT as DEFAULT_PARTITION, PartitionConfig
 from ..workspace import Workspace, fingerprint_path, hash_json, read_json, write_table
-from . import clean, craig, density, filter, prototypes, random, rs2, scores, semdedup  # noqa: F401  (registration)
 from .base import STRATEGIES, CurateData, Subset, register_strategy, select
+
+import_submodules(__name__)  # every file here registers its entries: adding one is a file and a decorator
 
 log = logging.getLogger("clearset")
 __all__ = ["STRATEGIES", "CurateData", "Subset", "curate", "curate_data", "register_strategy", "rs2_sampler",
@@ -108,10 +110,7 @@ def curate(workspace: str | Path | Workspace, *, strategy: str, keep: float, see
     ws.require_manifest()
     check_seed(seed)
     spec = STRATEGIES.get(strategy)
-    unknown = set(options) - set(_keyword_options(spec.fn))
-    if unknown:
-        raise ParameterError(f"strategy {strategy!r} has no option(s) {sorted(unknown)}; it takes "
-                             f"{sorted(_keyword_options(spec.fn)) or 'none'}")
+    check_options("strategy", strategy, spec.fn, options, positional=("data", "n_keep", "seed"))
     if spec.partitioned is not None and _above_memory(ws, features, split, cfg.in_memory_bytes):
         return _curate_partitioned(ws, spec, keep=keep, seed=seed, split=split, features=features, out=out,
                                    force=force, options=options, config=cfg)
@@ -195,13 +194,6 @@ def _subset_step(ws: Workspace, strategy: str, *, keep: float, seed: int, split:
     if partitioned is not None:  # only present when used, so the keys of in-memory subsets stay what they were
         params["partitioned"] = partitioned
     return path, ws.step("curate", params=params, inputs=inputs, outputs=[path], sidecar=ws.sidecar_of(path))
-
-
-def _keyword_options(fn) -> list[str]:
-    import inspect
-
-    return [p.name for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY or
-            (p.default is not inspect.Parameter.empty and p.name not in ("data", "n_keep", "seed"))]
 
 
 def _jsonable(info: dict) -> dict:

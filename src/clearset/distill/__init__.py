@@ -25,11 +25,14 @@ import torch
 from ..artifacts.distilled import Distilled, load_distilled, save_distilled  # noqa: F401  (part of the API)
 from ..device import resolve_device
 from ..errors import ParameterError, WorkspaceError, check_seed
+from ..registry import import_submodules
 from ..workspace import Workspace, atomic_path, hash_json, is_cached, read_json, write_json
-from . import datadam, dm, dsa  # noqa: F401  (registration)
+from . import dsa
 from .base import DISTILLERS, Distiller, parse_method, register_distiller
 from .evaluate import EvalConfig, evaluate_synthetic
 from .matching import MatchConfig, flip_batch, match
+
+import_submodules(__name__)  # every file here registers its entries: adding one is a file and a decorator
 
 log = logging.getLogger("clearset")
 __all__ = ["DISTILLERS", "Distilled", "Distiller", "EvalConfig", "MatchConfig", "distill", "evaluate_distilled",

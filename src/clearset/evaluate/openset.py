@@ -5,7 +5,7 @@ Scores (higher = more likely known): ``max_logit`` (MLS), ``max_softmax`` (MSP),
 (T * logsumexp(z / T), T = 1, the negative free energy). Reported per score, by every registered measure
 (``OPENSET_MEASURES``; adding one is a file and ``@register_openset_measure``): AUROC (known = positive),
 FPR at 95% TPR (share of unknown images scoring above the threshold that keeps 95% of the known) and OSCR
-(evaluate/oscr.py).
+(evaluate/measures/oscr.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
-from . import oscr  # noqa: F401  (registers OSCR)
 from .measures import OPENSET_MEASURES, auroc, fpr_at_tpr  # noqa: F401  (auroc, fpr_at_tpr: part of the API)
 
 

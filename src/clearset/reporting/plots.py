@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
+from ..registry import Registry
 from ..workspace import atomic_path
 
 
@@ -230,3 +231,11 @@ def time_to_accuracy(cells: list[dict], path: Path) -> Path:
     ax.set_ylabel("test accuracy")
     ax.legend(frameon=False, fontsize=6, ncol=2)
     return save_figure(fig, path)
+
+
+# Plots a stage names in a view (clearset.views.Plot): kind -> (data, path) -> path
+PLOTS: Registry[Callable[[dict, Path], Path]] = Registry("plot", listing="plots")
+PLOTS.register("class_graph", description="classes on a circle, an edge per confused pair",
+               example=lambda: {"classes": ["a", "b", "c"], "pairs": __import__("pandas").DataFrame(
+                   {"class_a": [0, 0], "class_b": [1, 2], "overlap": [0.3, 0.1], "neighbour_weight": [0.5, 0.2]})})(
+    lambda data, path: confusion_graph(data["classes"], data["pairs"], path))

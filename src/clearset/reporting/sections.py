@@ -17,10 +17,10 @@ import pandas as pd
 from ..registry import Registry
 from ..workspace import Workspace
 from .plots import (
+    PLOTS,
     accuracy_vs_keep,
     accuracy_vs_time,
     class_bars,
-    confusion_graph,
     image_grid,
     image_row,
     reliability_diagram,
@@ -150,71 +150,57 @@ def embeddings(ctx: ReportContext) -> dict[str, Any] | None:
 
 @section("audit", "Audit", order=30)
 def audit(ctx: ReportContext) -> dict[str, Any] | None:
+    """Each check's views (its report hook, ``audit.base.Check.report``), checks in their ``report_order``:
+    all the cards first, then every check's tiles, tables, facts and plots."""
+    from ..audit.base import CHECKS, ReportInputs
+    from ..workspace import read_json
+
     out = ctx.ws.dir("audit")
     if not (out / "summary.json").exists():
         return None
-    from ..workspace import read_json
-
-    summary = read_json(out / "summary.json")
-    classes = ctx.ws.classes()
-    store = ctx.ws.store()
-    splits = ctx.ws.splits()
-
-    def thumb(i: int) -> str:
-        return ctx.rel(thumbnail_png(store.load(int(i)), ctx.asset(f"audit/{int(i)}.png")))
-
-    def name(label: int) -> str:
-        return classes[label] if 0 <= label < len(classes) else "–"
-
     stale = [p.stem for p in out.glob("*.parquet") if not ctx.ws.is_current(p)]
     if stale:
         log.warning("report: audit results %s were made from another manifest; left out (run `clearset audit "
                     "%s` again)", ", ".join(sorted(stale)), ctx.ws.root)
         return None
+    summary = read_json(out / "summary.json")
     checks = summary.get("checks", {})
-    data: dict[str, Any] = {"checks": checks, "features": summary.get("features")}
-    if (out / "label_issues.parquet").exists():
-        li = pd.read_parquet(out / "label_issues.parquet")
-        flagged = li[li["is_label_issue"]].sort_values("label_quality")
-        data["label_issues"] = [{"index": int(r.index), "img": thumb(r.index), "given": name(r.given_label),
-                                 "suggested": name(r.suggested_label), "quality": float(r.label_quality)}
-                                for r in flagged.head(24).itertuples()]
-        data["label_issue_table"] = flagged.head(200).to_dict("records")
-    if (out / "duplicates.parquet").exists():
-        d = pd.read_parquet(out / "duplicates.parquet")
+    classes, splits = ctx.ws.classes(), ctx.ws.splits()
+    views: list = []
+    for name in sorted((n for n in checks if n in CHECKS), key=lambda n: (CHECKS.meta(n)["report_order"], n)):
+        spec = CHECKS.get(name)
+        if spec.report is None:
+            continue
+        table_path = out / f"{name}.parquet"
+        table = pd.read_parquet(table_path) if table_path.exists() else None
+        views += spec.report(ReportInputs(table, checks[name], classes, splits))
+    return {"features": summary.get("features"), **render_views(ctx, views, "audit")}
 
-        def pair_rows(frame):
-            return [{"a": int(r.index), "b": int(r.duplicate_index), "img_a": thumb(r.index),
-                     "img_b": thumb(r.duplicate_index), "sim": float(r.similarity), "kind": r.kind,
-                     "splits": f"{splits[r.index]} / {splits[r.duplicate_index]}"} for r in frame.itertuples()]
 
-        data["leak_pairs"] = pair_rows(d[d["cross_split"]].head(12))
-        data["dup_pairs"] = pair_rows(d[~d["cross_split"]].head(12))
-        data["dup_table"] = d.head(200).to_dict("records")
-    if (out / "outliers.parquet").exists():
-        o = pd.read_parquet(out / "outliers.parquet").sort_values("outlier_score", ascending=False)
-        data["outliers"] = [{"index": int(r.index), "img": thumb(r.index), "score": float(r.outlier_score)}
-                            for r in o.head(16).itertuples()]
-    if (out / "multilabel.parquet").exists():
-        ml = pd.read_parquet(out / "multilabel.parquet")
-        ml = ml[ml["is_multilabel"]].sort_values("score", ascending=False)
-        data["multilabel"] = [{"index": int(r.index), "img": thumb(r.index), "score": float(r.score),
-                               "labels": ", ".join(name(int(c)) for c in r.candidate_labels)}
-                              for r in ml.head(16).itertuples()]
-    if (out / "class_pairs.parquet").exists():
-        cp = pd.read_parquet(out / "class_pairs.parquet")
-        data["class_pairs"] = cp.head(30).to_dict("records")
-        if len(classes) >= 2:
-            data["graph_png"] = ctx.rel(confusion_graph(classes, cp, ctx.asset("audit/class_graph.png")))
-    props = checks.get("properties", {})
-    data["properties"] = {
-        "intrinsic dimension (pixels)": props.get("intrinsic_dimension_pixels"),
-        "intrinsic dimension (features)": props.get("intrinsic_dimension_features"),
-        "label sharpness K_F": (props.get("label_sharpness") or {}).get("value"),
-        "imbalance ratio": (props.get("class_balance") or {}).get("imbalance_ratio"),
-        **{f"images {k.replace('_', ' ')}": v for k, v in (props.get("image_quality") or {}).items()},
-    }
-    return data
+def render_views(ctx: ReportContext, views: list, prefix: str) -> dict[str, Any]:
+    """Views made ready for templates/views.html.j2: thumbnails written for tiles, plots drawn, cards
+    gathered in front (``cards``) and the rest in order (``blocks``: (kind, view, extra))."""
+    from ..views import Card, Facts, Plot, Table, Tiles
+
+    store = ctx.ws.store()
+
+    def thumb(i: int) -> str:
+        return ctx.rel(thumbnail_png(store.load(int(i)), ctx.asset(f"{prefix}/{int(i)}.png")))
+
+    cards = [v for v in views if isinstance(v, Card)]
+    blocks: list[tuple[str, Any, Any]] = []
+    for v in views:
+        if isinstance(v, Tiles) and v.tiles:
+            blocks.append(("tiles", v, [[(thumb(i), int(i)) for i in (t.index if isinstance(t.index, tuple)
+                                                                      else (t.index,))] for t in v.tiles]))
+        elif isinstance(v, Table) and v.rows:
+            blocks.append(("table", v, None))
+        elif isinstance(v, Facts):
+            blocks.append(("facts", v, None))
+        elif isinstance(v, Plot):
+            path = PLOTS.get(v.kind)(v.data, ctx.asset(f"{prefix}/{v.kind}-{len(blocks)}.png"))
+            blocks.append(("plot", v, ctx.rel(path)))
+    return {"cards": cards, "blocks": blocks}
 
 
 @section("training", "Training runs", order=40)

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 from ...errors import SourceError
-from . import builtin, download, imagefolder, npz, table, webdataset  # noqa: F401,E402  (registration)
+from ...registry import import_submodules
 from .base import BRACE, SOURCES, Record, Source, split_shard_folders
+
+import_submodules(__name__)  # every file here registers its entries: adding one is a file and a decorator
 
 
 def open_source(spec: str | os.PathLike, *, split: list[str] | str | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .measures import register_openset_measure
+from . import register_openset_measure
 
 
 @register_openset_measure("oscr", needs_correct=True, description="area under correct-classification rate vs "

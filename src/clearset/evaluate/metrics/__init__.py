@@ -22,8 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ParameterError
-from ..registry import Registry
+from ...errors import ParameterError
+from ...registry import Registry, import_submodules
 
 METRICS: Registry = Registry("metric")
 ECE_BINS = 15
@@ -217,3 +217,6 @@ def evaluate_predictions(logits: np.ndarray, labels: np.ndarray, *, human: np.nd
     out["reliability"] = calibration_bins(e.probs.max(1)[labels >= 0],
                                           (e.probs.argmax(1) == labels)[labels >= 0].astype(float))
     return out
+
+
+import_submodules(__name__)  # every file here registers its entries: adding one is a file and a decorator
