@@ -89,10 +89,11 @@ def stamp() -> dict:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no")), "versions": versions}
 
 
-def write_result(name: str, result: dict) -> Path:
-    """``bench/results/<name>.json`` with ``stamp()`` under "provenance", written atomically."""
+def write_result(name: str | Path, result: dict) -> Path:
+    """``bench/results/<name>.json`` (or the path ``name``) with ``stamp()`` under "provenance", written
+    atomically. Every bench writes its result through this."""
     from clearset.io import write_json
 
-    path = ROOT / "bench" / "results" / f"{name}.json"
+    path = name if isinstance(name, Path) else ROOT / "bench" / "results" / f"{name}.json"
     write_json(path, {"provenance": stamp(), **result})
     return path

@@ -1,7 +1,7 @@
 """Out-of-fold probabilities from networks trained on the pixels (``clearset oof WS --recipe NAME``).
 
 The label-issue check's default out-of-fold models work on the embeddings; a network trained on the
-pixels makes different mistakes, and averaging both can rank label errors better (bench/label_issues_cnn.py
+pixels makes different mistakes, and averaging both can rank label errors better (bench/audit/label_issues_cnn.py
 measures it). Each of ``folds`` stratified folds of the labelled images is predicted by a ``recipe`` run
 trained on the other folds through clearset's trainer (so every fold run is cached and resumable).
 Writes ``WS/oof/<recipe>-f<folds>-s<seed>[-e<epochs>][-clean].npy`` (N, C) float32 (zeros for unlabelled rows) with a

@@ -10,7 +10,7 @@ Exact: equal hashes of the decoded pixels. Near, in three steps:
 3. Pairs with aligned similarity >= ``threshold`` (0.94) are near duplicates.
 Without pixels (arrays of features only) near pairs are embedding cosine >= ``embedding_threshold``.
 The defaults were calibrated on real CIFAR-10 images with 1,000 planted edited copies (re-encoding,
-resizing, small crops, shifts, colour changes): bench/audit_duplicates.py, docs/audit.md.
+resizing, small crops, shifts, colour changes): bench/audit/duplicates.py, docs/audit.md.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Speed: the assignment is one matrix product per block of points. Where the CPU m
 centroids are within bf16 rounding (about 0.004) may land in either, which k-means does not care about
 -- and the final assignment of every point is exact: bf16 scores pick 4 candidate centroids, fp32
 re-ranks them (``clearset.ops.knn``). Measured on 1,000,000 x 256 with 1,000 centroids
-(bench/curate_scale.py): several times faster than faiss.Kmeans + IndexFlatIP on the same 2 cores.
+(bench/curate/scale.py): several times faster than faiss.Kmeans + IndexFlatIP on the same 2 cores.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ avx512_bf16 CPUs, GPUs) it scores candidates with a bf16 matrix product, keeps t
 query and re-ranks those in fp32: the result equals the fp32 search (checked in the tests and in
 bench/audit_knn.py) at several times its speed. Elsewhere FAISS IndexFlatIP. Above ``EXACT_MAX``: a FAISS
 IVF index with ``nlist = 4·sqrt(N)`` lists trained (10 k-means iterations) on a 100,000-vector sample and
-``nprobe = 16``: approximate, its recall is measured in bench/audit_scale.py.
+``nprobe = 16``: approximate, its recall is measured in bench/audit/scale.py.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ The in-memory checks hold a float32 normalised copy of the features and a neighb
    its quotas from the same blocks (the similarities to the centroid only).
 
 Memory: one chunk (131,072 rows: 130 MB as float32) or one group of clusters, the centroids, and
-O(1) per cluster -- not O(N) floats in RAM: per-row results are written to files (bench/scale.py: peak
+O(1) per cluster -- not O(N) floats in RAM: per-row results are written to files (bench/scale/partition.py: peak
 1.14 / 1.17 GB at 10^6 / 10^7 rows). Interrupted runs resume: the centroids are saved before pass A, and
 passes A, B and the neighbour search checkpoint every ``CHECKPOINT_SECONDS``.
 Time: pass A is N·k·D multiply-adds with a flat search (k grows with N: quadratic). Above ``TWO_LEVEL``
@@ -34,7 +34,7 @@ coarse centroids and the candidates of its ``PROBE`` (2) nearest groups: about N
 lists of c centroids (a few times k / sqrt(k)). Pass B and the per-cluster searches are
 N·cluster_size·D: linear.
 Approximation: a neighbour that k-means put in another cluster, and not as a guest, is not seen.
-bench/scale.py measures the neighbour lists' recall@10 against an exact search, and the recall of planted
+bench/scale/partition.py measures the neighbour lists' recall@10 against an exact search, and the recall of planted
 near-copies and outliers.
 
 Names load on first use (as in ``clearset.train``): the CLI reads ``scale.config`` for a default

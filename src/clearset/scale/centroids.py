@@ -25,7 +25,7 @@ def centroid_index(centroids: np.ndarray, seed: int, sample: np.ndarray | None =
     A group's candidates are its own centroids and, with ``sample`` (rows, L2-normalised), the two
     nearest centroids (exact) of every sample row that probes this group: the lists are learned from
     where rows fall, so a row's nearest centroid is in a group it probes even when that centroid's own
-    coarse group is not (bench/scale_assign.py measures how often it still misses)."""
+    coarse group is not (bench/scale/assign.py measures how often it still misses)."""
     centroids = np.asarray(centroids, np.float32)
     k = len(centroids)
     if k <= config.two_level:

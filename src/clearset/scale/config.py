@@ -29,7 +29,7 @@ class PartitionConfig:
     guest_share: float = 0.25  # above this share of border rows in the sample, halve the cluster count...
     max_cluster_size: int = 8_000  # ...while clusters stay at most this large on average
     # above this many centroids a row is compared with the candidates of its nearest coarse groups only
-    # (centroid_index: lists learned from the k-means sample). bench/scale_assign.py, rows not in the
+    # (centroid_index: lists learned from the k-means sample). bench/scale/assign.py, rows not in the
     # sample, 20,000 centroids: 1.48x faster than the flat search with 2 groups probed, the home centroid
     # within margin of the exact best for 99.995% of rows; 1 group: 8.1x faster but 1% of rows homed away
     # from their neighbours, which end to end flagged 11x more outliers

@@ -60,7 +60,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
       targets (p 0.99; else the original image, one-hot) instead of the recipe's augmentations.
     features: for the ``linear-probe`` recipe, which stored embedding (backbone@size; default the latest).
     compile: torch.compile the model for training: "on", "off", or "auto" (on for CUDA, off on CPU, where
-      compilation costs more than it saves on these small nets: bench/train_compile.py).
+      compilation costs more than it saves on these small nets: bench/train/compile.py).
     distilled: a ``clearset distill`` set (.npz): train on its synthetic images and labels alone (kept in
       float, unclipped, normalised as distilled), evaluate on ``eval_split`` as usual.
     A finished run with the same configuration is a cache hit; an unfinished one resumes where it stopped

@@ -12,7 +12,7 @@ The papers run 8,000-20,000 iterations on GPUs; here ``--iterations`` (default 2
 absolute numbers sit below theirs. Numbers the method cards quote from the papers are printed beside ours.
 Every set and evaluation is cached in the workspaces under bench/.cache, so an interrupted bench resumes.
 
-    .venv/bin/python bench/distill.py [--datasets mnist,cifar10] [--iterations 200] [--eval-epochs 300]
+    .venv/bin/python bench/distill/distill.py [--datasets mnist,cifar10] [--iterations 200] [--eval-epochs 300]
         [--methods random,dm,datadam,dm+fyi,datadam+fyi]
 
 Writes bench/results/distill.json.
@@ -21,13 +21,16 @@ Writes bench/results/distill.json.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
+from pathlib import Path
 
 import clearset
 from clearset.distill import distill, evaluate_distilled
 from clearset.workspace import Workspace, read_json
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 IPCS = {"mnist": (1, 10, 50), "cifar10": (1, 10)}
 # from methods.md (the DataDAM and FYI cards); None where the cards give no number
@@ -89,12 +92,12 @@ def main() -> None:
                       f"{row['iterations_per_second'] or 0:.2f} it/s, {time.perf_counter() - t0:.0f} s)"
                       + (f"   paper {paper[0]}" if paper else ""), flush=True)
                 result["rows"] = sorted(rows.values(), key=lambda r: (r["dataset"], r["ipc"], r["method"]))
-                out.write_text(json.dumps(result, indent=2) + "\n")
+                write_result(out, result)
     cifar10 = [r for r in result["rows"] if r["dataset"] == "cifar10" and r["ipc"] == 10 and r["iterations_per_second"]]
     if cifar10:
         result["cifar10_ipc10_seconds_per_1000_iterations"] = {
             r["method"]: round(1000 / r["iterations_per_second"], 1) for r in cifar10}
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     print(f"-> {out}")
 
 

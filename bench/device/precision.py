@@ -4,16 +4,20 @@ step at 32 px (train), fp32 against bf16 autocast, same inputs, best of 5. ``pre
 only where the probe measures >= 1.1x (clearset/device.py): this bench checks that the probe's verdict
 agrees with the real workloads on the machine it runs on.
 
-    .venv/bin/python bench/precision.py     # -> bench/results/precision.json
+    .venv/bin/python bench/device/precision.py     # -> bench/results/precision.json
 """
 
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from clearset import device
 from clearset.models.backbones import create_backbone
 from clearset.models.cifar import create_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
 from common import write_result
 
 

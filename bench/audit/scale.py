@@ -8,7 +8,7 @@ The checks run in a child process (features memory-mapped, no pixels: the embedd
 for 1,000 sampled rows. Above 300,000 vectors the kNN is a FAISS IVF index, so no
 step holds an N x N matrix; memory is O(N * D).
 
-    .venv/bin/python bench/audit_scale.py [--n 1000000] [--dim 256]
+    .venv/bin/python bench/audit/scale.py [--n 1000000] [--dim 256]
 
 Writes bench/results/audit_scale.json.
 """
@@ -17,44 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, ROOT, timed_child  # noqa: E402  (bench/ is on sys.path when run)
-
-N_DUPS, N_OUTLIERS, CLUSTERS, CLASSES = 2000, 200, 1000, 100
-
-
-def make_data(n: int, dim: int, seed: int = 0) -> tuple[Path, Path, Path]:
-    """Features (memmap .npy), labels, planted (dup pairs, outlier rows), generated in chunks."""
-    feats, labels_path, planted_path = (CACHE / f"scale_{n}_{dim}_{k}.npy" for k in ("x", "y", "planted"))
-    if feats.exists() and labels_path.exists() and planted_path.exists():
-        return feats, labels_path, planted_path
-    CACHE.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(CLUSTERS, dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    n_base = n - N_DUPS - N_OUTLIERS
-    cluster = rng.integers(0, CLUSTERS, n)
-    out = np.lib.format.open_memmap(feats.with_suffix(".tmp.npy"), mode="w+", dtype=np.float32, shape=(n, dim))
-    for start in range(0, n_base, 100_000):
-        stop = min(start + 100_000, n_base)
-        out[start:stop] = centres[cluster[start:stop]] + rng.normal(size=(stop - start, dim)).astype(np.float32) * 0.06
-    sources = rng.choice(n_base, N_DUPS, replace=False)
-    dups = np.arange(n_base, n_base + N_DUPS)
-    out[dups] = out[sources] + rng.normal(size=(N_DUPS, dim)).astype(np.float32) * 0.003
-    cluster[dups] = cluster[sources]
-    outliers = np.arange(n_base + N_DUPS, n)
-    out[outliers] = rng.normal(size=(N_OUTLIERS, dim)).astype(np.float32) / np.sqrt(dim)
-    out.flush()
-    del out
-    feats.with_suffix(".tmp.npy").rename(feats)
-    np.save(labels_path, (cluster % CLASSES).astype(np.int64))
-    np.save(planted_path, np.concatenate([np.stack([sources, dups], 1).ravel(), outliers]))
-    return feats, labels_path, planted_path
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, timed_child, write_result  # noqa: E402
+from synthetic import N_DUPS, N_OUTLIERS, make_data  # noqa: F401, E402
 
 CHILD = r"""
 import json, sys, time
@@ -132,7 +103,7 @@ def main() -> None:
               "knn_recall_at_10": knn_recall}
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"-> {args.out}")
 
 

@@ -10,13 +10,14 @@ Reports precision, recall and F1 of the flags and AUROC of the label quality, th
 `clearset audit` (all checks) on the worse-label workspace with its peak memory.
 Writes bench/results/audit_cifar10n.json.
 
-    .venv/bin/python bench/audit_cifar10n.py [--labels aggre,worse] [--skip-full-audit]
+    .venv/bin/python bench/audit/cifar10n.py [--labels aggre,worse] [--skip-full-audit]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +30,9 @@ import clearset
 from clearset.audit import AuditData
 from clearset.audit.label_issues import label_issues_check
 from clearset.vectors import normalise_features
-from common import CACHE, ROOT, SHARED, run_timed  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, run_timed, write_result  # noqa: E402
 
 BACKBONE, SIZE = "efficientnet_lite0", 128
 
@@ -91,7 +94,7 @@ def main() -> None:
         print(f"full audit: {out['wall_s']} s, peak RSS {out['peak_rss_mb']} MB; per check: "
               f"{result['full_audit']['check_seconds']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"-> {args.out}")
 
 

@@ -6,13 +6,14 @@ class maps (``--spatial``: per-location out-of-fold heads on EfficientNet-Lite0'
 and for the spatial run the AUROC of each signal alone.
 Writes bench/results/audit_multilabel.json.
 
-    .venv/bin/python bench/audit_multilabel.py [--workspace bench/.cache/ws_cifar10]
+    .venv/bin/python bench/audit/multilabel.py [--workspace bench/.cache/ws_cifar10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from sklearn.metrics import roc_auc_score
 
 import clearset
 from clearset.audit import run_audit
-from common import ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import ROOT, SHARED, write_result  # noqa: E402
 
 AMBIGUOUS_BELOW = 0.7
 
@@ -61,7 +64,7 @@ def main() -> None:
               "precision_of_flags": float(ambiguous[flagged].mean()) if flagged.any() else None,
               "recall_of_flags": float(flagged[ambiguous].mean()), "spatial": spatial}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"ambiguous test images: {ambiguous.sum()} of {len(test_idx)}; multilabel score AUROC {auroc:.3f}; "
           f"flags: {flagged.sum()} (precision {result['precision_of_flags']:.3f}, recall {result['recall_of_flags']:.3f})")
     print(f"-> {args.out}")

@@ -13,7 +13,7 @@ a child process under /usr/bin/time (peak RSS), in the same run:
 
 Both must give the same pairs. Reports seconds and peak RSS of each and the ratios.
 
-    .venv/bin/python bench/manifest_scale.py [--n 10000000]
+    .venv/bin/python bench/scale/manifest.py [--n 10000000]
 
 Writes bench/results/manifest_scale.json.
 """
@@ -23,11 +23,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, ROOT, timed_child  # noqa: E402  (bench/ is on sys.path when run)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, timed_child, write_result  # noqa: E402
 
 ROW_GROUP = 1 << 17
 
@@ -122,7 +125,7 @@ def main() -> None:
               "speedup": round(runs["whole"]["seconds"] / runs["columns"]["seconds"], 2),
               "memory_ratio": round(runs["whole"]["peak_rss_mb"] / runs["columns"]["peak_rss_mb"], 2)}
     out = ROOT / "bench" / "results" / "manifest_scale.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     print(f"speedup {result['speedup']}x, memory {result['memory_ratio']}x less -> {out}")
 
 

@@ -8,7 +8,7 @@
    on the workspace, then every test error sorted into label error / ambiguous / confusable / other with
    CIFAR-10H as the human labels.
 
-    .venv/bin/python bench/robustness_cifar10.py [--images 10000]
+    .venv/bin/python bench/evaluate/robustness_cifar10.py [--images 10000]
 
 Writes bench/results/robustness_cifar10.json.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from clearset.audit import run_audit
 from clearset.evaluate.mistakes import mistake_taxonomy
 from clearset.evaluate.robustness import robustness
 from clearset.train import train
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -54,7 +57,7 @@ def main() -> None:
            "robustness": {k: v for k, v in rob.items() if k != "path"},
            "mistakes": {k: v for k, v in mistakes.items() if k != "path"}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_result(args.out, out)
     print(f"-> {args.out}")
 
 

@@ -11,7 +11,7 @@ flip, the recipe's own augmentations); the student replays them (top-10 = lossle
 exercises the "smooth" densify). TrAct: lambda 0.1 on the first convolution, same recipe
 and lr. Equal epochs = equal iterations for every arm. Reports mean and spread over seeds.
 
-    .venv/bin/python bench/train_variants.py [--seeds 0,1,2] [--epochs 5] [--train-images 10000]
+    .venv/bin/python bench/train/variants.py [--seeds 0,1,2] [--epochs 5] [--train-images 10000]
 
 Writes bench/results/train_variants.json.
 """
@@ -19,7 +19,7 @@ Writes bench/results/train_variants.json.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +28,9 @@ import pandas as pd
 
 import clearset
 from clearset.train import get_recipe, reinforce, train
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -87,7 +89,7 @@ def main() -> None:
                              "random erase p0.25", "light": "crop+flip"}, "seconds_all": round(reinforce_seconds, 1)},
            "helped_rule": "mean gain > 2 standard errors of the noisier arm", "variants": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_result(args.out, out)
     print(f"-> {args.out}")
 
 

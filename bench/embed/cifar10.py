@@ -3,17 +3,19 @@ score the features with a linear probe (train 50,000 -> test 10,000). Each step 
 in its own process, so the peak resident memory reported is that step's alone.
 Writes bench/results/embed_cifar10.json.
 
-    .venv/bin/python bench/embed_cifar10.py [--precision auto|fp32] [--workspace bench/.cache/ws_cifar10]
+    .venv/bin/python bench/embed/cifar10.py [--precision auto|fp32] [--workspace bench/.cache/ws_cifar10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from common import ROOT, SHARED, run_timed  # noqa: E402  (bench/ is on sys.path when run)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import ROOT, SHARED, run_timed, write_result  # noqa: E402
 
 
 def step(*args: str) -> dict:
@@ -40,7 +42,7 @@ def main() -> None:
               "linear_probe_accuracy": json.loads(Path(ws, "probe", "efficientnet_lite0@128.json").read_text())[
                   "accuracy"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     for name, s in steps.items():
         print(f"{name:7s} {s['seconds']:7.1f} s  peak RSS {s['peak_rss_mb']} MB  {s['output']}")
     print(f"linear-probe accuracy: {result['linear_probe_accuracy']:.4f} -> {args.out}")

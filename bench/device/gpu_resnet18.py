@@ -1,8 +1,8 @@
 """Time for cifar-resnet18 to reach a CIFAR-10 test accuracy (default 93%) with clearset's trainer on the
-device at hand (meant for a GPU; torch.compile on CUDA), evaluated every epoch. Run by bench/gpu.sh.
+device at hand (meant for a GPU; torch.compile on CUDA), evaluated every epoch. Run by bench/device/gpu.sh.
 
-    python bench/gpu_resnet18.py [--epochs 40] [--train-images N] [--target 0.93] [--out FILE]
-    python bench/gpu_resnet18.py --from-checkpoint [--out FILE]   # after a time limit stopped the training
+    python bench/device/gpu_resnet18.py [--epochs 40] [--train-images N] [--target 0.93] [--out FILE]
+    python bench/device/gpu_resnet18.py --from-checkpoint [--out FILE]   # after a time limit stopped the training
 
 Writes the device name, the epoch and the training seconds at which the target was first reached (or the
 best accuracy if never), and the per-epoch throughput and accuracy. A training stopped by a time limit (or
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +25,9 @@ import torch
 import clearset
 from clearset.progress import setup_logging
 from clearset.train import train
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 NAME = "gpu-resnet18"
 
@@ -74,7 +77,7 @@ def main() -> None:
                     name=NAME, compile=args.compile)
         result = report(run.metrics, run.config, args, stopped=None, wall=round(time.perf_counter() - t, 1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("device", "reached", "best_acc", "stopped_at_epoch")}))
 
 

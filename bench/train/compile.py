@@ -2,7 +2,7 @@
 recipe, images and seed, in one run: training images/s per epoch (the first epoch includes compilation)
 and the whole run's wall time, with the ratio. The trainer's ``compile="auto"`` follows the answer.
 
-    .venv/bin/python bench/train_compile.py [--epochs 3] [--train-images 10000]
+    .venv/bin/python bench/train/compile.py [--epochs 3] [--train-images 10000]
 
 Writes bench/results/train_compile.json.
 """
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +21,9 @@ import torch
 
 import clearset
 from clearset.train import get_recipe, train
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +52,7 @@ def main() -> None:
     print(f"wall off/on {out['wall_ratio_off_over_on']:.2f}x; last-epoch speed on/off "
           f"{out['steady_epoch_ratio_on_over_off']:.2f}x")
     path = ROOT / "bench" / "results" / "train_compile.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    write_result(path, out)
     print(f"-> {path}")
 
 

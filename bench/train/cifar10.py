@@ -7,7 +7,7 @@ the same recipe (uint8 tensor + whole-batch augmentation, channels_last, bf16 au
 and again in fp32, so the gain of the data path alone is visible too.
 Both start from the same seed and are evaluated on the full CIFAR-10 test set.
 
-    .venv/bin/python bench/train_cifar10.py [--recipe cifar-resnet8-fast] [--epochs 5] [--train-images 10000]
+    .venv/bin/python bench/train/cifar10.py [--recipe cifar-resnet8-fast] [--epochs 5] [--train-images 10000]
 
 Writes bench/results/train_cifar10.json.
 """
@@ -15,7 +15,7 @@ Writes bench/results/train_cifar10.json.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +28,9 @@ import clearset
 from clearset.models.cifar import create_model
 from clearset.train import get_recipe, train
 from clearset.train.loop import lr_factor
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 
 def plain_loop(x_train, y_train, x_test, y_test, rec, seed: int, workers: int, max_batches: int | None = None):
@@ -129,7 +131,7 @@ def main() -> None:
               "ratio_mean": round(float(np.mean([r["ratio"] for r in rows])), 2),
               "ratio_fp32_mean": round(float(np.mean([r["ratio_fp32"] for r in rows])), 2)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"ratio {result['ratio_mean']}x (fp32: {result['ratio_fp32_mean']}x) -> {args.out}")
 
 

@@ -3,12 +3,12 @@
 At 10^8 rows and 2,000-row clusters the partition has 50,000 centroids; comparing every row with every
 centroid (N·k·D) is what made the assignment quadratic. Above ``TWO_LEVEL`` centroids clearset groups the
 centroids by a second k-means into ceil(sqrt(k)) coarse groups and compares a row only with the members
-of its ``PROBE`` nearest groups. This bench draws rows from the generator of bench/scale.py (1,000
+of its ``PROBE`` nearest groups. This bench draws rows from the generator of bench/scale/partition.py (1,000
 Gaussian concepts on the sphere, 256-d), fits k centroids on them, then assigns ``--rows`` rows both
 ways and reports the time of each, the ratio, and how often the two-level search finds the same home
 centroid and the same guest (second centroid within the margin) as the flat, exact one.
 
-    .venv/bin/python bench/scale_assign.py [--clusters 5000,20000] [--rows 131072]
+    .venv/bin/python bench/scale/assign.py [--clusters 5000,20000] [--rows 131072]
 
 Writes bench/results/scale_assign.json.
 """
@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import ROOT  # noqa: E402  (bench/ is on sys.path when run)
-from scale import concept_centres, concept_rows  # noqa: E402  (bench/scale.py's generator)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import ROOT, write_result  # noqa: E402
+from synthetic import concept_centres, concept_rows  # noqa: E402
 
 
 def main() -> None:
@@ -72,7 +74,7 @@ def main() -> None:
             print(json.dumps(run), flush=True)
             result["runs"].append(run)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"-> {args.out}")
 
 

@@ -7,7 +7,7 @@ EfficientNet-Lite0@128 ImageNet features, the audit (label issues, duplicates, o
 Every (strategy, keep, seed) cell is curated, trained with ``--recipe`` and tested on the clean test set;
 besides accuracy, the share of kept images whose given label is wrong is reported.
 
-    .venv/bin/python bench/curate_cifar10n.py [--labels worse] [--recipe linear-probe] [--keep 0.1,0.3,0.5]
+    .venv/bin/python bench/curate/cifar10n.py [--labels worse] [--recipe linear-probe] [--keep 0.1,0.3,0.5]
         [--seeds 2] [--strategies random,rs2,prototypes,dbp,semdedup+dbp,el2n,craig,filter,clean]
 
 Writes bench/results/curate_cifar10n_<labels>_<recipe>.json.
@@ -16,8 +16,9 @@ Writes bench/results/curate_cifar10n_<labels>_<recipe>.json.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,9 @@ import pandas as pd
 import clearset
 from clearset.audit import run_audit
 from clearset.leaderboard.runner import leaderboard_table, run_bench, summarise
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 ALL = "random,rs2,prototypes,dbp,semdedup+dbp,el2n,craig,filter,clean"
 
@@ -98,12 +101,11 @@ def main() -> None:
     for s in summary:
         print(f"  {s['strategy']:14s} keep {s['keep']:.1f}: kept label noise {s['kept_label_noise']:.3f}")
     out = ROOT / "bench" / "results" / f"curate_cifar10n_{args.labels}_{args.recipe}{args.tag}.json"
-    out.write_text(json.dumps({"bench": "curate_cifar10n", "date": time.strftime("%Y-%m-%d"), "labels": args.labels,
-                               "label_noise": float(wrong.mean()), "recipe": args.recipe, "budget": args.budget,
-                               "trusted_images": args.trusted, "features": "efficientnet_lite0@128",
-                               "options": parse_options(args.options),
-                               "summary": summary, "cells": board.drop(columns=["curve"]).to_dict("records")},
-                              indent=2, default=float) + "\n")
+    write_result(out, {"bench": "curate_cifar10n", "date": time.strftime("%Y-%m-%d"), "labels": args.labels,
+                       "label_noise": float(wrong.mean()), "recipe": args.recipe, "budget": args.budget,
+                       "trusted_images": args.trusted, "features": "efficientnet_lite0@128",
+                       "options": parse_options(args.options),
+                       "summary": summary, "cells": board.drop(columns=["curve"]).to_dict("records")})
     print(f"-> {out}")
 
 

@@ -1,7 +1,7 @@
 """Scale: time and peak memory by N, local engine, against the straightforward in-RAM approach.
 
 1. Embeddings: synthetic 256-d float16 files on disk at N = 10^5, 10^6, 10^7 (1,000 Gaussian concept
-   clusters on the sphere, as bench/audit_scale.py; 2,000 planted near-copies and 200 planted outliers,
+   clusters on the sphere, as bench/audit/scale.py; 2,000 planted near-copies and 200 planted outliers,
    appended at the end). For each N, in a child process under /usr/bin/time (wall seconds, peak RSS):
    clearset.scale -- partition into ~2,000-row k-means clusters (two passes over the file; up to 100,000
    rows one cluster, i.e. exact), near-duplicates (cosine >= 0.92 among the 5 nearest) and outliers (robust
@@ -20,7 +20,7 @@
 3. Ingest: ``--ingest N`` synthetic 32x32 JPEG images in WebDataset tar shards of 10,000, then
    ``clearset ingest`` (local engine) in a child under /usr/bin/time: images per second and peak RSS.
 
-    .venv/bin/python bench/scale.py [--sizes 100000,1000000,10000000] [--baseline-max 100000]
+    .venv/bin/python bench/scale/partition.py [--sizes 100000,1000000,10000000] [--baseline-max 100000]
         [--baseline-sample 50000] [--ingest 1000000] [--concepts 1000 | --rows-per-concept 10000]
 
 With the default 1,000 concepts at every N the concepts grow denser with N (1,000 rows each at 10^6,
@@ -36,6 +36,7 @@ import argparse
 import io
 import json
 import shutil
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -43,51 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from clearset.workspace import read_json
-from common import CACHE, ROOT, machine, timed_child  # noqa: E402  (bench/ is on sys.path when run)
 
-N_DUPS, N_OUTLIERS, CONCEPTS = 2000, 200, 1000
-GEN_CHUNK = 262_144
-
-
-def concept_centres(concepts: int, dim: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-norm centres of the synthetic concepts (Gaussian directions on the sphere)."""
-    centres = rng.normal(size=(concepts, dim)).astype(np.float32)
-    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
-
-
-def concept_rows(n: int, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """n rows, each a random concept's centre plus Gaussian noise (0.06 per dimension: wide blobs)."""
-    return (centres[rng.integers(0, len(centres), n)]
-            + rng.normal(size=(n, centres.shape[1])).astype(np.float32) * 0.06)
-
-
-def make_embeddings(n: int, dim: int, seed: int = 0, concepts: int = CONCEPTS) -> tuple[Path, Path]:
-    """(features .npy float16, planted .npy: 2,000 (source, copy) pairs then 200 outlier rows), written a
-    chunk at a time (memory flat in N); cached under bench/.cache."""
-    from clearset.data.arrays import RowFile, RowReader
-
-    tag = f"scale16_{n}_{dim}" + (f"_c{concepts}" if concepts != CONCEPTS else "")
-    feats, planted = CACHE / f"{tag}_x.npy", CACHE / f"{tag}_planted.npy"
-    if feats.exists() and planted.exists():
-        return feats, planted
-    CACHE.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    centres = concept_centres(concepts, dim, rng)
-    n_base = n - N_DUPS - N_OUTLIERS
-    tmp = feats.with_suffix(".tmp.npy")
-    out = RowFile.create(tmp, (n, dim), np.float16)
-    for s in range(0, n_base, GEN_CHUNK):
-        out.write(s, concept_rows(min(GEN_CHUNK, n_base - s), centres, rng))
-    sources = np.sort(rng.choice(n_base, N_DUPS, replace=False))
-    src = RowReader(tmp).rows(sources).astype(np.float32)
-    out.write(n_base, src + rng.normal(size=(N_DUPS, dim)).astype(np.float32) * 0.003)
-    out.write(n_base + N_DUPS, rng.normal(size=(N_OUTLIERS, dim)).astype(np.float32) / np.sqrt(dim))
-    out.close()
-    tmp.rename(feats)
-    np.save(planted, np.concatenate([np.stack([sources, np.arange(n_base, n_base + N_DUPS)], 1).ravel(),
-                                     np.arange(n_base + N_DUPS, n)]))
-    return feats, planted
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, machine, timed_child, write_result  # noqa: E402
+from synthetic import CONCEPTS, N_DUPS, N_OUTLIERS, concept_centres, concept_rows, make_embeddings  # noqa: F401, E402
 
 OURS = r"""
 import json, sys, time
@@ -329,7 +289,7 @@ def main() -> None:
         (work / "vectors.npy").unlink(missing_ok=True)  # the grouped copy of the features: disk, not results
         rows[n] = row
         result["embeddings"] = [rows[k] for k in sorted(rows)]
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.out, result)
     if args.ingest:
         t = time.perf_counter()
         shards = make_shards(args.ingest, CACHE / f"scale_shards_{args.ingest}")
@@ -339,7 +299,7 @@ def main() -> None:
         result["ingest"] = {"images": args.ingest, "format": "WebDataset tar shards of 10,000 32x32 JPEGs",
                             "machine": machine(), **ing}
         print(f"  ingest: {ing['images_per_s']} images/s, peak {ing['peak_rss_mb']} MB", flush=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     if result.get("embeddings"):
         plot(result["embeddings"], args.out.with_suffix(".png"),
              f"concepts of {args.rows_per_concept:,} rows (equal density)" if args.rows_per_concept

@@ -4,8 +4,8 @@ The shared cifar10.npz (164 MB decoded pixels) is over the 64 MiB a device call 
 already a JPEG quality-75 copy, so re-encoding them the same way (quality 75, 4:2:0) is nearly lossless:
 about 0.16/255 mean absolute error against the shared pixels, 55 MB for all 60,000 images.
 
-    .venv/bin/python bench/gpu_data.py pack     # here: ../shared/data/cifar10.npz -> gpudata/cifar10_jpeg.npz
-    python3 bench/gpu_data.py unpack            # there: gpudata/cifar10_jpeg.npz -> gpudata/cifar10.npz
+    .venv/bin/python bench/device/gpu_data.py pack     # here: ../shared/data/cifar10.npz -> gpudata/cifar10_jpeg.npz
+    python3 bench/device/gpu_data.py unpack            # there: gpudata/cifar10_jpeg.npz -> gpudata/cifar10.npz
 
 ``gpudata/`` is ignored by git (.git/info/exclude); name it in the device call's ``carry``. The error the
 round trip adds is measured at pack time and stored in the packed file (``mae``), so a result made from
@@ -17,11 +17,14 @@ from __future__ import annotations
 import io
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from clearset.workspace import atomic_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
 from common import ROOT, SHARED
 
 DIR = ROOT / "gpudata"

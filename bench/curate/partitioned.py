@@ -1,11 +1,11 @@
 """`clearset curate --strategy dbp` on embeddings larger than memory: the command a user runs, on
-bench/scale.py's synthetic 256-d float16 embeddings (1,000 concepts) at 10^6 and 10^7 rows, each in a
+bench/scale/partition.py's synthetic 256-d float16 embeddings (1,000 concepts) at 10^6 and 10^7 rows, each in a
 workspace of its own (a manifest of N rows, the embedding registered like `clearset embed` output). Above
 --in-memory-gb the strategy selects from the cluster partition on disk (built here; the
 audit would share it). Reports wall seconds and the peak RSS of the child process (/usr/bin/time), and
 what was kept.
 
-    .venv/bin/python bench/curate_partitioned.py [--sizes 1000000,10000000]   # -> bench/results/curate_partitioned.json
+    .venv/bin/python bench/curate/partitioned.py [--sizes 1000000,10000000]   # -> bench/results/curate_partitioned.json
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -21,8 +23,10 @@ import pyarrow.parquet as pq
 
 from clearset.io import write_json
 from clearset.workspace import Workspace, compute_pixel_fingerprint
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
 from common import CACHE, timed_child, write_result
-from scale import make_embeddings
+from synthetic import make_embeddings
 
 CURATE = """
 import json, sys, time
@@ -97,7 +101,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     path = write_result(args.out, {
         "command": "clearset curate WS --strategy dbp --keep 0.3 --in-memory-gb LIMIT (child process, /usr/bin/time)",
-        "data": "bench/scale.py embeddings: 256-d float16, 1,000 concepts, planted copies and outliers",
+        "data": "bench/scale/partition.py embeddings: 256-d float16, 1,000 concepts, planted copies and outliers",
         "note": "partitioned: --in-memory-gb set below the features' size so the partition path runs at both N "
                 "(at 10^7 the default 2 GiB takes it too); in memory: the same command with the limit lifted "
                 "(10^6 only)",

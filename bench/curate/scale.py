@@ -1,7 +1,7 @@
 """Scale: SemDeDup and DBP selection (no training) on 1,000,000 synthetic 256-d embeddings with 1,000
 clusters -- clearset against a straightforward NumPy implementation of the same algorithms, in one run.
 
-Data: bench/audit_scale.py's synthetic set (1,000 Gaussian concept clusters on the sphere, 2,000 planted
+Data: bench/audit/scale.py's synthetic set (1,000 Gaussian concept clusters on the sphere, 2,000 planted
 near-copies, 200 outliers), memory-mapped. Each arm runs in a child process under /usr/bin/time (wall
 seconds, peak RSS):
 - clearset: ``select("semdedup", keep=0.8, clusters=1000)`` and ``select("dbp", keep=0.5, clusters=1000)``
@@ -16,7 +16,7 @@ seconds, peak RSS):
 Also clearset at N = 250k / 500k / 1M to show how peak memory grows with N, and the overlap (Jaccard)
 of the two arms' kept sets. Target from issue 5: clearset >= 5x faster.
 
-    .venv/bin/python bench/curate_scale.py [--n 1000000]
+    .venv/bin/python bench/curate/scale.py [--n 1000000]
 
 Writes bench/results/curate_scale.json.
 """
@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from audit_scale import make_data  # noqa: E402  (bench/ is on sys.path when run)
-from common import CACHE, ROOT, timed_child  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, timed_child, write_result  # noqa: E402
+from synthetic import make_data  # noqa: E402
 
 KEEP = {"semdedup": 0.8, "dbp": 0.5}
 CLUSTERS = 1000
@@ -149,7 +151,7 @@ def main() -> None:
     result["clearset_semdedup_by_n"] = growth
     print("clearset semdedup peak RSS by N:", {n: g["peak_rss_mb"] for n, g in growth.items()})
     out = ROOT / "bench" / "results" / "curate_scale.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     print(f"-> {out}")
 
 

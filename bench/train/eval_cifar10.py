@@ -7,7 +7,7 @@
    unknown: frog, horse, ship, truck), AUROC and FPR@95%TPR of max-logit, max-softmax and energy.
 3. Optionally (``--resnet18-epochs N``) cifar-resnet18 for N epochs (N = what fits in 30 minutes).
 
-    .venv/bin/python bench/train_eval_cifar10.py [--epochs 10] [--resnet18-epochs 0]
+    .venv/bin/python bench/train/eval_cifar10.py [--epochs 10] [--resnet18-epochs 0]
 
 Writes bench/results/train_eval_cifar10.json.
 """
@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import clearset
 from clearset.evaluate.evaluation import evaluate_run
 from clearset.train import train
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 KNOWN = [0, 1, 2, 3, 4, 5]
 KEYS = ("top1", "top5", "mean_per_class_accuracy", "nll", "brier", "ece", "adaptive_ece",
@@ -63,7 +66,7 @@ def main() -> None:
         result["runs"]["cifar-resnet18"] = summary(r18, evaluate_run(r18.root, human_labels=human))
         print("cifar-resnet18", json.dumps(result["runs"]["cifar-resnet18"]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"-> {args.out}")
 
 

@@ -9,14 +9,14 @@ Compared: embedding cosine alone, the pixel signature alone, and clearset's defa
 both, verified by aligned similarity over shifts and zooms), with a threshold sweep. Also reports the CIFAR-10 train/test leakage at the chosen default.
 Writes bench/results/audit_duplicates.json.
 
-    .venv/bin/python bench/audit_duplicates.py [--workspace bench/.cache/ws_cifar10]
+    .venv/bin/python bench/audit/duplicates.py [--workspace bench/.cache/ws_cifar10]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -36,7 +36,9 @@ from clearset.audit.duplicates import (
 )
 from clearset.ops.knn import knn
 from clearset.vectors import normalise_features
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 EDITS = ["jpeg", "resize", "crop", "shift", "colour"]
 
@@ -92,7 +94,7 @@ def _frame(pairs: np.ndarray):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workspace", type=Path, default=CACHE / "ws_cifar10",
-                    help="a CIFAR-10 workspace embedded with efficientnet_lite0@128 (bench/embed_cifar10.py)")
+                    help="a CIFAR-10 workspace embedded with efficientnet_lite0@128 (bench/embed/cifar10.py)")
     ap.add_argument("--copies", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audit_duplicates.json")
     args = ap.parse_args()
@@ -145,7 +147,7 @@ def main() -> None:
                                                                                   "cross"))},
            "seconds": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_result(args.out, out)
     print(f"default: recall {results['default']['recall']:.3f} precision {results['default']['precision']:.3f}")
     print(f"CIFAR-10 test images with a near-duplicate in train: {summary.get('leaked_test_images')} "
           f"({100 * summary.get('leaked_test_share', 0):.2f}%) -> {args.out}")

@@ -6,7 +6,7 @@ clearset: `clearset.features` at fp32 and at its default precision (auto: bf16 w
 Each variant runs in its own process (clearset tunes process-wide malloc settings; the baseline must
 not inherit them). Prints images/s and ratios; writes bench/results/embed.json.
 
-    .venv/bin/python bench/embed.py [--n 4096] [--size 128] [--backbone efficientnet_lite0]
+    .venv/bin/python bench/embed/speed.py [--n 4096] [--size 128] [--backbone efficientnet_lite0]
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CACHE, ROOT, SHARED, cpu_model  # noqa: E402  (bench/ is on sys.path when run)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, cpu_model, write_result  # noqa: E402
 
 BASELINE = r'''
 import sys, time, json, numpy as np, torch
@@ -114,7 +115,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_result(args.out, summary)
     print(f"\nbaseline (best): {base:.1f} img/s  [{base_key}]")
     print(f"clearset fp32:   {ours_fp32['images_per_s']:.1f} img/s  ratio {summary['ratio_fp32']:.2f}x")
     print(f"clearset {ours_auto['precision']}:   {ours_auto['images_per_s']:.1f} img/s  ratio "

@@ -7,10 +7,10 @@ confident learning
 logistic regression + kNN on EfficientNet-Lite0@128 features), (b) the CNN alone, (c) the mean of both;
 with ``--clean`` also (d) the CNN trained per fold without the images the feature models flag within its
 training folds (``clearset oof --clean``), alone and (e) averaged with the feature models.
-Baseline as in bench/audit_cifar10n.py: scikit-learn LogisticRegression OOF on the same features +
+Baseline as in bench/audit/cifar10n.py: scikit-learn LogisticRegression OOF on the same features +
 cleanlab defaults. Reports precision, recall, F1, AUROC of label quality and the F1 gain over baseline.
 
-    .venv/bin/python bench/label_issues_cnn.py [--labels aggre,worse] [--folds 5] [--clean [--clean-epochs 20]]
+    .venv/bin/python bench/audit/label_issues_cnn.py [--labels aggre,worse] [--folds 5] [--clean [--clean-epochs 20]]
 
 Writes bench/results/label_issues_cnn.json (and caches the CNN OOF probabilities in bench/.cache).
 """
@@ -18,7 +18,6 @@ Writes bench/results/label_issues_cnn.json (and caches the CNN OOF probabilities
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,10 +28,12 @@ import clearset
 from clearset.audit.label_issues import out_of_fold_probs
 from clearset.oof import pixel_oof
 from clearset.vectors import normalise_features
-from common import CACHE, ROOT, SHARED  # noqa: E402  (bench/ is on sys.path when run)
 
-sys.path.insert(0, str(ROOT / "bench"))
-from audit_cifar10n import BACKBONE, SIZE, baseline, scores  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench" / "audit"))
+from cifar10n import BACKBONE, SIZE, baseline, scores  # noqa: E402  (bench/audit/cifar10n.py)
 
 
 def main() -> None:
@@ -88,7 +89,7 @@ def main() -> None:
         result["label_sets"][name] = row
         result["clean_epochs"] = args.clean_epochs
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"-> {args.out}")
 
 
