@@ -56,6 +56,28 @@ def os_error_message(e: OSError) -> str:
     return f"{where}: cannot write ({what}); {fix}"
 
 
+# Library parameters a command passes under another name: (command, library name) -> the flag.
+FLAG_ALIASES = {
+    "train": {"teachers": "--teacher", "known_classes": "--known", "tract": "--tract-lambda"},
+    "reinforce": {"teachers": "--teacher"},
+    "distill": {"seeds": "--eval-seeds", "epochs": "--eval-epochs"},
+}
+
+
+def _flags(command_name: str) -> dict[str, str]:
+    """Python parameter -> the flag of the running command that sets it (for error messages, which name
+    the library's parameters: errors.param)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    flags: dict[str, str] = {}
+    for p in ctx.command.params if ctx is not None else []:
+        longs = [o for o in p.opts if o.startswith("--")]
+        if p.name:
+            flags[p.name] = max(longs, key=len) if longs else (p.human_readable_name or p.name).upper()
+    return {**flags, **FLAG_ALIASES.get(command_name, {})}
+
+
 def command(fn):
     """Register ``fn`` as a command whose user errors print one red line and exit 2 (no traceback)."""
     @functools.wraps(fn)
@@ -63,7 +85,7 @@ def command(fn):
         try:
             return fn(*args, **kwargs)
         except ClearsetError as e:
-            raise error_line(str(e), e.exit_code) from None
+            raise error_line(e.for_cli(_flags(fn.__name__.rstrip("_"))), e.exit_code) from None
         except OSError as e:
             if e.errno not in USER_OS_ERRORS:
                 raise

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ParameterError
+from .errors import ParameterError, param
 
 log = logging.getLogger("clearset")
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
@@ -38,15 +38,15 @@ def resolve_device(device: str | None = "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     kind, sep, number = spec.partition(":")
     if kind not in ("cpu", "cuda", "mps") or (sep and not number.isdigit()) or (sep and kind != "cuda"):
-        raise ParameterError(f"--device {device!r}: unknown device; use {DEVICES}")
+        raise ParameterError(f"{param('device')} {device!r}: unknown device; use {DEVICES}")
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise ParameterError(f"--device {device!r}: no CUDA GPU is visible here; use --device cpu (or auto)")
+            raise ParameterError(f"{param('device')} {device!r}: no CUDA GPU is visible here; use {param('device')} cpu (or auto)")
         if sep and int(number) >= torch.cuda.device_count():
-            raise ParameterError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
+            raise ParameterError(f"{param('device')} {device!r}: this machine has {torch.cuda.device_count()} CUDA "
                                  f"device(s), cuda:0..cuda:{torch.cuda.device_count() - 1}")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ParameterError(f"--device {device!r}: Apple MPS is not available here; use --device cpu (or auto)")
+        raise ParameterError(f"{param('device')} {device!r}: Apple MPS is not available here; use {param('device')} cpu (or auto)")
     return torch.device(spec)
 
 
@@ -65,7 +65,7 @@ def choose_precision(precision: str, device) -> PrecisionChoice:
     import torch
 
     if precision not in PRECISIONS:
-        raise ParameterError(f"--precision {precision!r}: use auto, fp32 or bf16")
+        raise ParameterError(f"{param('precision')} {precision!r}: use auto, fp32 or bf16")
     device = torch.device(device) if not isinstance(device, torch.device) else device
     if precision != "auto":
         return PrecisionChoice(precision, "given")

@@ -29,7 +29,7 @@ from .data.images import resize_center
 from .device import choose_precision, resolve_device
 from .engines import Engine, using
 from .engines.local import default_threads, ordered_map
-from .errors import ParameterError
+from .errors import ParameterError, param
 from .models.backbones import Backbone, create_backbone
 from .progress import bar
 from .workspace import Workspace, read_json, write_json
@@ -93,16 +93,16 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     ws = Workspace.of(workspace)
     n = ws.manifest_rows()
     if dtype not in ("float32", "float16"):
-        raise ParameterError(f"--dtype must be float32 or float16, not {dtype!r}")
+        raise ParameterError(f"{param('dtype')} must be float32 or float16, not {dtype!r}")
     if batch_size < 1:
-        raise ParameterError(f"--batch-size {batch_size}: give at least 1 image per forward pass")
+        raise ParameterError(f"{param('batch_size')} {batch_size}: give at least 1 image per forward pass")
     if chunk_size < 1:
         raise ParameterError(f"chunk_size {chunk_size}: give at least 1 row between progress saves")
     dev = resolve_device(device)
     bb = create_backbone(backbone)
     size = int(image_size or bb.default_size)
     if not 16 <= size <= 1024:
-        raise ParameterError(f"--image-size {size}: use a size between 16 and 1024")
+        raise ParameterError(f"{param('image_size')} {size}: use a size between 16 and 1024")
     choice = choose_precision(precision, dev)
     prec = choice.precision
     feat_path, logit_path = ws.features_path(backbone, size), ws.logits_path(backbone, size)

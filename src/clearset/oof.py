@@ -28,7 +28,7 @@ import numpy as np
 
 from .artifacts.oof import fold_subset_path, oof_path
 from .audit.label_issues import find_label_issues, fold_indices, out_of_fold_probs
-from .errors import ParameterError, check_seed
+from .errors import ParameterError, check_seed, param
 from .io import atomic_path
 from .train.recipes import DEFAULT_RECIPE
 from .workspace import Workspace
@@ -50,11 +50,11 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
     ws.require_manifest()
     check_seed(seed)
     if folds < 2:
-        raise ParameterError("--folds must be at least 2")
+        raise ParameterError(f"{param('folds')} must be at least 2")
     m = ws.manifest(["index", "label"])
     labelled = m[m["label"] >= 0]
     if folds > labelled["label"].value_counts().max():
-        raise ParameterError(f"--folds {folds}: more folds than images in the largest class "
+        raise ParameterError(f"{param('folds')} {folds}: more folds than images in the largest class "
                              f"({labelled['label'].value_counts().max()}); use fewer folds")
     if labelled["label"].nunique() < 2:
         raise ParameterError(f"{ws.root}: out-of-fold models need labelled images of at least two classes")
@@ -66,7 +66,7 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
         from .vectors import normalise_features
 
         if ws.resolve_features(features, required=False) is None:
-            raise ParameterError(f"--clean needs stored features: run `clearset embed {ws.root}` first")
+            raise ParameterError(f"{param('clean')} needs stored features: run `clearset embed {ws.root}` first")
         fs, feats = ws.load_features(features)
         inputs["features"] = fs.key
         x = normalise_features(feats[index])

@@ -49,7 +49,9 @@ def check_entry(listing: str, name: str) -> None:
 
 def _same(a, b) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+        a, b = np.asarray(a), np.asarray(b)
+        numeric = a.dtype.kind in "fc" and b.dtype.kind in "fc"  # NaN equals NaN only where there can be one
+        return np.array_equal(a, b, equal_nan=numeric)
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
@@ -100,12 +102,14 @@ def check_audit_check(name: str) -> None:
 
     spec = CHECKS.get(name)
     data = tiny_audit_data()
-    before = copy.deepcopy((data.labels, data.features))
+    fields = ("labels", "features", "pred_probs", "splits", "sha256", "class_names", "n_classes")
+    before = copy.deepcopy([getattr(data, f) for f in fields])
     a = spec.fn(data)
     b = spec.fn(tiny_audit_data())
     assert _same(a.table if a.table is None else a.table.to_dict("list"),
                  b.table if b.table is None else b.table.to_dict("list")), f"check {name!r} is not deterministic"
-    assert _same(before, (data.labels, data.features)), f"check {name!r} changed its inputs"
+    assert _same(before, [getattr(data, f) for f in fields]), f"check {name!r} changed its inputs"
+    assert set(a.provided) <= set(spec.provides), f"check {name!r} provides fields it does not declare"
     if a.table is not None:
         key = CHECKS.meta(name).get("keyed_by", "index")
         assert isinstance(a.table, pd.DataFrame) and key in a.table.columns, f"{name}: a table keyed by {key}"

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import WorkspaceError
+from .errors import WorkspaceError, param
 from .io import (  # noqa: F401
     CONTENT_HASH_LIMIT,
     DamagedFileError,
@@ -148,7 +148,7 @@ class Workspace:
         bad = (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or len(name) > 200
                or name != name.strip())
         if bad:
-            raise ParameterError(f"--name {name!r}: use a plain name (no '/', not '..', at most 200 characters)")
+            raise ParameterError(f"{param('name')} {name!r}: use a plain name (no '/', not '..', at most 200 characters)")
         return self.dir(folder) / name
 
     def partition_dir(self, features: Path) -> Path:
@@ -332,7 +332,7 @@ class Workspace:
         if spec:
             backbone, _, digits = str(spec).rpartition("@")
             if not backbone or not digits.isdigit():
-                raise ParameterError(f"--features {spec!r}: write it as backbone@size, e.g. efficientnet_lite0@128")
+                raise ParameterError(f"{param('features')} {spec!r}: write it as backbone@size, e.g. efficientnet_lite0@128")
             size = int(digits)
             path = self.features_path(backbone, size)
             if not path.exists() or not self.sidecar_of(path).exists():

@@ -350,7 +350,7 @@ def test_pixel_oof_and_combined_label_issues(tmp_path):
     for run in runs:
         sub = pd.read_parquet(json.loads((run / "config.json").read_text())["subset_file"])
         assert len(sub) < len(labels)
-    with pytest.raises(ParameterError, match="--pred-probs"):
+    with pytest.raises(ParameterError, match="pass pred_probs"):
         run_audit(ws, checks=["label_issues"], combine=True, stored_oof=False)
     clearset.embed(ws, backbone="efficientnet_lite0", image_size=32)
     s = run_audit(ws, checks=["label_issues"], pred_probs=path, combine=True)

@@ -432,6 +432,26 @@ def test_every_flag_a_library_message_names_exists_on_the_cli():
     assert not missing, missing
 
 
+def test_every_parameter_a_library_message_names_has_a_flag():
+    """Library errors name Python parameters (errors.param); the CLI shows each as the flag that sets it:
+    an option of that name, or an alias in cli.FLAG_ALIASES. A name no command can set fails here."""
+    import re
+
+    import typer.main
+
+    from clearset.cli import FLAG_ALIASES, app
+
+    root = typer.main.get_command(app)
+    settable = {p.name for c in root.commands.values() for p in c.params} | {p.name for p in root.params}
+    settable |= {name for aliases in FLAG_ALIASES.values() for name in aliases}
+    src = Path(__file__).resolve().parents[2] / "src" / "clearset"
+    named = {m.group(1): f.relative_to(src) for f in src.rglob("*.py")
+             for m in re.finditer(r"""param\(['"](\w+)['"]\)""", f.read_text())}
+    assert len(named) > 30
+    missing = {name: str(where) for name, where in named.items() if name not in settable}
+    assert not missing, missing
+
+
 # ------------------------------------------------------------------------------------------ the machine
 def in_private_mounts(setup: str, args: list[str]) -> subprocess.CompletedProcess:
     """``clearset ARGS`` as a real process in a mount namespace of its own, after the shell ``setup``

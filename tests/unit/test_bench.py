@@ -51,8 +51,8 @@ def test_bench_cells_budgets_leaderboard_and_report(ws, caplog):
 
 
 def test_bench_bad_input(ws):
-    for kw, msg in [({"strategies": ["nope"]}, "unknown curation strategy"), ({"keeps": [0]}, "--keep"),
-                    ({"budget": "time"}, "--budget"), ({"seeds": []}, "--seeds")]:
+    for kw, msg in [({"strategies": ["nope"]}, "unknown curation strategy"), ({"keeps": [0]}, "keep"),
+                    ({"budget": "time"}, "budget"), ({"seeds": []}, "seeds")]:
         args = {"strategies": ["random"], "keeps": [0.5], "seeds": [0], "recipe": "bench-tiny", **kw}
         with pytest.raises(ParameterError, match=msg):
             run_bench(ws, **args)

@@ -11,7 +11,7 @@ from clearset.errors import ParameterError
 
 @pytest.mark.parametrize("spec", ["tpu", "gpu", "cuda:x", "cpu:0", "mps:1", "", "cuda:-1"])
 def test_unknown_devices_are_refused_naming_the_option(spec):
-    with pytest.raises(ParameterError, match="--device"):
+    with pytest.raises(ParameterError, match="device"):
         device.resolve_device(spec)
 
 

@@ -168,7 +168,7 @@ def test_method_names_and_bad_input(tmp_path):
     with pytest.raises(ParameterError, match="does no matching"):
         parse_method("random+fyi")
     real, labels = torch.zeros(10, 3, 8, 8), np.array([0] * 7 + [1] * 3)
-    with pytest.raises(ParameterError, match="--ipc 4 is more than the 3 images of class 1"):
+    with pytest.raises(ParameterError, match="ipc 4 is more than the 3 images of class 1"):
         match(DISTILLERS.get("dm"), real, labels, MatchConfig(ipc=4, iterations=1, width=4))
     with pytest.raises(ParameterError, match="images of 4 px are too small for a ConvNet of depth 3"):
         match(DISTILLERS.get("dm"), torch.zeros(10, 3, 4, 4), labels, MatchConfig(ipc=1, iterations=1, width=4))

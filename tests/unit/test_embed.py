@@ -51,9 +51,9 @@ def test_cache_hit_and_force(ws):
 def test_bad_parameters(ws, tmp_path):
     with pytest.raises(ParameterError, match="unknown backbone 'nonet'"):
         clearset.embed(ws, backbone="nonet")
-    with pytest.raises(ParameterError, match="--precision"):
+    with pytest.raises(ParameterError, match="precision"):
         clearset.embed(ws, backbone=MODEL, precision="fp8")
-    with pytest.raises(ParameterError, match="--image-size"):
+    with pytest.raises(ParameterError, match="image_size"):
         clearset.embed(ws, backbone=MODEL, image_size=4)
     with pytest.raises(WorkspaceError, match="clearset ingest"):
         clearset.embed(tmp_path / "empty", backbone=MODEL)

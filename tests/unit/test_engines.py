@@ -55,7 +55,7 @@ def test_local_engine_orders_binds_state_once_and_checks_names():
     assert list(eng.map(row_sum, range(6), shared=base, prepare=Doubler())) == [2 * (4 * i + 1) for i in range(6)]
     assert Doubler.calls == 1
     assert using(eng).__enter__() is eng  # an engine passed in stays its owner's
-    for bad, msg in [({"name": "spark"}, "--engine must be one of"), ({"name": "local", "address": "x"}, "--address")]:
+    for bad, msg in [({"name": "spark"}, "engine must be one of"), ({"name": "local", "address": "x"}, "address")]:
         with pytest.raises(ParameterError, match=msg):
             get_engine(**bad)
 

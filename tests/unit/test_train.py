@@ -124,7 +124,7 @@ def test_known_classes_train_a_smaller_head(ws):
     run = train(ws, recipe=TINY, known_classes=[0, 2], name="osr")
     p = run.predictions()
     assert p["logits"].shape[1] == 2 and set(p["labels"]) == {-1, 0, 1}  # class 1 is unknown (-1)
-    with pytest.raises(ParameterError, match="--known"):
+    with pytest.raises(ParameterError, match="known_classes"):
         train(ws, recipe=TINY, known_classes=[7], name="bad")
 
 

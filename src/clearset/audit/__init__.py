@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..artifacts.oof import stored_pixel_oof  # noqa: F401  (part of the API)
 from ..engines import Engine, using
-from ..errors import ParameterError, WorkspaceError
+from ..errors import ParameterError, WorkspaceError, param
 from ..registry import check_options, import_submodules
 from ..scale.config import DEFAULT as DEFAULT_PARTITION, PartitionConfig
 from ..vectors import check_probabilities
@@ -68,7 +68,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
                  "probabilities in %s (`clearset oof`; --no-stored-oof to leave them out)", found)
         pred_probs, combine = found, True
     if threshold is not None and not 0 < threshold <= 1:
-        raise ParameterError(f"--threshold {threshold}: the near-duplicate threshold is a similarity in (0, 1]")
+        raise ParameterError(f"{param('threshold')} {threshold}: the near-duplicate threshold is a similarity in (0, 1]")
     for name in checks or []:
         CHECKS.get(name)  # unknown names fail here, before any work
     names = dependency_order(checks or CHECKS.list())
@@ -146,8 +146,13 @@ def _run_checks(ws: Workspace, data: AuditData, names: list[str], inputs: dict, 
         seconds = time.perf_counter() - t0
         table = result.table if result.table is not None else pd.DataFrame({"index": np.zeros(0, np.int64)})
         write_table(table_path, table)
-        if "pred_probs" in spec.provides and data.extras.get("pred_probs_computed") and data.pred_probs is not None:
-            _save_probs(ws, probs_path, data.pred_probs, step.key)
+        undeclared = set(result.provided) - set(spec.provides)
+        if undeclared:
+            raise RuntimeError(f"check {name!r} provided {sorted(undeclared)} without declaring them in provides")
+        for field_name, value in result.provided.items():
+            setattr(data, field_name, value)
+        if "pred_probs" in result.provided:
+            _save_probs(ws, probs_path, result.provided["pred_probs"], step.key)
         result.summary["seconds"] = round(seconds, 2)
         step.finish(summary=result.summary, rows=len(table))
         summary["checks"][name] = result.summary

@@ -22,6 +22,9 @@ from ..vectors import check_finite, check_probabilities
 class CheckResult:
     table: pd.DataFrame | None  # keyed by `index` (None for checks with only dataset-level figures)
     summary: dict[str, Any] = field(default_factory=dict)
+    # AuditData fields the check computed for the checks after it (only names in its ``provides``); the
+    # audit sets them, a check never assigns to the data it was given
+    provided: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 from ..ops.knn import knn
 from ..vectors import normalise_features
 from ..views import Card, Column, Table, Tile, Tiles
@@ -182,12 +182,13 @@ def label_issues_check(data: AuditData, *, models: tuple[str, ...] = DEFAULT_MOD
                        combine: bool = False) -> CheckResult:
     labelled = np.flatnonzero(data.labels >= 0)
     t0 = time.perf_counter()
-    given = None
-    if combine:  # average the given probabilities (e.g. pixel-CNN folds) with the embedding models'
-        if data.pred_probs is None:
-            raise ParameterError("--combine averages --pred-probs with the embedding models: pass --pred-probs")
-        given, data.pred_probs = data.pred_probs, None
-    if data.pred_probs is None:
+    given = data.pred_probs if combine else None  # averaged with the embedding models' (e.g. pixel-CNN folds)
+    if combine and given is None:
+        raise ParameterError(f"{param('combine')} averages {param('pred_probs')} with the embedding models: "
+                             f"pass {param('pred_probs')}")
+    probs = None if combine else data.pred_probs
+    provided = {}
+    if probs is None:
         data.require("features", check="label_issues")
         probs = np.zeros((data.n, data.n_classes), dtype=np.float32)
         x = data.normalised_features()
@@ -196,15 +197,14 @@ def label_issues_check(data: AuditData, *, models: tuple[str, ...] = DEFAULT_MOD
                                             folds=folds, seed=seed, c=c, normalised=True, neighbours=shared)
         if given is not None:
             probs[labelled] = (probs[labelled] + given[labelled]) / 2
-        data.pred_probs = probs  # later checks (multilabel, class_pairs) reuse them
-        data.extras["pred_probs_computed"] = True
+        provided["pred_probs"] = probs  # later checks (multilabel, class_pairs) reuse them
     fit_seconds = time.perf_counter() - t0
-    df = find_label_issues(data.labels[labelled], data.pred_probs[labelled], filter_by=filter_by)
+    df = find_label_issues(data.labels[labelled], probs[labelled], filter_by=filter_by)
     df["index"] = labelled
-    acc = float((data.pred_probs[labelled].argmax(1) == data.labels[labelled]).mean()) if len(labelled) else 0.0
+    acc = float((probs[labelled].argmax(1) == data.labels[labelled]).mean()) if len(labelled) else 0.0
     summary = {"label_issues": int(df["is_label_issue"].sum()), "share": float(df["is_label_issue"].mean()),
                "models": (list(models) + (["given pred_probs"] if given is not None else []))
-               if data.extras.get("pred_probs_computed") else "given pred_probs",
+               if provided else "given pred_probs",
                "filter_by": filter_by, "out_of_fold_accuracy_vs_given": acc,
                "model_seconds": round(fit_seconds, 2)}
-    return CheckResult(df, summary)
+    return CheckResult(df, summary, provided)

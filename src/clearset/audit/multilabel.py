@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import param
 from ..views import Card, Tile, Tiles
 from .base import AuditData, CheckResult, ReportInputs, register_check
 
@@ -128,7 +129,7 @@ def _spatial_maps(data: AuditData, rows: np.ndarray) -> np.ndarray:
     if not emb:
         from ..errors import ParameterError
 
-        raise ParameterError("multilabel --spatial needs to know the embedding's backbone; audit a workspace "
+        raise ParameterError(f"multilabel {param('spatial')} needs to know the embedding's backbone; audit a workspace "
                              "embedded with `clearset embed`")
     heads: dict = {}
     oof_logreg(data.normalised_features()[rows], data.labels[rows], data.n_classes, c=DEFAULT_C, heads=heads)

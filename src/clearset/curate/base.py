@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 from ..ops.kmeans import spherical_kmeans  # noqa: F401  (re-exported for the strategies)
 from ..ops.quotas import bounded_quotas
 from ..registry import Registry
@@ -65,7 +65,7 @@ class CurateData:
             hint = {"features": "run `clearset embed WS` first",
                     "label_quality": "run `clearset audit WS --checks label_issues` first",
                     "is_label_issue": "run `clearset audit WS --checks label_issues` first",
-                    "trusted": "pass --trusted FILE (rows with verified labels)"}.get(name, "")
+                    "trusted": f"pass {param('trusted')} (a file of rows with verified labels)"}.get(name, "")
             raise ParameterError(f"{who} needs {name.replace('_', ' ')}; {hint}".rstrip("; "))
 
 
@@ -96,7 +96,7 @@ def register_strategy(name: str, *, needs: Iterable[str] = (), description: str 
 
 def n_keep_of(keep: float, n: int) -> int:
     if not isinstance(keep, (int, float)) or not 0 < keep <= 1:
-        raise ParameterError(f"--keep must be a fraction in (0, 1] (the share of images kept), got {keep!r}")
+        raise ParameterError(f"{param('keep')} must be a fraction in (0, 1] (the share of images kept), got {keep!r}")
     if n == 0:
         raise ParameterError("nothing to curate: no labelled training images")
     return max(1, int(round(keep * n)))

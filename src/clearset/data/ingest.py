@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engines import Engine, using
-from ..errors import ClearsetError, ImageError, LabelError, ParameterError, SourceError, WorkspaceError
+from ..errors import ClearsetError, ImageError, LabelError, ParameterError, SourceError, WorkspaceError, param
 from ..progress import bar
 from ..workspace import (
     DERIVED,
@@ -72,7 +72,7 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
         force: redo even if the same ingest already completed.
     """
     if on_error not in ("skip", "fail"):
-        raise ParameterError(f"--on-error must be skip or fail, not {on_error!r}")
+        raise ParameterError(f"{param('on_error')} must be skip or fail, not {on_error!r}")
     if isinstance(labels, str):
         labels = [labels]
     overrides = [LabelOverride.parse(v) for v in labels or []]
@@ -317,7 +317,7 @@ def _write_manifest(staging: Path, parts: int, src: Source, overrides: list[Labe
             if bad.any():
                 raise LabelError(f"{good['source'].iloc[int(np.argmax(bad))]}: label {labels[bad][0]} is out of range "
                                  f"for the {n_classes} classes ({', '.join(src.classes[:10])}); fix the labels or "
-                                 f"pass --classes")
+                                 f"pass {param('classes')}")
             chunk = good[["split", "source", "sha256", "height", "width"]].assign(
                 index=np.arange(images, images + len(good), dtype=np.int64), label=labels)
             if overrides:
@@ -346,7 +346,7 @@ def _check_override_lengths(overrides: list[LabelOverride], counts: dict[str, in
     total = sum(counts.values())
     for o in overrides:
         if o.split is not None and o.split not in counts:
-            raise LabelError(f"--labels {o.split}={o.path}: {source} has no split {o.split!r} "
+            raise LabelError(f"{param('labels')} {o.split}={o.path}: {source} has no split {o.split!r} "
                              f"(it has {', '.join(counts)})")
         want = total if o.split is None else counts[o.split]
         if len(o.labels) != want:

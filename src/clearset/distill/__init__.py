@@ -24,7 +24,7 @@ import torch
 
 from ..artifacts.distilled import Distilled, load_distilled, save_distilled  # noqa: F401  (part of the API)
 from ..device import resolve_device
-from ..errors import ParameterError, WorkspaceError, check_seed
+from ..errors import ParameterError, WorkspaceError, check_seed, param
 from ..registry import import_submodules
 from ..workspace import Workspace, atomic_path, hash_json, is_cached, read_json, write_json
 from . import dsa
@@ -86,7 +86,7 @@ def _options_of(distiller: Distiller, options: dict) -> dict:
     unknown = set(options) - set(allowed)
     if unknown:
         raise ParameterError(f"method {distiller.name!r} has no option(s) {sorted(unknown)}; it takes "
-                             f"{allowed or 'none'} (and the loop settings: --power, --real-batch, --lr, ...)")
+                             f"{allowed or 'none'} (and the loop settings: {param('power')}, {param('real_batch')}, {param('lr')}, ...)")
     return dict(options)
 
 
@@ -106,9 +106,9 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     options = _options_of(distiller, options)
     iterations = DEFAULT_ITERATIONS if iterations is None else iterations
     if iterations < 0 or real_batch < 1 or lr <= 0 or save_every < 1:
-        raise ParameterError("--iterations must be >= 0, --real-batch >= 1, --lr > 0 (and save_every >= 1)")
+        raise ParameterError(f"{param('iterations')} must be >= 0, {param('real_batch')} >= 1, {param('lr')} > 0 (and save_every >= 1)")
     if depth < 1 or width < 1:
-        raise ParameterError(f"--depth {depth} and --width {width}: a ConvNet needs at least one block and channel")
+        raise ParameterError(f"{param('depth')} {depth} and {param('width')} {width}: a ConvNet needs at least one block and channel")
     check_seed(seed)
     dsa.parse_strategy(strategy)
     from ..models.cifar import make_norm
@@ -133,7 +133,7 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
             save_distilled(result, out)
         return result
     if not force and existing not in (None, key):
-        raise WorkspaceError(f"{path} holds a different distillation; choose another --name or pass --force")
+        raise WorkspaceError(f"{path} holds a different distillation; choose another {param('name')} or pass {param('force')}")
     real, labels, mean, std = normalised_split(ws, split, size)
     partial = ws.dir("distilled") / f"{name}.partial.pt"
     state = None
@@ -182,7 +182,7 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
     cfg = EvalConfig(epochs=epochs, **{"depth": d.config.get("depth", 3), "width": d.config.get("width", 128),
                                        "norm": d.config.get("norm", "instance"), **protocol})
     if seeds < 1 or epochs < 1:
-        raise ParameterError("--eval-seeds and --eval-epochs must be at least 1")
+        raise ParameterError(f"{param('seeds')} and {param('epochs')} must be at least 1")
     key = hash_json({"set": d.key, "protocol": cfg.as_dict(),
                      "seeds": seeds, "split": split, "manifest": ws.fingerprint(ws.manifest_path)})
     target = (d.path.with_name(d.path.name[: -len(".npz")] + ".eval.json") if d.path is not None

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .. import progress
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 from .base import Distiller, probe
 from .dsa import DEFAULT_STRATEGY, apply as dsa_apply, draw as dsa_draw
 
@@ -56,21 +56,21 @@ def flip_batch(x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[tor
 def check_network_fits(side: int, depth: int) -> None:
     if side < 2 ** depth:
         raise ParameterError(f"images of {side} px are too small for a ConvNet of depth {depth} (it halves the "
-                             f"side {depth} times): use images of at least {2 ** depth} px or a smaller --depth")
+                             f"side {depth} times): use images of at least {2 ** depth} px or a smaller {param('depth')}")
 
 
 def initial_images(real: torch.Tensor, labels: np.ndarray, ipc: int, init: str, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     """(n_classes·ipc, C, H, W) starting images and their labels: ``ipc`` distinct random real images of each
     class (``init="real"``) or standard-normal noise (``"noise"``)."""
     if init not in ("real", "noise"):
-        raise ParameterError(f"--init must be real or noise, got {init!r}")
+        raise ParameterError(f"{param('init')} must be real or noise, got {init!r}")
     classes = np.unique(labels)
     counts = np.bincount(labels)[classes]
     if ipc < 1:
-        raise ParameterError("--ipc must be at least 1")
+        raise ParameterError(f"{param('ipc')} must be at least 1")
     if ipc > counts.min():
         worst = int(classes[counts.argmin()])
-        raise ParameterError(f"--ipc {ipc} is more than the {int(counts.min())} images of class {worst}: "
+        raise ParameterError(f"{param('ipc')} {ipc} is more than the {int(counts.min())} images of class {worst}: "
                              "choose an ipc no larger than the smallest class")
     rng = np.random.default_rng(seed)
     rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), ipc, replace=False) for c in classes])

@@ -18,7 +18,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 from .base import Engine
 from .local import LocalEngine
 
@@ -33,13 +33,13 @@ def get_engine(name: str | Engine | None = "local", *, address: str | None = Non
         return name
     if name in (None, "local"):
         if address:
-            raise ParameterError("--address is for --engine ray")
+            raise ParameterError(f"{param('address')} is for {param('engine')} ray")
         return LocalEngine(threads)
     if name == "ray":
         from .ray import RayEngine
 
         return RayEngine(address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
-    raise ParameterError(f"--engine must be one of {', '.join(ENGINES)}, not {name!r}")
+    raise ParameterError(f"{param('engine')} must be one of {', '.join(ENGINES)}, not {name!r}")
 
 
 @contextmanager

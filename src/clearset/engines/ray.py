@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections import OrderedDict, deque
 
-from ..errors import ClearsetError, ParameterError
+from ..errors import ClearsetError, ParameterError, param
 from .base import Engine
 
 log = logging.getLogger("clearset")
@@ -53,16 +53,16 @@ class RayEngine(Engine):
         try:
             import ray
         except ImportError:
-            raise ParameterError("--engine ray needs Ray: pip install 'clearset[ray]'") from None
+            raise ParameterError(f"{param('engine')} ray needs Ray: pip install 'clearset[ray]'") from None
         self._owns = False
         if not ray.is_initialized():
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
                          **(init_options if address is None else {}))
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise ClearsetError(f"--engine ray: cannot reach a Ray cluster at {address or 'RAY_ADDRESS'} "
+                raise ClearsetError(f"{param('engine')} ray: cannot reach a Ray cluster at {address or 'RAY_ADDRESS'} "
                                     f"({str(e).splitlines()[0]}); start one with `ray start --head` or drop "
-                                    f"--address to start a local one") from None
+                                    f"{param('address')} to start a local one") from None
             self._owns = True
         self.ray = ray
         cpus = ray.cluster_resources().get("CPU", 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 from ..workspace import Workspace, write_json
 from .metrics import evaluate_predictions
 
@@ -41,7 +41,7 @@ def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, split: 
     if data is None and (split is None or split == cfg["eval_split"]):
         preds = run.predictions()
         if "logits" not in preds:
-            raise ParameterError(f"{run.root}: the run stored no predictions; pass --split")
+            raise ParameterError(f"{run.root}: the run stored no predictions; pass {param('split')}")
         logits, labels = preds["logits"], preds["labels"]
         known = preds.get("known")
         split = cfg["eval_split"]

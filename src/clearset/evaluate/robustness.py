@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import progress
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 from ..workspace import Workspace, write_json
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_names
 
@@ -119,13 +119,13 @@ def check_robustness(run_dir: str | Path, *, corruptions: list[str] | None = Non
     names = corruption_names() if corruptions is None else corruptions
     unknown = [c for c in names if c not in CORRUPTIONS]
     if unknown:
-        raise ParameterError(f"--corruptions: unknown corruption(s) {', '.join(unknown)}; choose from "
+        raise ParameterError(f"{param('corruptions')}: unknown corruption(s) {', '.join(unknown)}; choose from "
                              f"{', '.join(corruption_names())}")
     sev = list(SEVERITIES) if severities is None else severities
     if any(s not in SEVERITIES for s in sev):
-        raise ParameterError(f"--severities {','.join(map(str, sev))}: severities are 1..5")
+        raise ParameterError(f"{param('severities')} {','.join(map(str, sev))}: severities are 1..5")
     if images is not None and images < 1:
-        raise ParameterError("--corruption-images must be at least 1")
+        raise ParameterError(f"{param('corruption_images')} must be at least 1")
     shift_sets = {Path(p).stem: load_shift_set(p, cfg["classes"], cfg["recipe"]["image_size"]) for p in shift or []}
     if cfg.get("known_classes") is not None:
         raise ParameterError(f"{run.root}: an open-set run; robustness is measured on closed-set runs")

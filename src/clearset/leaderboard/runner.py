@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 from ..train.recipes import DEFAULT_RECIPE
 from ..workspace import Workspace, atomic_path, write_json, write_table
 
@@ -54,14 +54,14 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
     ws = Workspace.of(workspace)
     ws.require_manifest()
     if budget not in BUDGETS:
-        raise ParameterError(f"--budget must be one of {', '.join(BUDGETS)}")
+        raise ParameterError(f"{param('budget')} must be one of {', '.join(BUDGETS)}")
     for s in strategies:
         STRATEGIES.get(s)
     for k in keeps:
         if not 0 < k <= 1:
-            raise ParameterError(f"--keep values must be fractions in (0, 1], got {k}")
+            raise ParameterError(f"{param('keep')} values must be fractions in (0, 1], got {k}")
     if not seeds:
-        raise ParameterError("--seeds must name at least one seed")
+        raise ParameterError(f"{param('seeds')} must name at least one seed")
     rec = get_recipe(recipe).with_overrides(epochs=epochs)
     cells = [Cell(s, k, seed) for s in strategies for k in keeps for seed in seeds]
     if full:

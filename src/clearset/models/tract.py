@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 
 DEFAULT_LAMBDA = 0.1
 
@@ -65,7 +65,7 @@ class TrAct(nn.Module):
             raise ParameterError("TrAct wraps a plain first convolution (no dilation, groups, string or "
                                  "non-zero padding); this model's first layer is not one")
         if lam <= 0:
-            raise ParameterError("--tract-lambda must be positive")
+            raise ParameterError(f"{param('tract')} must be positive")
         self.conv, self.lam = conv, float(lam)
 
     @property

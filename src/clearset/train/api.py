@@ -21,7 +21,7 @@ import torch
 from ..artifacts.runs import Run, load_run, map_labels, write_run
 from ..data.loading import load_images, load_split, split_rows
 from ..device import choose_precision, resolve_device
-from ..errors import ParameterError, WorkspaceError, check_seed
+from ..errors import ParameterError, WorkspaceError, check_seed, param
 from ..io import hash_json, is_cached, read_json, write_json
 from ..models.inference import predict
 from ..ops.linear import accuracy
@@ -72,9 +72,9 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
     dev = resolve_device(device)
     choice = choose_precision(precision, dev)
     if eval_every < 0:
-        raise ParameterError("--eval-every must be 0 (only at the end) or a positive number of epochs")
+        raise ParameterError(f"{param('eval_every')} must be 0 (only at the end) or a positive number of epochs")
     if compile not in ("auto", "on", "off"):
-        raise ParameterError("--compile must be auto, on or off")
+        raise ParameterError(f"{param('compile')} must be auto, on or off")
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
     rec = rec.with_overrides(model=model, epochs=epochs, **(overrides or {}))
     labels, train_index = split_rows(ws, train_split)
@@ -100,7 +100,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
         log.info("train: cached %s", root)
         return load_run(root)
     if _holds_other_run(root, key) and name is not None and not force:
-        raise WorkspaceError(f"{root} holds a different run; choose another --name or pass --force")
+        raise WorkspaceError(f"{root} holds a different run; choose another {param('name')} or pass {param('force')}")
     return _fit_network(ws, rec, rows, config, root, train_index, train_split=train_split, eval_split=eval_split,
                         dev=dev, choice=choice, compile_=use_compile, seed=seed, tract=tract, force=force,
                         resume=resume, eval_every=eval_every, kd_temperature=kd_temperature,
@@ -192,8 +192,8 @@ def _linear_probe(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, 
     from .linear import train_linear_probe
 
     if tract is not None or rows.teacher_runs or rows.rein is not None or rows.sampler is not None:
-        raise ParameterError("the linear-probe recipe trains on stored features: --tract, --teacher, "
-                             "--reinforced and samplers do not apply")
+        raise ParameterError(f"the linear-probe recipe trains on stored features: {param('tract')}, {param('teachers')}, "
+                             f"{param('reinforced')} and samplers do not apply")
     ev_rows = None
     if eval_split is not None:
         ev_labels, ev_index = split_rows(ws, eval_split)

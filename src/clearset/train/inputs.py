@@ -14,7 +14,7 @@ import torch
 from ..artifacts.distilled import load_distilled
 from ..artifacts.runs import Run, class_mapping, load_run, map_labels
 from ..artifacts.subsets import read_subset, subset_column, subset_labels, subset_sampler
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 from ..io import hash_json
 from .recipes import Recipe
 from .reinforcement import Reinforced, load_reinforced
@@ -71,7 +71,7 @@ def training_rows(ws, rec: Recipe, classes: list[str], labels: np.ndarray, train
     if known_classes is not None:
         known_classes = sorted(set(known_classes))
         if not known_classes or min(known_classes) < 0 or max(known_classes) >= len(classes):
-            raise ParameterError(f"--known must name classes of this workspace (0..{len(classes) - 1})")
+            raise ParameterError(f"{param('known_classes')} must name classes of this workspace (0..{len(classes) - 1})")
     class_map = class_mapping(len(classes), known_classes)
     if known_classes is not None:
         keep = class_map[labels[positions]] >= 0
@@ -90,7 +90,7 @@ def training_rows(ws, rec: Recipe, classes: list[str], labels: np.ndarray, train
             raise ParameterError(f"teacher {t.root} predicts {len(t.config['classes'])} classes, this training "
                                  f"has {n_out}; distil from a teacher trained on the same classes")
     if kd_temperature <= 0 or not 0 <= kd_hard_weight <= 1:
-        raise ParameterError("--kd-temperature must be > 0 and --kd-hard-weight within [0, 1]")
+        raise ParameterError(f"{param('kd_temperature')} must be > 0 and {param('kd_hard_weight')} within [0, 1]")
     labelled = labels[positions] >= 0
     positions, weights = positions[labelled], weights[labelled]
     if strong is not None:
@@ -133,7 +133,7 @@ def _distilled_set(path, classes: list[str], rec: Recipe, **others):
     """The distilled set at ``path``, checked against the workspace, the recipe and the other options."""
     used = [k for k, v in others.items() if v is not None]
     if used:
-        raise ParameterError(f"--distilled trains on the synthetic set alone; {', '.join(used)} do not apply to it")
+        raise ParameterError(f"{param('distilled')} trains on the synthetic set alone; {', '.join(used)} do not apply to it")
     if rec.model == "linear":
         raise ParameterError("the linear-probe recipe trains on stored features; a distilled set has none")
     d = load_distilled(path)
@@ -141,7 +141,7 @@ def _distilled_set(path, classes: list[str], rec: Recipe, **others):
         raise ParameterError(f"{path}: the distilled set has other classes than this workspace")
     if d.images.shape[-1] != rec.image_size or d.images.shape[1] != 3:
         raise ParameterError(f"{path}: synthetic images are {d.images.shape[-1]} px, the recipe {rec.name!r} trains at "
-                             f"{rec.image_size} px; distil at --image-size {rec.image_size} or pick a recipe of that size")
+                             f"{rec.image_size} px; distil at {param('image_size')} {rec.image_size} or pick a recipe of that size")
     return d
 
 
@@ -149,8 +149,8 @@ def _reinforced_rows(path, train_index: np.ndarray, positions: np.ndarray, class
                      combined: bool):
     """Load a reinforcement and map training rows to its rows; every trained row must be reinforced."""
     if combined:
-        raise ParameterError("--reinforced replaces the targets: it cannot be combined with --teacher, soft "
-                             "targets or --known")
+        raise ParameterError(f"{param('reinforced')} replaces the targets: it cannot be combined with {param('teachers')}, soft "
+                             f"targets or {param('known_classes')}")
     rein = load_reinforced(path)
     if rein.meta.get("classes") != classes:
         raise ParameterError(f"{rein.root}: reinforced targets cover {len(rein.meta.get('classes', []))} classes, "

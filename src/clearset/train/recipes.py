@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from ..errors import ParameterError
+from ..errors import ParameterError, param
 from ..registry import Registry
 
 RECIPES: Registry = Registry("recipe")
@@ -43,7 +43,7 @@ class Recipe:
             raise ParameterError(f"unknown recipe field(s) {sorted(unknown)}")
         kw = {k: v for k, v in kw.items() if v is not None}
         if kw.get("epochs", self.epochs) < 1:
-            raise ParameterError("--epochs must be at least 1")
+            raise ParameterError(f"{param('epochs')} must be at least 1")
         for field, allowed in (("optimizer", ("sgd", "adamw")), ("schedule", ("cosine", "onecycle", "constant"))):
             if kw.get(field, getattr(self, field)) not in allowed:
                 raise ParameterError(f"recipe field {field} must be one of {', '.join(allowed)}")

@@ -28,7 +28,7 @@ import torch
 
 from .. import progress
 from ..device import resolve_device, resolve_precision
-from ..errors import ParameterError, WorkspaceError
+from ..errors import ParameterError, WorkspaceError, param
 from ..io import hash_json, read_json, write_json, write_npz
 from ..workspace import Workspace
 from .augment import AugParams, apply_params, draw_params
@@ -86,11 +86,11 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     ws = Workspace.of(workspace)
     ws.require_manifest()
     if ns < 1 or topk < 1:
-        raise ParameterError("--ns and --topk must be at least 1")
+        raise ParameterError(f"{param('ns')} and {param('topk')} must be at least 1")
     if augment not in AUGMENT:
-        raise ParameterError(f"--augment must be one of {', '.join(AUGMENT)}")
+        raise ParameterError(f"{param('augment')} must be one of {', '.join(AUGMENT)}")
     if not teachers:
-        raise ParameterError("reinforcement needs at least one --teacher run")
+        raise ParameterError(f"reinforcement needs at least one {param('teachers')} run")
     classes = ws.classes()
     runs, size = _teachers(teachers, classes)
     topk = min(topk, len(classes))
@@ -111,7 +111,7 @@ def reinforce(workspace: str | Path | Workspace, *, teachers: list[str | Path], 
     if force and root.exists():
         shutil.rmtree(root)
     if root.exists() and (root / "params.meta.json").exists() and read_json(root / "params.meta.json").get("key") != step.key:
-        raise WorkspaceError(f"{root} holds a different reinforcement; choose another --name or pass --force")
+        raise WorkspaceError(f"{root} holds a different reinforcement; choose another {param('name')} or pass {param('force')}")
 
     images = load_images(ws, index, size, desc=f"load {split}")  # only the rows being reinforced
     n = len(index)
@@ -143,7 +143,7 @@ def _teachers(teachers: list[str | Path], classes: list[str]) -> tuple[list, int
     from ..artifacts.runs import load_run
 
     if not teachers:
-        raise ParameterError("reinforcement needs at least one --teacher run")
+        raise ParameterError(f"reinforcement needs at least one {param('teachers')} run")
     runs = [load_run(t) for t in teachers]
     for r in runs:
         if r.config["classes"] != classes:
@@ -163,7 +163,7 @@ def _rows(ws: Workspace, split: str, subset: str | Path | None) -> np.ndarray:
     m = ws.manifest(["index", "split"])
     index = m.loc[m["split"] == split, "index"].to_numpy(np.int64)
     if not len(index):
-        raise ParameterError(f"--split {split!r}: no images in that split (splits here: "
+        raise ParameterError(f"{param('split')} {split!r}: no images in that split (splits here: "
                              f"{', '.join(sorted(set(m['split'])))})")
     if subset is not None:
         index = index[np.unique(read_subset(subset, index)[0])]

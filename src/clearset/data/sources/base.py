@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ...errors import SourceError
+from ...errors import SourceError, param
 from ...io import hash_json
 from ...registry import Registry
 
@@ -103,7 +103,7 @@ class Source:
         if not self.split:
             return "train"
         if len(self.split) > 1:
-            raise SourceError(f"{self.target} has no splits of its own; --split names the one split "
+            raise SourceError(f"{self.target} has no splits of its own; {param('split')} names the one split "
                               f"its images belong to, so give one name, not {','.join(self.split)}")
         return self.split[0]
 
@@ -112,10 +112,10 @@ class Source:
         else '0'..'C-1' from the largest label."""
         if self.user_classes:
             if found is not None and len(found) != len(self.user_classes):
-                raise SourceError(f"--classes names {len(self.user_classes)} classes but {self.target} has "
+                raise SourceError(f"{param('classes')} names {len(self.user_classes)} classes but {self.target} has "
                                   f"{len(found)} ({', '.join(found[:10])}{'...' if len(found) > 10 else ''})")
             if len(set(self.user_classes)) != len(self.user_classes):
-                raise SourceError("--classes lists a name twice")
+                raise SourceError(f"{param('classes')} lists a name twice")
             return list(self.user_classes)
         if found is not None:
             return [str(c) for c in found]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ...errors import SourceError
+from ...errors import SourceError, param
 from ..images import is_image_name
 from .base import SOURCES, SPLIT_DIRS, Record, Source, listing_fingerprint
 
@@ -44,7 +44,7 @@ class ImageFolderSource(Source):
             self._split_roots = [(self.single_split(), self.root)]
         names = sorted({d.name for _, r in self._split_roots for d in _subdirs(r)})
         if self.user_classes and sorted(self.user_classes) != names:
-            raise SourceError(f"--classes must list the class folders of {self.root} ({', '.join(names)}) "
+            raise SourceError(f"{param('classes')} must list the class folders of {self.root} ({', '.join(names)}) "
                               f"in the order you want")
         self.classes = self.resolve_classes(list(self.user_classes) if self.user_classes else names)
         lookup = {c: i for i, c in enumerate(self.classes)}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...errors import LabelError, SourceError
+from ...errors import LabelError, SourceError, param
 from .base import SOURCES, Record, Source, listing_fingerprint
 
 
@@ -67,14 +67,14 @@ class TableSource(Source):
             if labels.max() >= len(classes):
                 bad = int(np.argmax(labels >= len(classes)))
                 raise LabelError(f"{self.file}: row {bad + 2}: label {labels[bad]} is out of range for "
-                                 f"{len(classes)} classes given by --classes")
+                                 f"{len(classes)} classes given by {param('classes')}")
             return labels, classes
         names = sorted(present.astype(str).unique())
         classes = self.resolve_classes(None) if self.user_classes else names
         lookup = {c: i for i, c in enumerate(classes)}
         unknown = sorted(set(names) - set(lookup))
         if unknown:
-            raise LabelError(f"{self.file}: label(s) {', '.join(unknown[:5])} not among --classes")
+            raise LabelError(f"{self.file}: label(s) {', '.join(unknown[:5])} not among {param('classes')}")
         labels = np.array([lookup[str(v)] if pd.notna(v) else -1 for v in col], dtype=np.int64)
         return labels, classes
 
