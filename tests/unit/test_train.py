@@ -34,21 +34,21 @@ def weights(run):
     return load_file(run.root / "model.safetensors")
 
 
-def interrupted_run(ws, monkeypatch, stop_at: int, **kw) -> None:
-    """Train TINY with a Ctrl-C raised inside the ``stop_at``-th batch (counted by random_crop calls)."""
+def interrupted_run(ws, monkeypatch, stop_at: int, recipe: Recipe = TINY, **kw) -> None:
+    """Train ``recipe`` with a Ctrl-C raised inside the ``stop_at``-th batch (counted by random_crop calls)."""
     import clearset.train.loop as loop
 
     real_crop, calls = loop.random_crop, []
 
-    def crop_then_interrupt(*a):
+    def crop_then_interrupt(*a, **k):
         calls.append(1)
         if len(calls) == stop_at:
             raise KeyboardInterrupt
-        return real_crop(*a)
+        return real_crop(*a, **k)
 
     monkeypatch.setattr(loop, "random_crop", crop_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        train(ws, recipe=TINY, **kw)
+        train(ws, recipe=recipe, **kw)
     monkeypatch.setattr(loop, "random_crop", real_crop)
 
 
@@ -361,7 +361,7 @@ def test_no_resume_discards_an_interrupted_run(ws, monkeypatch):
 
     interrupted_run(ws, monkeypatch, 4, seed=2, name="again")
     real_crop, calls = loop.random_crop, []
-    monkeypatch.setattr(loop, "random_crop", lambda *a: (calls.append(1), real_crop(*a))[1])
+    monkeypatch.setattr(loop, "random_crop", lambda *a, **k: (calls.append(1), real_crop(*a, **k))[1])
     fresh = train(ws, recipe=TINY, seed=2, name="again", resume=False)
     assert len(calls) == 6  # both epochs (3 batches each) trained again from the start
     assert same(weights(fresh), weights(train(ws, recipe=TINY, seed=2, name="other")))
@@ -382,3 +382,67 @@ def test_a_run_that_failed_before_training_does_not_block_the_corrected_one(ws, 
     assert len(run.metrics) == 1
     with pytest.raises(WorkspaceError, match="different run"):  # a finished run is protected
         train(ws, recipe=TINY, epochs=2, name="mine")
+
+
+# ------------------------------------------------------------------------------------------ airbench
+AIR = Recipe("air-tiny", "test recipe", model="airbench", epochs=3, batch_size=16, lr=1.5, momentum=0.85,
+             weight_decay=0.0013, schedule="airbench", label_smoothing=0.2, image_size=16, crop_pad=2,
+             pad_mode="reflect", flip_mode="alternating", lookahead=2, bias_lr_scale=64.0, whiten_bias_epochs=1,
+             tta=2, eval_batch_size=64)
+
+
+def test_whitening_filters_decorrelate_patches():
+    from clearset.models.airbench import Airbench
+
+    x = torch.randn(32, 3, 16, 16) * torch.tensor([1.0, 3.0, 0.5]).view(1, 3, 1, 1)
+    net = Airbench(10)
+    net.init_from_data(x)
+    out = torch.nn.functional.conv2d(x, net.whiten.weight)[:, :12]  # without the bias; the negated half mirrors it
+    flat = out.permute(0, 2, 3, 1).reshape(-1, 12)
+    assert torch.allclose(flat.T @ flat / len(flat), torch.eye(12), atol=5e-3)  # eps 5e-4 against variance 0.25
+    assert torch.equal(net.whiten.weight[12:], -net.whiten.weight[:12]) and not net.whiten.weight.requires_grad
+    assert all(not m.weight.requires_grad for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_airbench_schedule_and_recipe_keys():
+    from clearset.train.recipes import get_recipe
+
+    total = 100
+    assert lr_factor(0, total, 0, "airbench") == pytest.approx(0.2)
+    assert lr_factor(23, total, 0, "airbench") == pytest.approx(1.0)
+    assert lr_factor(total, total, 0, "airbench") == pytest.approx(0.07)
+    # fields added for airbench stay out of the other recipes' configurations (their cache keys are kept)
+    assert "tta" not in get_recipe("cifar-resnet8-fast").as_dict()
+    assert get_recipe("cifar-airbench").as_dict()["tta"] == 2
+    with pytest.raises(ParameterError, match="pad_mode"):
+        get_recipe("cifar-airbench").with_overrides(pad_mode="wrap")
+
+
+def test_tta_averages_mirrors_and_shifts():
+    from clearset.models.inference import predict
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    images = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+    mean, std = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
+    x = images.float() / 255.0
+    net(x)  # materialise the lazy layer
+    with torch.no_grad():
+        def mirrored(v):
+            return (net(v) + net(v.flip(3))) / 2
+
+        p = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        want2 = 0.5 * mirrored(x) + 0.25 * (mirrored(p[:, :, :8, :8]) + mirrored(p[:, :, 2:, 2:]))
+        assert np.allclose(predict(net, images, mean, std, tta=0), net(x).numpy(), atol=1e-5)
+        assert np.allclose(predict(net, images, mean, std, tta=1), mirrored(x).numpy(), atol=1e-5)
+        assert np.allclose(predict(net, images, mean, std, tta=2), want2.numpy(), atol=1e-5)
+
+
+def test_airbench_run_learns_ends_on_the_average_and_resumes_exactly(ws, monkeypatch):
+    full = train(ws, recipe=AIR, seed=0, name="air")
+    assert full.metrics[-1]["eval_acc"] > 0.5 and full.config["recipe"]["lookahead"] == 2
+    interrupted_run(ws, monkeypatch, 4, recipe=AIR, seed=0, name="air-part")  # Ctrl-C in epoch 2 (3 batches each)
+    state = torch.load(ws.root / "runs" / "air-part" / "checkpoint.pt", weights_only=False)
+    assert state["average"] is not None
+    resumed = train(ws, recipe=AIR, seed=0, name="air-part")
+    assert same(weights(full), weights(resumed))

@@ -3,6 +3,7 @@
 - ``resnet18_cifar``: ResNet-18 with the CIFAR stem (3x3 conv, stride 1, no max-pool), 11.2M parameters.
 - ``resnet8`` / ``resnet20``: the CIFAR ResNets of He et al. (3 stages of 16/32/64 channels, n = 1 / 3
   basic blocks per stage).
+- ``airbench``: the airbench94 network (models/airbench.py), 1.97M parameters.
 - ``convnet3``: the dataset-distillation ConvNet (depth 3 of conv 3x3 width 128 -> instance norm -> ReLU
   -> 2x2 average pooling, then a linear classifier); depth, width and norm are arguments.
 Any other name is a timm model (random initialisation) created with ``num_classes``.
@@ -15,6 +16,7 @@ from torch import nn
 
 from ..errors import ParameterError
 from ..registry import Registry
+from .airbench import Airbench
 
 MODELS: Registry = Registry("model")
 
@@ -113,6 +115,12 @@ def convnet3(num_classes: int, *, image_size: int = 32, depth: int = 3, width: i
              norm: str = "instance", **_) -> nn.Module:
     """ConvNet-3 of the dataset-distillation papers (width 128, instance norm, average pooling)."""
     return ConvNet(num_classes, depth=depth, width=width, norm=norm, image_size=image_size)
+
+
+@MODELS.register("airbench")
+def airbench(num_classes: int, **_) -> nn.Module:
+    """The airbench94 network: fixed whitening conv, three conv groups 64/256/256, GELU (models/airbench.py)."""
+    return Airbench(num_classes)
 
 
 def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:

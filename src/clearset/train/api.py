@@ -125,6 +125,9 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, r
                       kd_hard_weight=kd_hard_weight, eval_every=eval_every,
                       teachers=[load_teacher(t, dev) for t in rows.teacher_runs])
     d = _fit_data(ws, rec, rows, train_index, train_split, dev)
+    if hasattr(net, "init_from_data"):  # e.g. airbench's whitening filters, from the first 5,000 training rows
+        first = d.positions[:5000].to(dev)
+        net.init_from_data(((d.images[first].float() / 255.0 - d.mean) / d.std))
     ckpt = root / "checkpoint.pt"
     fit = Fit(net, rec, d, opts, checkpoint=ckpt, key=key, forward=torch.compile(net) if compile_ else None)
     if ckpt.exists() and not force and not resume:
@@ -137,11 +140,12 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, r
         ev_images, ev_labels, ev_index = load_split(ws, eval_split, rec.image_size)
         ev_mapped, ev_known = map_labels(ev_labels, rows.class_map)
         ev = (ev_images.to(dev), ev_mapped, ev_index, ev_known)
-        opts.evaluate = lambda m: accuracy(predict(m, ev[0], d.mean, d.std, rec.eval_batch_size, autocast), ev[1])
+        opts.evaluate = lambda m: accuracy(predict(m, ev[0], d.mean, d.std, rec.eval_batch_size, autocast, rec.tta),
+                                           ev[1])
     history = fit.run()
     preds: dict[str, np.ndarray] = {}
     if ev is not None:
-        logits = predict(net, ev[0], d.mean, d.std, rec.eval_batch_size, autocast)
+        logits = predict(net, ev[0], d.mean, d.std, rec.eval_batch_size, autocast, rec.tta)
         preds = {"index": ev[2], "labels": ev[1], "logits": logits}
         if rows.known_classes is not None:  # for open-set evaluation: which test images show a trained class
             preds["known"] = ev[3]

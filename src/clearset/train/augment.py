@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 
 
-def random_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+def random_crop(x: torch.Tensor, pad: int, gen: torch.Generator, mode: str = "zeros") -> torch.Tensor:
     """(B, C, H, W) -> the same shape, each image shifted by up to ``pad`` pixels, zeros filling in
-    (torchvision's RandomCrop(size, padding=pad))."""
+    (torchvision's RandomCrop(size, padding=pad)), or the image mirrored at its border (``mode="reflect"``)."""
     if pad <= 0:
         return x
     b, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
+    padded = F.pad(x, (pad, pad, pad, pad)) if mode == "zeros" else \
+        F.pad(x.float(), (pad, pad, pad, pad), mode="reflect").to(x.dtype)
     dev = x.device
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)  # draws on the CPU generator: same on any device
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)

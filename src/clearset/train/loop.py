@@ -39,6 +39,11 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     if schedule == "onecycle":  # linear up for 30% of the run, then linear down to zero
         peak = max(1, int(0.3 * total))
         return step / peak if step < peak else max(0.0, (total - step) / max(1, total - peak))
+    if schedule == "airbench":  # linear from 0.2 to 1 over 23% of the run, then linear down to 0.07
+        peak = max(1, int(0.23 * total))
+        if step < peak:
+            return 0.2 + 0.8 * step / peak
+        return 1.0 - 0.93 * min(1.0, (step - peak) / max(1, total - peak))
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":
@@ -75,10 +80,20 @@ class FitOptions:
 
 
 def make_optimizer(net: torch.nn.Module, rec: Recipe) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW over the trainable parameters (the whitening bias included, frozen later);
+    with ``bias_lr_scale`` the model's batch-norm shifts form a second group at lr x that scale, their
+    weight decay divided by it (the same absolute decay per step). Each group's ``lr_scale`` multiplies
+    the scheduled rate."""
     params = [p for p in net.parameters() if p.requires_grad]
+    biases = getattr(net, "bias_parameters")() if rec.bias_lr_scale != 1.0 and hasattr(net, "bias_parameters") else []
+    ids = {id(p) for p in biases}
+    groups = [{"params": [p for p in params if id(p) not in ids], "lr_scale": 1.0, "weight_decay": rec.weight_decay}]
+    if biases:
+        groups.append({"params": biases, "lr_scale": rec.bias_lr_scale,
+                       "weight_decay": rec.weight_decay / rec.bias_lr_scale})
     if rec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=rec.lr, momentum=rec.momentum, nesterov=True, weight_decay=rec.weight_decay)
-    return torch.optim.AdamW(params, lr=rec.lr, weight_decay=rec.weight_decay)
+        return torch.optim.SGD(groups, lr=rec.lr, momentum=rec.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=rec.lr)
 
 
 class Fit:
@@ -94,9 +109,15 @@ class Fit:
         self.checkpoint, self.key = checkpoint, key
         self.opt = make_optimizer(net, rec)
         self.dev = data.images.device
-        self.start_epoch, self.step = 0, 0
+        self.start_epoch, self.step, self._epoch_now = 0, 0, 0
         self.history: list[dict] = []
         self.partial: dict | None = None
+        # lookahead: the running average the weights are pulled back to (state-dict order, float entries)
+        self.average = ({k: v.detach().clone() for k, v in net.state_dict().items() if v.is_floating_point()}
+                        if rec.lookahead else None)
+        # alternating flips: one coin per image row, the other side every other epoch
+        self.flip_base = (torch.rand(len(data.images), generator=torch.Generator().manual_seed(opts.seed + 7919)) < 0.5
+                          if rec.flip and rec.flip_mode == "alternating" else None)
         steps_per_epoch = math.ceil(len(data.positions) / rec.batch_size) if opts.sampler is None else 0
         self.total_steps = steps_per_epoch * rec.epochs  # a sampler sets it at its first epoch
 
@@ -111,6 +132,8 @@ class Fit:
         self.opt.load_state_dict(state["optimizer"])
         self.start_epoch, self.history, self.step = state["epoch"], state["history"], state["step"]
         self.partial = state.get("partial")
+        if self.average is not None and state.get("average") is not None:
+            self.average = state["average"]
         log.info("train: resuming %s at epoch %d%s", self.checkpoint.parent.name, self.start_epoch + 1,
                  f", batch {self.partial['batch'] + 1}" if self.partial else "")
         return True
@@ -123,12 +146,15 @@ class Fit:
             log.info("epoch %d/%d: loss %.4f, train acc %.4f, %.0f img/s", epoch + 1, self.rec.epochs,
                      row["train_loss"], row["train_acc"], row["images_per_s"])
             self._save(epoch + 1)
+        if self.average is not None:  # the run ends on the average (airbench's final lookahead step)
+            self._pull_to_average(1.0)
         self.net.eval()
         return self.history
 
     def _epoch(self, epoch: int) -> dict:
         rec, opts = self.rec, self.opts
         t0 = time.perf_counter()
+        self._epoch_now = epoch
         gen = torch.Generator().manual_seed(opts.seed * 1_000_003 + epoch)
         torch.manual_seed(opts.seed * 1_000_003 + epoch)  # dropout and other global draws
         n = len(self.data.positions)
@@ -136,6 +162,9 @@ class Fit:
         if self.total_steps == 0:  # a sampler sets the epoch length; the schedule spans epochs x that length
             self.total_steps = math.ceil(len(order) / rec.batch_size) * rec.epochs
         self.net.train()
+        whiten = getattr(self.net, "whiten", None)
+        if whiten is not None and whiten.bias is not None:  # airbench trains its whitening bias for a few epochs
+            whiten.bias.requires_grad = epoch < rec.whiten_bias_epochs
         counters, first, earlier_seconds = (0, 0.0, 0.0), 0, 0.0
         if self.partial is not None:  # interrupted inside this epoch: continue at the batch it stopped before
             p, self.partial = self.partial, None
@@ -194,13 +223,16 @@ class Fit:
             x, t = replay_batch(d.rein, d.rein_rows[d.positions[sel]], d.images[rows], d.targets[rows], gen)
             x = (x - d.mean) / d.std
         else:
-            x, t = augment_batch(d.images[rows], d.targets[rows], rec, gen, d.mean, d.std)
+            flips = None
+            if self.flip_base is not None:
+                flips = (self.flip_base[rows.cpu()] ^ bool(self._epoch_now % 2)).to(dev)
+            x, t = augment_batch(d.images[rows], d.targets[rows], rec, gen, d.mean, d.std, flips=flips)
             if d.strong is not None and bool(d.strong[sel].any()):
                 x, t = strong_copies(x, t, d.images[rows], d.targets[rows], d.strong[sel].to(dev), gen, d.mean, d.std)
         x = x.contiguous(memory_format=torch.channels_last)
+        factor = lr_factor(self.step, self.total_steps, int(rec.warmup_epochs * n_batches), rec.schedule)
         for group in self.opt.param_groups:
-            group["lr"] = rec.lr * lr_factor(self.step, self.total_steps, int(rec.warmup_epochs * n_batches),
-                                             rec.schedule)
+            group["lr"] = rec.lr * group.get("lr_scale", 1.0) * factor
         temp = 1.0
         if opts.teachers:
             t = (1 - opts.kd_hard_weight) * teacher_probs(opts.teachers, x, d.mean, d.std, opts.kd_temperature,
@@ -216,19 +248,35 @@ class Fit:
         batch_loss, batch_correct = loss.item(), float((logits.argmax(1) == t.argmax(1)).sum())
         self.opt.step()
         self.step += 1  # from here on the batch counts as done (an interrupt saves after it)
+        if self.average is not None and self.step % rec.lookahead == 0:
+            self._pull_to_average(0.95 ** 5 * (self.step / max(1, self.total_steps)) ** 3)
         return seen + len(sel), loss_sum + batch_loss * len(sel), correct + batch_correct
+
+    @torch.no_grad()
+    def _pull_to_average(self, decay: float) -> None:
+        """Lookahead (airbench): average <- decay * average + (1 - decay) * weights, then weights <- average
+        (batch-norm statistics included). The decay grows as (step / total)^3, to 0.95^5 at the end."""
+        assert self.average is not None
+        state = self.net.state_dict()
+        for k, avg in self.average.items():
+            avg.lerp_(state[k], 1 - decay)
+            state[k].copy_(avg)
 
     def _save(self, epochs_done: int, partial: dict | None = None) -> None:
         with atomic_path(self.checkpoint) as tmp:
             torch.save({"key": self.key, "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
-                        "epoch": epochs_done, "history": self.history, "step": self.step, "partial": partial}, tmp)
+                        "epoch": epochs_done, "history": self.history, "step": self.step, "partial": partial,
+                        "average": self.average}, tmp)
 
 def augment_batch(x: torch.Tensor, t: torch.Tensor, rec: Recipe, gen: torch.Generator, mean: torch.Tensor,
-                  std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The recipe's augmentations of a uint8 batch -> (normalised float batch, mixed soft targets)."""
+                  std: torch.Tensor, flips: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recipe's augmentations of a uint8 batch -> (normalised float batch, mixed soft targets).
+    ``flips``: which images to mirror (alternating flips), instead of a fresh coin per image."""
     if rec.crop_pad:
-        x = random_crop(x, rec.crop_pad, gen)
-    if rec.flip:
+        x = random_crop(x, rec.crop_pad, gen, mode=rec.pad_mode)
+    if flips is not None:
+        x = torch.where(flips[:, None, None, None], x.flip(3), x)
+    elif rec.flip:
         x = random_flip(x, gen)
     x = (x.float() / 255.0 - mean) / std
     if rec.cutout:

@@ -12,6 +12,7 @@ from ..errors import ParameterError, param
 from ..registry import Registry
 
 RECIPES: Registry = Registry("recipe")
+SCHEDULES = ("cosine", "onecycle", "constant", "airbench")
 DEFAULT_RECIPE = "cifar-resnet8-fast"  # what train, oof and the leaderboard use unless told otherwise
 
 
@@ -36,6 +37,15 @@ class Recipe:
     mixup: float = 0.0  # Beta alpha; 0 = off
     cutmix: float = 0.0
     eval_batch_size: int = 1024
+    # Added for the airbench recipe; left out of as_dict() at their defaults, so the cache keys of runs of
+    # the other recipes stay what they were.
+    pad_mode: str = "zeros"  # how the crop pads: zeros | reflect
+    flip_mode: str = "random"  # random: a fresh coin per image and epoch; alternating: one coin per image,
+    #                            then every other epoch the other side (airbench)
+    lookahead: int = 0  # every this many steps, pull the weights to an average that tightens over the run
+    bias_lr_scale: float = 1.0  # batch-norm shifts train at lr x this (their weight decay stays absolute)
+    whiten_bias_epochs: int = 0  # a model's whitening layer (models/airbench.py) trains its bias this long
+    tta: int = 0  # test-time augmentation: 0 none, 1 mirror, 2 mirror + one-pixel translations
 
     def with_overrides(self, **kw) -> "Recipe":
         unknown = set(kw) - set(asdict(self))
@@ -44,13 +54,20 @@ class Recipe:
         kw = {k: v for k, v in kw.items() if v is not None}
         if kw.get("epochs", self.epochs) < 1:
             raise ParameterError(f"{param('epochs')} must be at least 1")
-        for field, allowed in (("optimizer", ("sgd", "adamw")), ("schedule", ("cosine", "onecycle", "constant"))):
+        for field, allowed in (("optimizer", ("sgd", "adamw")), ("schedule", SCHEDULES),
+                               ("pad_mode", ("zeros", "reflect")), ("flip_mode", ("random", "alternating")),
+                               ("tta", (0, 1, 2))):
             if kw.get(field, getattr(self, field)) not in allowed:
-                raise ParameterError(f"recipe field {field} must be one of {', '.join(allowed)}")
+                raise ParameterError(f"recipe field {field} must be one of {', '.join(map(str, allowed))}")
         return replace(self, **kw)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        return {k: v for k, v in d.items() if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]}
+
+
+_LATER_FIELDS = {"pad_mode": "zeros", "flip_mode": "random", "lookahead": 0, "bias_lr_scale": 1.0,
+                 "whiten_bias_epochs": 0, "tta": 0}
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
@@ -79,3 +96,10 @@ register_recipe(Recipe(
     "linear-probe", "Logistic regression on stored features (clearset embed; --features backbone@size), "
     "power + L2 normalised, C=1, full-batch L-BFGS: the embedding's reference accuracy, as a run",
     model="linear", epochs=1, image_size=0, crop_pad=0, flip=False))
+register_recipe(Recipe(
+    "cifar-airbench", "airbench94 (Jordan 2024): whitening conv + conv groups 64/256/256, batch 1024, SGD "
+    "Nesterov lr 1.5 (batch-norm shifts x64) momentum 0.85, label smoothing 0.2, lookahead every 5 steps, "
+    "alternating flip + translate 2, flip/translate test-time augmentation, 10 epochs",
+    model="airbench", epochs=10, batch_size=1024, lr=1.5, momentum=0.85, weight_decay=0.0013305,
+    schedule="airbench", label_smoothing=0.2, crop_pad=2, pad_mode="reflect", flip=True, flip_mode="alternating",
+    lookahead=5, bias_lr_scale=64.0, whiten_bias_epochs=3, tta=2))

@@ -1,0 +1,173 @@
+"""Time to accuracy on CIFAR-10 (the shared JPEG-q75 copy): clearset's `cifar-airbench` recipe against the
+plain PyTorch ResNet-18 loop most people write, given the same wall-clock training time, on this machine.
+
+- clearset: `train(ws, recipe="cifar-airbench", eval_every=1)`: the test accuracy after every epoch (with
+  the recipe's test-time flips and shifts), against the training seconds so far (evaluation excluded).
+- baseline: torchvision transforms (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize)
+  through a DataLoader (num_workers 2), ResNet-18 (CIFAR stem), SGD Nesterov lr 0.1 momentum 0.9 wd 5e-4,
+  batch 128, cosine over the epochs that fit in clearset's training time (the same seconds), fp32; its
+  test accuracy after every epoch, without test-time augmentation (the loop people write has none).
+
+Reported per seed: the curves, the time to 90% and 93%, and the accuracy at 5 / 15 / 30 / 60 minutes of
+training (the last evaluation at or before each budget); then mean ± sd over seeds.
+
+    .venv/bin/python bench/train/airbench.py [--seeds 3] [--epochs 10]
+    .venv/bin/python bench/train/airbench.py --quick     # 5,000 images, 2 epochs, one seed (CI-sized)
+
+Writes bench/results/train_airbench.json (or train_airbench_quick.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+import clearset
+from clearset.models.cifar import create_model
+from clearset.train import train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
+from common import CACHE, SHARED, write_result  # noqa: E402
+
+TARGETS = (0.90, 0.93)
+BUDGETS_MIN = (5, 15, 30, 60)
+
+
+def workspace(train_images: int):
+    """CIFAR-10 ingested once under bench/.cache (train + test), the subset file of the first
+    ``train_images`` training rows (None: all), and the arrays the baseline reads."""
+    ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / "ws_cifar10")
+    with np.load(SHARED / "cifar10.npz") as z:
+        x_tr, y_tr, x_te, y_te = z["x_train"], z["y_train"], z["x_test"], z["y_test"]
+    subset = None
+    if train_images:
+        x_tr, y_tr = x_tr[:train_images], y_tr[:train_images]
+        m = ws.manifest(["index", "split"])
+        subset = CACHE / f"airbench_first_{train_images}.parquet"
+        pd.DataFrame({"index": m.loc[m["split"] == "train", "index"].to_numpy()[:train_images]}).to_parquet(subset)
+    return ws, subset, (x_tr, y_tr, x_te, y_te)
+
+
+def milestones(curve: list[tuple[float, float]]) -> dict:
+    """Time to each target and accuracy at each budget, from (training seconds, test accuracy) points."""
+    out = {f"time_to_{int(t * 100)}": next((s for s, a in curve if a >= t), None) for t in TARGETS}
+    for m in BUDGETS_MIN:
+        within = [a for s, a in curve if s <= 60 * m]
+        out[f"acc_at_{m}min"] = max(within) if within else None
+    return out
+
+
+def clearset_arm(ws, subset, seed: int, epochs: int) -> dict:
+    run = train(ws, recipe="cifar-airbench", epochs=epochs, seed=seed, eval_every=1, subset=subset)
+    seconds = np.cumsum([m["seconds"] for m in run.metrics])
+    curve = [(round(float(s), 1), float(m["eval_acc"])) for s, m in zip(seconds, run.metrics)]
+    return {"curve": curve, "train_seconds": float(seconds[-1]), "final_acc": curve[-1][1],
+            "images_per_s": float(np.mean([m["images_per_s"] for m in run.metrics])), **milestones(curve)}
+
+
+def baseline_arm(arrays, seed: int, seconds: float, probe_batches: int = 20) -> dict:
+    """The plain loop, its epochs chosen so that its training takes about ``seconds``."""
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import transforms as T
+
+    x_tr, y_tr, x_te, y_te = arrays
+    mean, std = (x_tr / 255.0).mean((0, 1, 2)), (x_tr / 255.0).std((0, 1, 2))
+    train_tf = T.Compose([T.ToPILImage(), T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                          T.Normalize(mean, std)])
+    test_x = ((torch.from_numpy(x_te).float() / 255.0 - torch.tensor(mean).float()) / torch.tensor(std).float())
+    test_x = test_x.permute(0, 3, 1, 2).contiguous()
+
+    class Arrays(Dataset):
+        def __len__(self):
+            return len(x_tr)
+
+        def __getitem__(self, i):
+            return train_tf(x_tr[i]), int(y_tr[i])
+
+    torch.manual_seed(seed)
+    net = create_model("resnet18_cifar", 10)
+    loader = DataLoader(Arrays(), batch_size=128, shuffle=True, num_workers=2, persistent_workers=True)
+    # how many epochs fit: time a few batches first (on a copy, so the real run starts fresh)
+    probe = create_model("resnet18_cifar", 10)
+    popt = torch.optim.SGD(probe.parameters(), lr=0.1, momentum=0.9)
+    t0 = time.perf_counter()
+    for b, (xb, yb) in enumerate(loader):
+        loss = F.cross_entropy(probe(xb), yb)
+        popt.zero_grad()
+        loss.backward()
+        popt.step()
+        if b + 1 == probe_batches:
+            break
+    per_epoch = (time.perf_counter() - t0) / probe_batches * len(loader)
+    epochs = max(1, math.floor(seconds / per_epoch))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
+    curve, trained = [], 0.0
+    for _ in range(epochs):
+        net.train()
+        t = time.perf_counter()
+        for xb, yb in loader:
+            loss = F.cross_entropy(net(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        trained += time.perf_counter() - t
+        net.eval()
+        with torch.inference_mode():
+            pred = torch.cat([net(test_x[s : s + 1000]).argmax(1) for s in range(0, len(test_x), 1000)])
+        curve.append((round(trained, 1), float((pred.numpy() == y_te).mean())))
+        print(f"  baseline epoch {len(curve)}/{epochs}: {curve[-1]}", flush=True)
+    return {"curve": curve, "epochs": epochs, "train_seconds": trained, "final_acc": curve[-1][1],
+            "estimated_epoch_seconds": round(per_epoch, 1), **milestones(curve)}
+
+
+def summary(arms: list[dict]) -> dict:
+    out = {}
+    for key in ("final_acc", "train_seconds", *(f"time_to_{int(t * 100)}" for t in TARGETS),
+                *(f"acc_at_{m}min" for m in BUDGETS_MIN)):
+        vals = [a[key] for a in arms if a.get(key) is not None]
+        out[key] = {"mean": float(np.mean(vals)) if vals else None,
+                    "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n": len(vals), "of": len(arms)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--train-images", type=int, default=0, help="first N training images (0: all 50,000)")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="5,000 images, 2 epochs, one seed")
+    args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.epochs, args.train_images = 1, 2, 5000
+    ws, subset, arrays = workspace(args.train_images)
+    ours, theirs = [], []
+    for seed in range(args.seeds):
+        t = time.perf_counter()
+        ours.append(clearset_arm(ws, subset, seed, args.epochs))
+        print(f"seed {seed}: clearset {ours[-1]['final_acc']:.4f} in {ours[-1]['train_seconds']:.0f} s "
+              f"(wall {time.perf_counter() - t:.0f} s)", flush=True)
+        if not args.no_baseline:
+            theirs.append(baseline_arm(arrays, seed, ours[-1]["train_seconds"]))
+            print(f"seed {seed}: baseline {theirs[-1]['final_acc']:.4f} in {theirs[-1]['train_seconds']:.0f} s",
+                  flush=True)
+    result = {"bench": "train_airbench", "train_images": args.train_images or 50000, "epochs": args.epochs,
+              "seeds": args.seeds, "targets": TARGETS, "budgets_min": BUDGETS_MIN,
+              "clearset": {"recipe": "cifar-airbench", "runs": ours, "summary": summary(ours)},
+              "baseline": {"what": "plain PyTorch ResNet-18 loop, same training seconds", "runs": theirs,
+                           "summary": summary(theirs) if theirs else None}}
+    print(write_result("train_airbench_quick" if args.quick else "train_airbench", result))
+
+
+if __name__ == "__main__":
+    main()
