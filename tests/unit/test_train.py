@@ -446,3 +446,20 @@ def test_airbench_run_learns_ends_on_the_average_and_resumes_exactly(ws, monkeyp
     assert state["average"] is not None
     resumed = train(ws, recipe=AIR, seed=0, name="air-part")
     assert same(weights(full), weights(resumed))
+
+
+def test_a_recipe_on_other_sized_grey_images_adapts_and_says_so(tmp_path, caplog):
+    import logging
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)  # 1-channel, 28 px (MNIST-like)
+    y = np.arange(40) % 2
+    np.savez(tmp_path / "g.npz", x_train=x[:30], y_train=y[:30], x_test=x[30:], y_test=y[30:])
+    ws = clearset.ingest(str(tmp_path / "g.npz"), tmp_path / "ws")
+    with caplog.at_level(logging.INFO, logger="clearset"):
+        run = train(ws, recipe=AIR, epochs=1, name="grey")
+    assert "28x28" in caplog.text and "resized" in caplog.text and len(run.metrics) == 1
+    with pytest.raises(ParameterError, match="at least 16 px"):
+        train(ws, recipe=AIR.with_overrides(image_size=8), epochs=1, name="small")
+    with pytest.raises(ParameterError, match="cifar-airbench"):  # an unknown recipe lists the known ones
+        train(ws, recipe="cifar-airbenchh")

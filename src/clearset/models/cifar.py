@@ -118,8 +118,11 @@ def convnet3(num_classes: int, *, image_size: int = 32, depth: int = 3, width: i
 
 
 @MODELS.register("airbench")
-def airbench(num_classes: int, **_) -> nn.Module:
+def airbench(num_classes: int, *, image_size: int = 32, **_) -> nn.Module:
     """The airbench94 network: fixed whitening conv, three conv groups 64/256/256, GELU (models/airbench.py)."""
+    if image_size < 16:
+        raise ParameterError(f"the airbench network pools three times after a 2x2 convolution: it needs images "
+                             f"of at least 16 px, the recipe gives {image_size}; set the recipe's image_size to 32")
     return Airbench(num_classes)
 
 

@@ -124,6 +124,8 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, r
     opts = FitOptions(seed=seed, autocast=autocast, sampler=rows.sampler, kd_temperature=kd_temperature,
                       kd_hard_weight=kd_hard_weight, eval_every=eval_every,
                       teachers=[load_teacher(t, dev) for t in rows.teacher_runs])
+    if rows.dist is None:
+        _say_how_images_fit(ws, train_index, rec)
     d = _fit_data(ws, rec, rows, train_index, train_split, dev)
     if hasattr(net, "init_from_data"):  # e.g. airbench's whitening filters, from the first 5,000 training rows
         first = d.positions[:5000].to(dev)
@@ -208,6 +210,19 @@ def _linear_probe(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, 
                               targets=soft_targets(rows.labels, rows.class_map, rows.targets, n_out,
                                                    rec.label_smoothing),
                               root_for=lambda k: ws.named("runs", name or f"{rec.name}-s{seed}-{k[:8]}"))
+
+
+def _say_how_images_fit(ws: Workspace, train_index: np.ndarray, rec: Recipe) -> None:
+    """One line when the training images are not the recipe's size: they are resized (shorter side to
+    ``image_size``, then centre-cropped), so a 28-px grey digit trains a 32-px RGB recipe as it is."""
+    m = ws.manifest(["index", "height", "width"]).set_index("index").loc[train_index]
+    sizes = m.groupby(["height", "width"]).size().sort_values(ascending=False)
+    if len(sizes) == 1 and sizes.index[0] == (rec.image_size, rec.image_size):
+        return
+    h, w = sizes.index[0]
+    more = f" ({len(sizes)} sizes in all)" if len(sizes) > 1 else ""
+    log.info("train: the training images are %dx%d%s; recipe %s trains at %d px: each is resized (shorter side) "
+             "and centre-cropped, grey images repeated to RGB", h, w, more, rec.name, rec.image_size)
 
 
 def _holds_other_run(root: Path, key: str) -> bool:
