@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ParameterError, WorkspaceError
 from ..io import atomic_path, read_json, write_bytes, write_json, write_npz
+from ..workspace import Step
 
 
 @dataclass
@@ -57,12 +58,20 @@ def load_run(path: str | Path) -> Run:
     return Run(root, read_json(root / "config.json"), metrics, cached=True)
 
 
-def write_run(root: Path, state: dict[str, torch.Tensor], history: list[dict], predictions: dict[str, np.ndarray],
-              config: dict, meta: dict) -> Run:
-    """Write a finished run into ``root`` (each file atomically; the sidecar ``run.meta.json`` last, so a
-    run without it is unfinished): weights, one metrics line per epoch, evaluation predictions, config."""
-    import time
+def run_step(config: dict, root_for) -> tuple[Step, Path]:
+    """The cached step of a run (the one caching mechanism, ``workspace.Step``), keyed by its configuration
+    (the subset file's path aside: its rows are in the configuration), and its folder ``root_for(key)``."""
+    step = Step(sidecar=Path(), name="train", params={k: v for k, v in config.items() if k not in ("subset_file", "key")},
+                inputs={}, outputs=[])
+    root = root_for(step.key)
+    step.sidecar, step.outputs = root / "run.meta.json", [root / "model.safetensors"]
+    return step, root
 
+
+def write_run(root: Path, state: dict[str, torch.Tensor], history: list[dict], predictions: dict[str, np.ndarray],
+              config: dict, step: Step, **results) -> Run:
+    """Write a finished run into ``root`` (each file atomically; the step's sidecar ``run.meta.json`` last,
+    so a run without it is unfinished): weights, one metrics line per epoch, evaluation predictions, config."""
     from safetensors.torch import save_file
 
     root.mkdir(parents=True, exist_ok=True)
@@ -71,8 +80,7 @@ def write_run(root: Path, state: dict[str, torch.Tensor], history: list[dict], p
     write_bytes(root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
     write_npz(root / "predictions.npz", **predictions)
     write_json(root / "config.json", config)
-    write_json(root / "run.meta.json", {**meta, "eval_acc": history[-1].get("eval_acc"),
-                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    step.finish(eval_acc=history[-1].get("eval_acc"), **results)
     return Run(root, config, history, cached=False)
 
 

@@ -26,7 +26,7 @@ from ..artifacts.distilled import Distilled, load_distilled, save_distilled  # n
 from ..device import resolve_device
 from ..errors import ParameterError, WorkspaceError, check_seed, param
 from ..registry import import_submodules
-from ..workspace import Workspace, atomic_path, hash_json, is_cached, read_json, write_json
+from ..workspace import Workspace, atomic_path, read_json, write_json
 from . import dsa
 from .base import DISTILLERS, Distiller, parse_method, register_distiller
 from .evaluate import EvalConfig, evaluate_synthetic
@@ -121,12 +121,15 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     cfg = MatchConfig(ipc=ipc, iterations=0 if distiller.loss is None else iterations, seed=seed, fyi=fyi, init=init,
                       lr=lr, real_batch=real_batch, strategy=strategy, depth=depth, width=width, norm=norm, power=power)
     params = {"method": method, "image_size": size, "split": split, **asdict(cfg), "options": options}
-    key = hash_json({"params": params, "manifest": ws.fingerprint(ws.manifest_path)})
+    step = ws.step("distill", params=params, inputs={"manifest": ws.fingerprint(ws.manifest_path)}, outputs=[],
+                   sidecar=Path())
+    key = step.key
     name = name or f"{method}-ipc{ipc}-s{seed}-{key[:8]}"
     path = ws.named("distilled", f"{name}.npz")
     sidecar = ws.sidecar_of(path)
+    step.sidecar, step.outputs = sidecar, [path]
     existing = read_json(sidecar).get("key") if path.exists() and sidecar.exists() else None
-    if not force and is_cached(sidecar, key, [path]):
+    if not force and step.cached():
         log.info("distill: cached %s", path)
         result = load_distilled(path)
         if out is not None:
@@ -153,11 +156,9 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     result = Distilled(images.numpy().astype(np.float32), syn_labels.astype(np.int64), mean, std, ws.classes(),
                        {**params, "key": key, "workspace": str(ws.root)}, path)
     save_distilled(result, path)
-    write_json(sidecar, {"step": "distill", "key": key, "params": params, "name": name,
-                         "iterations_per_second": stats.get("iterations_per_second"), "seconds": stats["seconds"],
-                         "loss_first": stats["losses"][0] if stats["losses"] else None,
-                         "loss_last": stats["losses"][-1] if stats["losses"] else None,
-                         "losses_every_10": stats["losses"][::10]})
+    step.finish(name=name, iterations_per_second=stats.get("iterations_per_second"), seconds=stats["seconds"],
+                loss_first=stats["losses"][0] if stats["losses"] else None,
+                loss_last=stats["losses"][-1] if stats["losses"] else None, losses_every_10=stats["losses"][::10])
     if partial.exists():
         partial.unlink()
     if out is not None:
@@ -183,11 +184,12 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
                                        "norm": d.config.get("norm", "instance"), **protocol})
     if seeds < 1 or epochs < 1:
         raise ParameterError(f"{param('seeds')} and {param('epochs')} must be at least 1")
-    key = hash_json({"set": d.key, "protocol": cfg.as_dict(),
-                     "seeds": seeds, "split": split, "manifest": ws.fingerprint(ws.manifest_path)})
-    target = (d.path.with_name(d.path.name[: -len(".npz")] + ".eval.json") if d.path is not None
-              else ws.dir("distilled") / f"eval-{key[:8]}.json")
-    if not force and is_cached(target, key):
+    step = ws.step("distill.eval", params={"protocol": cfg.as_dict(), "seeds": seeds, "split": split},
+                   inputs={"set": d.key, "manifest": ws.fingerprint(ws.manifest_path)}, outputs=[], sidecar=Path())
+    key = step.key
+    step.sidecar = target = (d.path.with_name(d.path.name[: -len(".npz")] + ".eval.json") if d.path is not None
+                             else ws.dir("distilled") / f"eval-{key[:8]}.json")
+    if not force and step.cached():  # the result is its own record
         return read_json(target)
     # finished seeds are kept in a partial file, so an interrupted evaluation resumes at the next seed
     partial = target.with_name(target.name[: -len(".json")] + ".partial.json")
@@ -198,7 +200,7 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
                              len(d.classes), cfg, seeds, resolve_device(device), done=done,
                              on_seed=lambda accs, secs: write_json(partial, {"key": key, "test_acc": accs,
                                                                              "seconds": round(secs, 2)}))
-    res.update(key=key, split=split, images=int(len(d.labels)), ipc=d.ipc, method=d.config.get("method"))
-    write_json(target, res)
+    res.update(split=split, images=int(len(d.labels)), ipc=d.ipc, method=d.config.get("method"))
+    res = {**step.finish(**res), **res}
     partial.unlink(missing_ok=True)
     return res

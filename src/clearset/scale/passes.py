@@ -25,10 +25,11 @@ import numpy as np
 from ..data.arrays import RowFile, RowReader
 from ..engines import using
 from ..errors import WorkspaceError
-from ..io import fingerprint_path, hash_json, is_cached, read_json, write_json, write_npz
+from ..io import fingerprint_path, read_json, write_json, write_npz
 from ..ops.kmeans import spherical_kmeans
 from ..progress import bar
 from ..vectors import normalise_features
+from ..workspace import Step
 from .centroids import CentroidIndex, assign, centroid_index
 from .config import DEFAULT, PartitionConfig
 
@@ -108,9 +109,10 @@ def partition(features: str | Path, root: str | Path, config: PartitionConfig | 
     with the files a run without the interruption writes."""
     cfg = (config or DEFAULT).replace(**changes) if changes else (config or DEFAULT)
     features, root = Path(features), Path(root)
-    key = hash_json({"features": fingerprint_path(features), "seed": seed, **cfg.key()})
-    done = root / "partition.json"
-    if is_cached(done, key, [root / f for f in FILES]):
+    step = Step(sidecar=root / "partition.json", name="partition", params={"seed": seed, **cfg.key()},
+                inputs={"features": fingerprint_path(features)}, outputs=[root / f for f in FILES])
+    key = step.key
+    if step.cached():
         log.info("partition: cached (%s)", root)
         return Partition.open(root, cfg)
     root.mkdir(parents=True, exist_ok=True)
@@ -124,10 +126,9 @@ def partition(features: str | Path, root: str | Path, config: PartitionConfig | 
     sizes, sim_sums, guest_sizes = _counts(root, n, k, cfg.chunk)
     _pass_b(src, root, state, t0, cfg, sizes, guest_sizes)
     write_npz(root / "clusters.npz", centroids=index[0], sizes=sizes, sim_sums=sim_sums, guest_sizes=guest_sizes)
-    write_json(done, {"key": key, "n": n, "dim": d, "clusters": k, "guests": int(guest_sizes.sum()),
-                      "tried": state["tried"], "coarse_groups": 0 if index[1] is None else len(index[1]),
-                      "probe": cfg.probe, "kmeans_seconds": state["kmeans_seconds"],
-                      "seconds": round(time.perf_counter() - t0, 2)})
+    step.finish(n=n, dim=d, clusters=k, guests=int(guest_sizes.sum()), tried=state["tried"],
+                coarse_groups=0 if index[1] is None else len(index[1]), probe=cfg.probe,
+                kmeans_seconds=state["kmeans_seconds"], seconds=round(time.perf_counter() - t0, 2))
     for f in ("assign.npy", "row_sims.npy", "fill.npz", "centroids.npz", "progress.json"):
         (root / f).unlink(missing_ok=True)
     return Partition(root, index[0], sizes, sim_sums, guest_sizes, cfg)

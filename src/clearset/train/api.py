@@ -12,20 +12,19 @@ channels_last, and bf16 autocast where the hardware multiplies bf16 natively (``
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..artifacts.runs import Run, load_run, map_labels, write_run
+from ..artifacts.runs import Run, load_run, map_labels, run_step, write_run
 from ..data.loading import load_images, load_split, split_rows
 from ..device import choose_precision, resolve_device
 from ..errors import ParameterError, WorkspaceError, check_seed, param
-from ..io import hash_json, is_cached, read_json, write_json
+from ..io import read_json, write_json
 from ..models.inference import predict
 from ..ops.linear import accuracy
-from ..workspace import Workspace
+from ..workspace import Step, Workspace
 from .inputs import TrainingRows, run_config, soft_targets, training_rows
 from .loop import Fit, FitData, FitOptions, Sampler
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
@@ -93,28 +92,26 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
     if rec.model == "linear":  # the linear-probe recipe: stored features, no pixels
         return _linear_probe(ws, rec, rows, config, train_index, eval_split=eval_split, tract=tract,
                              features=features, force=force, name=name, seed=seed)
-    key = hash_json({k: v for k, v in config.items() if k != "subset_file"})
-    config["key"] = key
-    root = ws.named("runs", name or f"{rec.name}-{rec.model}-s{seed}-{key[:8]}")
-    if not force and is_cached(root / "run.meta.json", key, [root / "model.safetensors"]):
+    step, root = run_step(config, lambda k: ws.named("runs", name or f"{rec.name}-{rec.model}-s{seed}-{k[:8]}"))
+    key = config["key"] = step.key
+    if not force and step.cached():
         log.info("train: cached %s", root)
         return load_run(root)
     if _holds_other_run(root, key) and name is not None and not force:
         raise WorkspaceError(f"{root} holds a different run; choose another {param('name')} or pass {param('force')}")
-    return _fit_network(ws, rec, rows, config, root, train_index, train_split=train_split, eval_split=eval_split,
+    return _fit_network(ws, rec, rows, config, step, train_index, train_split=train_split, eval_split=eval_split,
                         dev=dev, choice=choice, compile_=use_compile, seed=seed, tract=tract, force=force,
                         resume=resume, eval_every=eval_every, kd_temperature=kd_temperature,
                         kd_hard_weight=kd_hard_weight)
 
 
-def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, root: Path, train_index: np.ndarray,
+def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, step: Step, train_index: np.ndarray,
                  *, train_split: str, eval_split: str | None, dev: torch.device, choice, compile_: bool, seed: int,
                  tract: float | None, force: bool, resume: bool, eval_every: int, kd_temperature: float,
                  kd_hard_weight: float) -> Run:
     """Fit a network on the pixels (resuming a checkpoint of the same key), predict the evaluation split,
     write the run."""
-    key = config["key"]
-    t_start = time.perf_counter()
+    key, root = config["key"], step.sidecar.parent
     torch.manual_seed(seed)
     net = _network(rec, len(rows.classes), tract)  # an unknown model fails before any write
     root.mkdir(parents=True, exist_ok=True)
@@ -153,9 +150,7 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, r
             preds["known"] = ev[3]
         history[-1]["eval_acc"] = accuracy(logits, ev[1])
         log.info("%s accuracy %.4f", eval_split, history[-1]["eval_acc"])
-    run = write_run(root, net.state_dict(), history, preds, config,
-                    {"step": "train", "key": key, **choice.record(),
-                     "seconds": round(time.perf_counter() - t_start, 2), "epochs": rec.epochs})
+    run = write_run(root, net.state_dict(), history, preds, config, step, **choice.record(), epochs=rec.epochs)
     ckpt.unlink(missing_ok=True)
     return run
 

@@ -14,9 +14,8 @@ import time
 import numpy as np
 import torch
 
-from ..artifacts.runs import Run, load_run, write_run
+from ..artifacts.runs import Run, load_run, run_step, write_run
 from ..errors import WorkspaceError
-from ..io import hash_json, is_cached
 from ..ops.linear import PROBE_C, accuracy, fit_linear  # noqa: F401  (PROBE_C: the recipe's C)
 from ..vectors import normalise_features
 from ..workspace import Workspace
@@ -32,11 +31,9 @@ def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, we
                              f"`clearset embed {ws.root}` first")
     fs, feats = ws.load_features(features)
     config["features"] = {"file": fs.path.name, "key": fs.key}
-    key = hash_json({k: v for k, v in config.items() if k != "subset_file"})
-    config["key"] = key
-    root = root_for(key)
-    sidecar = root / "run.meta.json"
-    if not force and is_cached(sidecar, key, [root / "model.safetensors"]):
+    step, root = run_step(config, root_for)
+    config["key"] = step.key
+    if not force and step.cached():
         return load_run(root)
     t0 = time.perf_counter()
     x = normalise_features(feats[train_index[positions]])
@@ -53,5 +50,4 @@ def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, we
         logits = (torch.from_numpy(normalise_features(feats[ev_index])) @ w + b).numpy()
         preds = {"index": ev_index, "labels": ev_labels, "logits": logits}
         history[-1]["eval_acc"] = accuracy(logits, ev_labels)
-    return write_run(root, {"weight": w.T, "bias": b}, history, preds, config,
-                     {"step": "train", "key": key, "seconds": round(seconds, 2), "epochs": 1})
+    return write_run(root, {"weight": w.T, "bias": b}, history, preds, config, step, epochs=1, fit_seconds=round(seconds, 2))
