@@ -11,7 +11,7 @@ Every stage is a Python function and a ``clearset`` command that do the same thi
 Names load on first use, so ``import clearset`` stays fast (torch is imported only when needed).
 """
 
-from importlib import import_module
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -30,17 +30,6 @@ _API = {
 }
 
 
-def __getattr__(name):
-    if name in _API:
-        module, attr = _API[name]
-        value = getattr(import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'clearset' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_API))
-
+__getattr__, __dir__ = lazy_names(__name__, _API)
 
 __all__ = sorted(_API) + ["__version__"]

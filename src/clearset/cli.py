@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -47,10 +47,12 @@ def error_line(message: str, code: int = 2) -> typer.Exit:
 
 def os_error_message(e: OSError) -> str:
     where = e.filename or "a file"
-    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-            errno.EROFS: "the file system is read-only", errno.ENOTDIR: "a part of the path is not a folder",
-            errno.EISDIR: "it is a folder", errno.EEXIST: "it exists already",
-            errno.ENOENT: "its folder does not exist and cannot be made"}.get(e.errno, e.strerror)
+    reasons: dict[int, str] = {
+        errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only", errno.ENOTDIR: "a part of the path is not a folder",
+        errno.EISDIR: "it is a folder", errno.EEXIST: "it exists already",
+        errno.ENOENT: "its folder does not exist and cannot be made"}
+    what = reasons.get(e.errno, e.strerror) if e.errno is not None else e.strerror
     fix = ("free some space and run the same command again (finished work is kept)"
            if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a path you can write to (e.g. -o/--out elsewhere)")
     return f"{where}: cannot write ({what}); {fix}"
@@ -394,6 +396,7 @@ def distill(
                     real_batch=real_batch, strategy=dsa_strategy, image_size=image_size, depth=depth, width=width,
                     norm=norm, power=power, name=name, out=out, force=force, device=device,
                     **_parse_options(option or []))
+    assert d.path is not None  # a set distil() wrote
     meta = read_json(Workspace.sidecar_of(d.path))
     speed = meta.get("iterations_per_second")
     typer.echo(f"{d.path}: {len(d.labels)} images ({d.ipc} per class, {method}, {d.config['iterations']} iterations"
@@ -416,7 +419,7 @@ def _check_options(items: list[str]) -> dict[str, dict]:
 
 
 def _parse_options(items: list[str]) -> dict:
-    out = {}
+    out: dict[str, bool | int | float | str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
@@ -637,7 +640,8 @@ def main() -> None:
     plain_metavars(cli)
     try:
         code = cli.main(prog_name="clearset", standalone_mode=False)
-    except usage_errors as e:
+    except usage_errors as error:
+        e: Any = error  # a click UsageError (format_message, exit_code, ctx)
         if type(e).__name__ == "NoArgsIsHelpError":  # bare `clearset`: the help, as click shows it
             typer.echo(e.format_message(), err=True)
             raise SystemExit(e.exit_code) from None
@@ -678,7 +682,7 @@ def _metavar(param) -> str:
     return "TEXT"
 
 
-def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[BaseException], ...]]:
     """Click's UsageError and Abort: from the click that typer runs on (recent typer vendors its own
     copy as ``typer._click``) and from click itself."""
     import importlib

@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def planted_digits(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.n
     cfg = FractalConfig(classes=4, per_class=N_OUTLIERS, size=32, seed=seed + 7)
     from PIL import Image
 
-    outliers = np.stack([np.asarray(Image.fromarray(render(cfg, i)).resize((8, 8), Image.BOX).convert("L"))
+    outliers = np.stack([np.asarray(Image.fromarray(render(cfg, i)).resize((8, 8), Image.Resampling.BOX).convert("L"))
                          for i in range(N_OUTLIERS)])
     x = np.concatenate([x_train, exact, edited, outliers])
     y = np.concatenate([y_train, y_train[src], rng.integers(0, 10, N_OUTLIERS)])
@@ -113,7 +114,7 @@ def _tiny_distillation(ws, *, force: bool) -> str:
     real images per class, each evaluated by 2 fresh ConvNets trained on the set alone."""
     from .distill import distill, evaluate_distilled
 
-    settings = dict(ipc=DEMO_IPC, image_size=16, width=32, real_batch=32, force=force)
+    settings: dict[str, Any] = dict(ipc=DEMO_IPC, image_size=16, width=32, real_batch=32, force=force)
     acc = {}
     for method in ("random", "dm+fyi"):
         d = distill(ws, method=method, iterations=DEMO_DISTILL_ITERATIONS, **settings)
@@ -131,7 +132,8 @@ def run_demo(workspace: str | Path = "demo-workspace", *, force: bool = False) -
     root = Path(workspace)
     arrays, truth = planted_digits()
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    contents: dict[str, Any] = dict(arrays)
+    np.savez(buf, **contents)
     data_file = root / "data" / "digits_planted.npz"  # derived data; the bundled digits are untouched
     if force or not data_file.exists() or data_file.read_bytes() != buf.getvalue():
         write_bytes(data_file, buf.getvalue())

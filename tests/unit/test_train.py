@@ -216,6 +216,10 @@ def test_report_shows_runs_with_reliability_diagram(ws):
     html = clearset.report(ws).read_text()
     assert "Training runs" in html and "shown" in html
     assert (ws.root / "report" / "assets" / "runs" / "shown-reliability.png").exists()
+    assert "Time to accuracy" not in html  # one evaluation only: no curve
+    train(ws, recipe=TINY, name="timed", epochs=3, eval_every=1)
+    html = clearset.report(ws).read_text()
+    assert "Time to accuracy" in html and (ws.root / "report" / "assets" / "runs" / "time_to_accuracy.png").exists()
 
 
 def test_unknown_model_writes_nothing(ws):

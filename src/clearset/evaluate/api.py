@@ -4,6 +4,7 @@ before any work or write."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import ParameterError
 from .evaluation import evaluate_run
@@ -14,7 +15,7 @@ from .robustness import check_robustness, robustness
 def evaluate(run_dir: str | Path, *, data: str | Path | None = None, split: str | None = None,
              human_labels: str | Path | None = None, corruptions: list[str] | None = None,
              severities: list[int] | None = None, corruption_images: int | None = None,
-             shift: list[str | Path] | None = None, mistakes: bool = False) -> dict:
+             shift: Sequence[str | Path] | None = None, mistakes: bool = False) -> dict:
     """``clearset eval``: the run's metrics, and on request its robustness (``corruptions``: names, [] for
     none, None for all 15; ``shift`` sets) and mistake taxonomy. Every option is checked before any work
     or write, so a bad one leaves the run folder as it was. Returns {"metrics", "robustness", "mistakes"}."""

@@ -12,6 +12,7 @@ import logging
 import time
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -54,7 +55,7 @@ def load_shift_set(path: str | Path, classes: list[str], size: int) -> tuple[tor
 
 
 def robustness(run_dir: str | Path, *, corruptions: list[str] | None = None, severities: list[int] | None = None,
-               images: int | None = None, shift: list[str | Path] | None = None, seed: int = 0,
+               images: int | None = None, shift: Sequence[str | Path] | None = None, seed: int = 0,
                batch: int = 1000, checked: tuple | None = None) -> dict:
     """Accuracy of the run on corrupted copies of its evaluation split (``images``: a seeded random sample
     of that many, default all) and on each ``shift`` set. ``checked``: what check_robustness returned for
@@ -109,7 +110,7 @@ def robustness(run_dir: str | Path, *, corruptions: list[str] | None = None, sev
 
 def check_robustness(run_dir: str | Path, *, corruptions: list[str] | None = None,
                      severities: list[int] | None = None, images: int | None = None,
-                     shift: list[str | Path] | None = None):
+                     shift: Sequence[str | Path] | None = None):
     """Every check of ``robustness`` before any work or write (the shift sets are read here):
     (run, corruption names, severities, shift sets)."""
     from ..artifacts.runs import load_run

@@ -24,6 +24,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -46,7 +47,7 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
               recipe: str = DEFAULT_RECIPE, epochs: int | None = None, budget: str = "epochs",
               trusted: str | Path | None = None, features: str | None = None, eval_every: int = 0,
               options: dict[str, dict] | None = None, full: bool = True, engine=None,
-              distilled: list[str | Path] | None = None) -> pd.DataFrame:
+              distilled: Sequence[str | Path] | None = None) -> pd.DataFrame:
     """Run every cell (cached) and write the leaderboard; returns it (one row per cell)."""
     from ..curate import STRATEGIES, curate
     from ..train import get_recipe, train

@@ -215,6 +215,22 @@ def accuracy_vs_time(cells: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def runs_time_to_accuracy(curves: dict[str, list[tuple[float, float]]], path: Path,
+                          targets: Sequence[float] = (0.90, 0.93)) -> Path:
+    """Test accuracy against cumulative training seconds, one line per run (``clearset train
+    --eval-every N``), with the ``targets`` dashed: the trainer's time-to-accuracy view."""
+    fig, ax = _figure(5.0, 3.4)
+    for name, curve in sorted(curves.items()):
+        c = np.array(curve, dtype=float)
+        ax.plot(c[:, 0] / 60, c[:, 1], marker="o", ms=2, lw=1, label=name)
+    for t in targets:
+        ax.axhline(t, color="0.6", lw=0.6, ls="--")
+    ax.set_xlabel("training minutes")
+    ax.set_ylabel("test accuracy")
+    ax.legend(frameon=False, fontsize=6)
+    return save_figure(fig, path)
+
+
 def time_to_accuracy(cells: list[dict], path: Path) -> Path:
     """Test accuracy against training seconds along each cell's run (``clearset bench --eval-every N``),
     mean over seeds per (strategy, keep): RS2's time-to-accuracy view."""

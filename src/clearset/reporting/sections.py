@@ -25,6 +25,7 @@ from .plots import (
     image_row,
     reliability_diagram,
     robustness_heatmap,
+    runs_time_to_accuracy,
     size_histogram,
     thumbnail_png,
     time_to_accuracy,
@@ -239,7 +240,15 @@ def training(ctx: ReportContext) -> dict[str, Any] | None:
         if (root / "mistakes.json").exists():
             row["mistakes"] = _mistake_grids(ctx, root, read_json(root / "mistakes.json"))
         rows.append(row)
-    return {"rows": rows} if rows else None
+    curves = {}
+    for row in rows:  # runs evaluated along the way (--eval-every): accuracy against training time
+        metrics = load_run(runs_dir / row["name"]).metrics
+        points = [(float(s), float(m["eval_acc"])) for s, m in
+                  zip(np.cumsum([x.get("seconds", 0) for x in metrics]), metrics) if m.get("eval_acc") is not None]
+        if len(points) > 1:
+            curves[row["name"]] = points
+    tta = ctx.rel(runs_time_to_accuracy(curves, ctx.asset("runs/time_to_accuracy.png"))) if curves else None
+    return {"rows": rows, "time_to_accuracy": tta} if rows else None
 
 
 def _mistake_grids(ctx: ReportContext, root, summary: dict, per_kind: int = 12) -> dict[str, Any]:

@@ -41,26 +41,17 @@ Names load on first use (as in ``clearset.train``): the CLI reads ``scale.config
 without importing numpy, pandas or torch.
 """
 
-from importlib import import_module
+from ..lazy import lazy_names
 
-_API = {
-    "CentroidIndex": "centroids", "assign": "centroids", "centroid_index": "centroids", "nearest_two": "centroids",
-    "DEFAULT": "config", "VERSION": "config", "PartitionConfig": "config", "dbp_select": "dbp",
-    "block_knn": "neighbours", "cluster_neighbours": "neighbours", "duplicates_and_outliers": "neighbours",
-    "row_scores": "neighbours", "Partition": "passes", "partition": "passes",
-}
-
-
-def __getattr__(name):
-    if name in _API:
-        value = getattr(import_module(f"clearset.scale.{_API[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'clearset.scale' has no attribute {name!r}")
+_API = {name: f"clearset.scale.{module}" for module, names in {
+    "centroids": ("CentroidIndex", "assign", "centroid_index", "nearest_two"),
+    "config": ("DEFAULT", "VERSION", "PartitionConfig"),
+    "dbp": ("dbp_select",),
+    "neighbours": ("block_knn", "cluster_neighbours", "duplicates_and_outliers", "row_scores"),
+    "passes": ("Partition", "partition"),
+}.items() for name in names}
 
 
-def __dir__():
-    return sorted(list(globals()) + list(_API))
-
+__getattr__, __dir__ = lazy_names(__name__, _API)
 
 __all__ = sorted(_API)

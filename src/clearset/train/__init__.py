@@ -4,7 +4,7 @@ Names load on first use (as in ``clearset``), so importing ``clearset.train.reci
 CLI does) does not import torch.
 """
 
-from importlib import import_module
+from ..lazy import lazy_names
 
 _API = {
     "Run": "clearset.artifacts.runs", "load_run": "clearset.artifacts.runs", "train": "clearset.train.api",
@@ -14,16 +14,6 @@ _API = {
 }
 
 
-def __getattr__(name):
-    if name in _API:
-        value = getattr(import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'clearset.train' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_API))
-
+__getattr__, __dir__ = lazy_names(__name__, _API)
 
 __all__ = sorted(_API)
