@@ -227,7 +227,8 @@ def training(ctx: ReportContext) -> dict[str, Any] | None:
                "acc": m.get("top1", run.metrics[-1].get("eval_acc") if run.metrics else None),
                "ece": m.get("ece"), "nll": m.get("nll"), "human": m.get("human_expected_agreement"),
                "openset": (m.get("openset") or {}).get("max_logit", {}).get("auroc"),
-               "curve": ctx.rel(training_curves(run.metrics, ctx.asset(f"runs/{run.name}-curve.png")))}
+               "curve": ctx.rel(training_curves(run.metrics, ctx.asset(f"runs/{run.name}-curve.png"))),
+               "metrics": run.metrics}
         if m.get("reliability"):
             row["reliability"] = ctx.rel(reliability_diagram(m["reliability"],
                                                                    ctx.asset(f"runs/{run.name}-reliability.png")))
@@ -242,7 +243,7 @@ def training(ctx: ReportContext) -> dict[str, Any] | None:
         rows.append(row)
     curves = {}
     for row in rows:  # runs evaluated along the way (--eval-every): accuracy against training time
-        metrics = load_run(runs_dir / row["name"]).metrics
+        metrics = row.pop("metrics")
         points = [(float(s), float(m["eval_acc"])) for s, m in
                   zip(np.cumsum([x.get("seconds", 0) for x in metrics]), metrics) if m.get("eval_acc") is not None]
         if len(points) > 1:

@@ -109,7 +109,7 @@ class Fit:
         self.checkpoint, self.key = checkpoint, key
         self.opt = make_optimizer(net, rec)
         self.dev = data.images.device
-        self.start_epoch, self.step, self._epoch_now = 0, 0, 0
+        self.start_epoch, self.step = 0, 0
         self.history: list[dict] = []
         self.partial: dict | None = None
         # lookahead: the running average the weights are pulled back to (state-dict order, float entries)
@@ -154,7 +154,6 @@ class Fit:
     def _epoch(self, epoch: int) -> dict:
         rec, opts = self.rec, self.opts
         t0 = time.perf_counter()
-        self._epoch_now = epoch
         gen = torch.Generator().manual_seed(opts.seed * 1_000_003 + epoch)
         torch.manual_seed(opts.seed * 1_000_003 + epoch)  # dropout and other global draws
         n = len(self.data.positions)
@@ -201,7 +200,7 @@ class Fit:
                 "loss_sum": loss_sum, "correct": correct, "seconds": seconds}
         step_before = self.step
         try:
-            return self._batch(bi * self.rec.batch_size, order, gen, n_batches, counters)
+            return self._batch(epoch, bi * self.rec.batch_size, order, gen, n_batches, counters)
         except KeyboardInterrupt:
             if self.step > step_before:  # stopped just after the update: the batch is done, resume after it
                 n = len(order[bi * self.rec.batch_size : (bi + 1) * self.rec.batch_size])
@@ -212,7 +211,7 @@ class Fit:
                             epoch + 1, bi + 1)
             raise
 
-    def _batch(self, b: int, order: torch.Tensor, gen: torch.Generator, n_batches: int,
+    def _batch(self, epoch: int, b: int, order: torch.Tensor, gen: torch.Generator, n_batches: int,
                counters: tuple[int, float, float]) -> tuple[int, float, float]:
         """One optimisation step on the batch at offset ``b`` of ``order``; returns the updated counters."""
         rec, opts, d, dev = self.rec, self.opts, self.data, self.dev
@@ -225,7 +224,7 @@ class Fit:
         else:
             flips = None
             if self.flip_base is not None:
-                flips = (self.flip_base[rows.cpu()] ^ bool(self._epoch_now % 2)).to(dev)
+                flips = (self.flip_base[rows.cpu()] ^ bool(epoch % 2)).to(dev)
             x, t = augment_batch(d.images[rows], d.targets[rows], rec, gen, d.mean, d.std, flips=flips)
             if d.strong is not None and bool(d.strong[sel].any()):
                 x, t = strong_copies(x, t, d.images[rows], d.targets[rows], d.strong[sel].to(dev), gen, d.mean, d.std)
