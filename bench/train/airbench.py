@@ -20,6 +20,7 @@ Writes bench/results/train_airbench.json (or train_airbench_quick.json).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -65,11 +66,14 @@ def milestones(curve: list[tuple[float, float]]) -> dict:
     return out
 
 
-def clearset_arm(ws, subset, seed: int, epochs: int) -> dict:
-    run = train(ws, recipe="cifar-airbench", epochs=epochs, seed=seed, eval_every=1, subset=subset)
+def clearset_arm(ws, subset, seed: int, recipe: str, epochs: int | None, eval_every: int) -> dict:
+    t = time.perf_counter()
+    run = train(ws, recipe=recipe, epochs=epochs, seed=seed, eval_every=eval_every, subset=subset)
+    wall = time.perf_counter() - t
     seconds = np.cumsum([m["seconds"] for m in run.metrics])
     curve = [(round(float(s), 1), float(m["eval_acc"])) for s, m in zip(seconds, run.metrics)]
-    return {"curve": curve, "train_seconds": float(seconds[-1]), "final_acc": curve[-1][1],
+    return {"curve": curve, "train_seconds": float(seconds[-1]), "final_acc": curve[-1][1], "run": run.name,
+            "wall_seconds": None if run.cached else round(wall, 1),  # with loading, whitening and evaluations
             "images_per_s": float(np.mean([m["images_per_s"] for m in run.metrics])), **milestones(curve)}
 
 
@@ -130,6 +134,20 @@ def baseline_arm(arrays, seed: int, seconds: float, probe_batches: int = 20) -> 
             "estimated_epoch_seconds": round(per_epoch, 1), **milestones(curve)}
 
 
+def remembered(name: str, compute) -> dict:
+    """One arm's result, kept under bench/.cache/train_airbench/ so that a bench of several hour-long seeds can
+    be completed over several invocations (each seed is measured once, in the invocation that ran it)."""
+    path = CACHE / "train_airbench" / f"{name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    out = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(path)
+    return out
+
+
 def summary(arms: list[dict]) -> dict:
     out = {}
     for key in ("final_acc", "train_seconds", *(f"time_to_{int(t * 100)}" for t in TARGETS),
@@ -142,8 +160,10 @@ def summary(arms: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="cifar-airbench", help="clearset's recipe (cifar-airbench, cifar-airbench95)")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=None, help="the recipe's epochs unless given")
+    ap.add_argument("--eval-every", type=int, default=1, help="test accuracy every N epochs (and at the end)")
     ap.add_argument("--train-images", type=int, default=0, help="first N training images (0: all 50,000)")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--quick", action="store_true", help="5,000 images, 2 epochs, one seed")
@@ -151,22 +171,28 @@ def main() -> None:
     if args.quick:
         args.seeds, args.epochs, args.train_images = 1, 2, 5000
     ws, subset, arrays = workspace(args.train_images)
+    epochs = args.epochs or clearset.train.get_recipe(args.recipe).epochs
+    tag = f"{args.recipe}-e{epochs}-n{args.train_images or 50000}-every{args.eval_every}"
     ours, theirs = [], []
     for seed in range(args.seeds):
-        t = time.perf_counter()
-        ours.append(clearset_arm(ws, subset, seed, args.epochs))
+        ours.append(remembered(f"{tag}-s{seed}",
+                               lambda: clearset_arm(ws, subset, seed, args.recipe, epochs, args.eval_every)))
         print(f"seed {seed}: clearset {ours[-1]['final_acc']:.4f} in {ours[-1]['train_seconds']:.0f} s "
-              f"(wall {time.perf_counter() - t:.0f} s)", flush=True)
+              f"(wall {ours[-1]['wall_seconds']} s)", flush=True)
         if not args.no_baseline:
-            theirs.append(baseline_arm(arrays, seed, ours[-1]["train_seconds"]))
+            seconds = ours[-1]["train_seconds"]
+            theirs.append(remembered(f"baseline-{seconds:.0f}s-n{args.train_images or 50000}-s{seed}",
+                                     lambda: baseline_arm(arrays, seed, seconds)))
             print(f"seed {seed}: baseline {theirs[-1]['final_acc']:.4f} in {theirs[-1]['train_seconds']:.0f} s",
                   flush=True)
-    result = {"bench": "train_airbench", "train_images": args.train_images or 50000, "epochs": args.epochs,
+    name = "train_airbench" if args.recipe == "cifar-airbench" else f"train_{args.recipe.removeprefix('cifar-')}"
+    result = {"bench": name, "train_images": args.train_images or 50000, "epochs": epochs,
+              "eval_every": args.eval_every,
               "seeds": args.seeds, "targets": TARGETS, "budgets_min": BUDGETS_MIN,
-              "clearset": {"recipe": "cifar-airbench", "runs": ours, "summary": summary(ours)},
+              "clearset": {"recipe": args.recipe, "runs": ours, "summary": summary(ours)},
               "baseline": {"what": "plain PyTorch ResNet-18 loop, same training seconds", "runs": theirs,
                            "summary": summary(theirs) if theirs else None}}
-    print(write_result("train_airbench_quick" if args.quick else "train_airbench", result))
+    print(write_result(f"{name}_quick" if args.quick else name, result))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 - ``resnet18_cifar``: ResNet-18 with the CIFAR stem (3x3 conv, stride 1, no max-pool), 11.2M parameters.
 - ``resnet8`` / ``resnet20``: the CIFAR ResNets of He et al. (3 stages of 16/32/64 channels, n = 1 / 3
   basic blocks per stage).
-- ``airbench``: the airbench94 network (models/airbench.py), 1.97M parameters.
+- ``airbench``: the airbench94 network (models/airbench.py), 1.97M parameters; ``airbench_wide``: the
+  same with conv groups 128/384/384 (airbench95's widths), 4.7M parameters.
 - ``convnet3``: the dataset-distillation ConvNet (depth 3 of conv 3x3 width 128 -> instance norm -> ReLU
   -> 2x2 average pooling, then a linear classifier); depth, width and norm are arguments.
 Any other name is a timm model (random initialisation) created with ``num_classes``.
@@ -124,6 +125,13 @@ def airbench(num_classes: int, *, image_size: int = 32, **_) -> nn.Module:
         raise ParameterError(f"the airbench network pools three times after a 2x2 convolution: it needs images "
                              f"of at least 16 px, the recipe gives {image_size}; set the recipe's image_size to 32")
     return Airbench(num_classes)
+
+
+@MODELS.register("airbench_wide")
+def airbench_wide(num_classes: int, *, image_size: int = 32, **_) -> nn.Module:
+    """The airbench95 network: the airbench94 layers with conv groups 128/384/384 (models/airbench.py)."""
+    airbench(num_classes, image_size=image_size)  # the same size check
+    return Airbench(num_classes, widths=(128, 384, 384))
 
 
 def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:

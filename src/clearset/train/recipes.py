@@ -103,3 +103,9 @@ register_recipe(Recipe(
     model="airbench", epochs=10, batch_size=1024, lr=1.5, momentum=0.85, weight_decay=0.0013305,
     schedule="airbench", label_smoothing=0.2, crop_pad=2, pad_mode="reflect", flip=True, flip_mode="alternating",
     lookahead=5, bias_lr_scale=64.0, whiten_bias_epochs=3, tta=2))
+register_recipe(Recipe(
+    "cifar-airbench95", "airbench95 (Jordan 2024): cifar-airbench with conv groups 128/384/384, lr 1.304 "
+    "(airbench's 10 per 1,024 examples; the same weight decay per step), 15 epochs",
+    model="airbench_wide", epochs=15, batch_size=1024, lr=1.3043, momentum=0.85, weight_decay=0.0015301,
+    schedule="airbench", label_smoothing=0.2, crop_pad=2, pad_mode="reflect", flip=True, flip_mode="alternating",
+    lookahead=5, bias_lr_scale=64.0, whiten_bias_epochs=3, tta=2))
