@@ -22,6 +22,10 @@ BENCHES = {
     "train_eval_cifar10": ["train/eval_cifar10.py"],
     "train_variants": ["train/variants.py"],
     "train_compile": ["train/compile.py"],
+    "train_cpu_choices": ["train/cpu_choices.py"],
+    "train_airbench": ["train/airbench.py"],
+    "train_airbench95": ["train/airbench.py", "--recipe", "cifar-airbench95", "--eval-every", "5"],
+    "train_efficientnet-lite0-ft": ["train/airbench.py", "--recipe", "cifar-efficientnet-lite0-ft"],
     "robustness_cifar10": ["evaluate/robustness_cifar10.py"],
     "curate_cifar10n_worse": ["curate/cifar10n.py", "--labels", "worse"],
     "curate_cifar10n_clean": ["curate/cifar10n.py", "--labels", "clean", "--keep", "0.3,0.5"],
@@ -35,6 +39,8 @@ BENCHES = {
     "distill": ["distill/distill.py"],
 }
 QUICK = {"precision": ["device/precision.py"],
+         "train_airbench_quick": ["train/airbench.py", "--quick"],
+         "train_cpu_choices_quick": ["train/cpu_choices.py", "--quick"],
          "curate_partitioned_quick": ["curate/partitioned.py", "--sizes", "200000", "--limit", "1000000",
                                       "--out", "curate_partitioned_quick"]}
 

@@ -12,7 +12,11 @@ Reported per seed: the curves, the time to 90% and 93%, and the accuracy at 5 / 
 training (the last evaluation at or before each budget); then mean ± sd over seeds.
 
     .venv/bin/python bench/train/airbench.py [--seeds 3] [--epochs 10]
+    .venv/bin/python bench/train/airbench.py --recipe cifar-efficientnet-lite0-ft --validation  # choose settings
     .venv/bin/python bench/train/airbench.py --quick     # 5,000 images, 2 epochs, one seed (CI-sized)
+
+Each seed's arm is kept under bench/results/arms/train_airbench/ (committed, with its provenance): a
+later invocation reuses it, so 3 hour-long seeds can be measured over several sessions.
 
 Writes bench/results/train_airbench.json (or train_airbench_quick.json).
 """
@@ -36,23 +40,39 @@ from clearset.models.cifar import create_model
 from clearset.train import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
-from common import CACHE, SHARED, write_result  # noqa: E402
+from common import CACHE, SHARED, stamp, write_result  # noqa: E402
 
 TARGETS = (0.90, 0.93)
 BUDGETS_MIN = (5, 15, 30, 60)
 
 
-def workspace(train_images: int):
-    """CIFAR-10 ingested once under bench/.cache (train + test), the subset file of the first
-    ``train_images`` training rows (None: all), and the arrays the baseline reads."""
-    ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / "ws_cifar10")
-    with np.load(SHARED / "cifar10.npz") as z:
+def validation_npz() -> Path:
+    """The first 45,000 CIFAR-10 training images as `train` and the last 5,000 as `test`: the split a
+    recipe's settings are chosen on, so that the test labels never choose them (bench/.cache only)."""
+    path = CACHE / "cifar10_validation.npz"
+    if not path.exists():
+        with np.load(SHARED / "cifar10.npz") as z:
+            x, y = z["x_train"], z["y_train"]
+            tmp = path.with_name("cifar10_validation.tmp.npz")
+            np.savez(tmp, x_train=x[:45000], y_train=y[:45000], x_test=x[45000:], y_test=y[45000:],
+                     class_names=z["class_names"])
+        tmp.replace(path)
+    return path
+
+
+def workspace(train_images: int, validation: bool = False):
+    """CIFAR-10 ingested once under bench/.cache (train + test; with ``validation`` the 45,000 / 5,000 split
+    of the training images), the subset file of the first ``train_images`` training rows (None: all), and
+    the arrays the baseline reads."""
+    source = validation_npz() if validation else SHARED / "cifar10.npz"
+    ws = clearset.ingest(str(source), CACHE / ("ws_cifar10_validation" if validation else "ws_cifar10"))
+    with np.load(source) as z:
         x_tr, y_tr, x_te, y_te = z["x_train"], z["y_train"], z["x_test"], z["y_test"]
     subset = None
     if train_images:
         x_tr, y_tr = x_tr[:train_images], y_tr[:train_images]
         m = ws.manifest(["index", "split"])
-        subset = CACHE / f"airbench_first_{train_images}.parquet"
+        subset = CACHE / f"airbench_first_{train_images}{'_validation' if validation else ''}.parquet"
         pd.DataFrame({"index": m.loc[m["split"] == "train", "index"].to_numpy()[:train_images]}).to_parquet(subset)
     return ws, subset, (x_tr, y_tr, x_te, y_te)
 
@@ -66,12 +86,12 @@ def milestones(curve: list[tuple[float, float]]) -> dict:
     return out
 
 
-def clearset_arm(ws, subset, seed: int, recipe: str, epochs: int | None, eval_every: int) -> dict:
+def clearset_arm(ws, subset, seed: int, recipe, epochs: int | None, eval_every: int) -> dict:
     t = time.perf_counter()
     run = train(ws, recipe=recipe, epochs=epochs, seed=seed, eval_every=eval_every, subset=subset)
     wall = time.perf_counter() - t
     seconds = np.cumsum([m["seconds"] for m in run.metrics])
-    curve = [(round(float(s), 1), float(m["eval_acc"])) for s, m in zip(seconds, run.metrics)]
+    curve = [(round(float(s), 1), float(m["eval_acc"])) for s, m in zip(seconds, run.metrics) if "eval_acc" in m]
     return {"curve": curve, "train_seconds": float(seconds[-1]), "final_acc": curve[-1][1], "run": run.name,
             "wall_seconds": None if run.cached else round(wall, 1),  # with loading, whitening and evaluations
             "images_per_s": float(np.mean([m["images_per_s"] for m in run.metrics])), **milestones(curve)}
@@ -134,17 +154,32 @@ def baseline_arm(arrays, seed: int, seconds: float, probe_batches: int = 20) -> 
             "estimated_epoch_seconds": round(per_epoch, 1), **milestones(curve)}
 
 
-def remembered(name: str, compute) -> dict:
-    """One arm's result, kept under bench/.cache/train_airbench/ so that a bench of several hour-long seeds can
-    be completed over several invocations (each seed is measured once, in the invocation that ran it)."""
-    path = CACHE / "train_airbench" / f"{name}.json"
-    if path.exists():
+def parse_setting(recipe, kv: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` for a recipe field, the value converted to the field's type."""
+    field, _, value = kv.partition("=")
+    if field not in recipe.as_dict() and not hasattr(recipe, field):
+        sys.exit(f"--set {kv}: {recipe.name} has no field {field!r}")
+    kind = type(getattr(recipe, field))
+    return field, (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+
+
+ARMS = Path(__file__).resolve().parents[1] / "results" / "arms" / "train_airbench"
+
+
+def remembered(name: str, compute, keep: bool = True) -> dict:
+    """One arm's result, kept (with its own provenance) under bench/results/arms/train_airbench/, which is
+    committed, so that a bench of several hour-long seeds can be completed over several sessions on fresh
+    checkouts: each seed is measured once, by the invocation that ran it, and the summary says which commit
+    and machine measured each. ``keep=False`` (``--quick``): computed every time, kept nowhere."""
+    path = ARMS / f"{name}.json"
+    if keep and path.exists():
         return json.loads(path.read_text())
     out = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out))
-    tmp.replace(path)
+    if keep:
+        from clearset.io import write_json
+
+        out = {**out, "provenance": stamp()}
+        write_json(path, out)
     return out
 
 
@@ -166,28 +201,41 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=1, help="test accuracy every N epochs (and at the end)")
     ap.add_argument("--train-images", type=int, default=0, help="first N training images (0: all 50,000)")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--validation", action="store_true",
+                    help="train on the first 45,000 training images, test on the last 5,000 (to choose settings)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a recipe field (repeatable), e.g. --set lr=0.1")
     ap.add_argument("--quick", action="store_true", help="5,000 images, 2 epochs, one seed")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.epochs, args.train_images = 1, 2, 5000
-    ws, subset, arrays = workspace(args.train_images)
-    epochs = args.epochs or clearset.train.get_recipe(args.recipe).epochs
-    tag = f"{args.recipe}-e{epochs}-n{args.train_images or 50000}-every{args.eval_every}"
+    ws, subset, arrays = workspace(args.train_images, args.validation)
+    base = clearset.train.get_recipe(args.recipe)
+    overrides = dict(parse_setting(base, kv) for kv in args.set)
+    recipe = base.with_overrides(**overrides) if overrides else args.recipe
+    epochs = args.epochs or base.epochs
+    n_train = args.train_images or (45000 if args.validation else 50000)
+    tag = (f"{args.recipe}{''.join(f'-{k}{v}' for k, v in sorted(overrides.items()))}-e{epochs}-n{n_train}"
+           f"{'-val' if args.validation else ''}-every{args.eval_every}")
     ours, theirs = [], []
     for seed in range(args.seeds):
         ours.append(remembered(f"{tag}-s{seed}",
-                               lambda: clearset_arm(ws, subset, seed, args.recipe, epochs, args.eval_every)))
+                               lambda: clearset_arm(ws, subset, seed, recipe, epochs, args.eval_every),
+                               keep=not args.quick))
         print(f"seed {seed}: clearset {ours[-1]['final_acc']:.4f} in {ours[-1]['train_seconds']:.0f} s "
               f"(wall {ours[-1]['wall_seconds']} s)", flush=True)
         if not args.no_baseline:
             seconds = ours[-1]["train_seconds"]
-            theirs.append(remembered(f"baseline-{seconds:.0f}s-n{args.train_images or 50000}-s{seed}",
-                                     lambda: baseline_arm(arrays, seed, seconds)))
+            theirs.append(remembered(f"baseline-{seconds:.0f}s-n{n_train}{'-val' if args.validation else ''}-s{seed}",
+                                     lambda: baseline_arm(arrays, seed, seconds), keep=not args.quick))
             print(f"seed {seed}: baseline {theirs[-1]['final_acc']:.4f} in {theirs[-1]['train_seconds']:.0f} s",
                   flush=True)
     name = "train_airbench" if args.recipe == "cifar-airbench" else f"train_{args.recipe.removeprefix('cifar-')}"
-    result = {"bench": name, "train_images": args.train_images or 50000, "epochs": epochs,
-              "eval_every": args.eval_every,
+    if overrides or args.validation:
+        name += "".join(f"_{k}{v}" for k, v in sorted(overrides.items())) + ("_validation" if args.validation else "")
+    result = {"bench": name, "train_images": n_train, "epochs": epochs, "eval_every": args.eval_every,
+              "evaluated_on": "training images 45,000-49,999 (validation)" if args.validation else "test split",
+              "recipe_overrides": overrides,
               "seeds": args.seeds, "targets": TARGETS, "budgets_min": BUDGETS_MIN,
               "clearset": {"recipe": args.recipe, "runs": ours, "summary": summary(ours)},
               "baseline": {"what": "plain PyTorch ResNet-18 loop, same training seconds", "runs": theirs,

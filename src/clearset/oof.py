@@ -6,8 +6,9 @@ measures it). Each of ``folds`` stratified folds of the labelled images is predi
 trained on the other folds through clearset's trainer (so every fold run is cached and resumable).
 Writes ``WS/oof/<recipe>-f<folds>-s<seed>[-e<epochs>][-clean].npy`` (N, C) float32 (zeros for unlabelled rows) with a
 sidecar; pass it to ``clearset audit --pred-probs FILE --combine`` to average it with the embedding models.
-When the recipe trains with horizontal flips, each held-out image is predicted as itself and mirrored
-and the two probabilities averaged.
+When the recipe names a test-time augmentation (``tta``: cifar-airbench's mirror + shifts), the held-out
+images are predicted with it; otherwise, when the recipe trains with horizontal flips, each held-out image
+is predicted as itself and mirrored and the two probabilities averaged.
 
 ``clean=True`` (``--clean``): before each fold's network is trained, the embedding models (the audit's
 default label-issue check) are run on that fold's training images alone, and the images they flag are left
@@ -95,9 +96,7 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
         norm = run.config["normalisation"]
         mean, std = (torch.tensor(norm[key]).view(1, 3, 1, 1) for key in ("mean", "std"))
         net, held_out = run.load_model(), images[torch.from_numpy(te)]
-        views = [held_out, held_out.flip(3)] if run.config["recipe"].get("flip") else [held_out]
-        probs[index[te]] = np.mean([torch.softmax(torch.from_numpy(predict(
-            net, v, mean, std, autocast=run.config["precision"] == "bf16")), 1).numpy() for v in views], axis=0)
+        probs[index[te]] = _held_out_probs(net, held_out, mean, std, run.config)
         log.info("oof: fold %d/%d held-out agreement with the labels %.4f", f + 1, folds,
                  float((probs[index[te]].argmax(1) == labels[te]).mean()))
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -105,6 +104,22 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
     agree = float((probs[index].argmax(1) == labels).mean())
     step.finish(images=int(len(index)), agreement=agree, **({"left_out_per_fold": dropped} if clean else {}))
     return path
+
+
+def _held_out_probs(net, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, config: dict) -> np.ndarray:
+    """A recipe with test-time augmentation (``tta``, e.g. cifar-airbench) predicts with it, the softmax of the
+    averaged logits; otherwise the mean softmax of each image and, where the recipe flips, its mirror."""
+    import torch
+
+    from .models.inference import predict
+
+    rec, autocast = config["recipe"], config["precision"] == "bf16"
+    if rec.get("tta"):
+        return torch.softmax(torch.from_numpy(predict(net, images, mean, std, autocast=autocast, tta=rec["tta"])),
+                             1).numpy()
+    views = [images, images.flip(3)] if rec.get("flip") else [images]
+    return np.mean([torch.softmax(torch.from_numpy(predict(net, v, mean, std, autocast=autocast)), 1).numpy()
+                    for v in views], axis=0)
 
 
 def _flagged(x: np.ndarray, labels: np.ndarray, n_classes: int, seed: int) -> np.ndarray:

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import clearset
 from clearset.audit import (
@@ -366,6 +367,30 @@ def test_pixel_oof_and_combined_label_issues(tmp_path):
     np.save(tmp_path / "flipped.npy", (labels + 1) % 10)
     relabelled = clearset.ingest("builtin:digits", tmp_path / "ws", labels=[str(tmp_path / "flipped.npy")])
     assert stored_pixel_oof(relabelled) is None
+
+
+def test_pixel_oof_predicts_with_the_recipes_test_time_augmentation():
+    """A recipe with tta (cifar-airbench) gives the softmax of its averaged logits; without, the mean softmax
+    of the image and its mirror when the recipe flips, else of the image alone."""
+    from clearset.models.inference import predict
+    from clearset.oof import _held_out_probs
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 36, 3))
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.25)
+
+    def soft(v, tta=0):
+        return torch.softmax(torch.from_numpy(predict(net, v, mean, std, tta=tta)), 1).numpy()
+
+    cfg = {"precision": "fp32"}
+    assert np.allclose(_held_out_probs(net, images, mean, std, {**cfg, "recipe": {"tta": 2, "flip": True}}),
+                       soft(images, tta=2), atol=1e-6)
+    assert np.allclose(_held_out_probs(net, images, mean, std, {**cfg, "recipe": {"flip": True}}),
+                       (soft(images) + soft(images.flip(3))) / 2, atol=1e-6)
+    assert np.allclose(_held_out_probs(net, images, mean, std, {**cfg, "recipe": {"flip": False}}), soft(images),
+                       atol=1e-6)
+    assert not np.allclose(soft(images, tta=2), soft(images), atol=1e-3)  # the three cases differ
 
 
 def test_pixel_oof_clean_leaves_out_flagged_training_rows_only(tmp_path, monkeypatch):

@@ -234,6 +234,9 @@ def test_a_distilled_set_trains_like_a_subset_and_enters_the_bench(tmp_path):
     run = train(ws, recipe=rec, distilled=d.path)
     assert run.config["train_images"] == 20 and run.config["distilled"] == d.config["key"]
     assert run.config["normalisation"]["mean"] == pytest.approx(d.mean.tolist())
+    # the fast recipe by name trains on it too (its whitening filters from the synthetic images)
+    air = train(ws, recipe=get_recipe("cifar-airbench").with_overrides(epochs=1, batch_size=16), distilled=d.path)
+    assert air.config["train_images"] == 20 and 0 <= air.metrics[-1]["eval_acc"] <= 1
     with pytest.raises(ParameterError, match="subset do not apply"):
         train(ws, recipe=rec, distilled=d.path, subset=tmp_path / "x.parquet")
     with pytest.raises(ParameterError, match="synthetic images are 32 px"):

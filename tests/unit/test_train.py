@@ -467,3 +467,34 @@ def test_a_recipe_on_other_sized_grey_images_adapts_and_says_so(tmp_path, caplog
         train(ws, recipe=AIR.with_overrides(image_size=8), epochs=1, name="small")
     with pytest.raises(ParameterError, match="cifar-airbench"):  # an unknown recipe lists the known ones
         train(ws, recipe="cifar-airbenchh")
+
+
+def test_efficientnet_finetune_starts_from_imagenet_and_trains_with_its_normalisation(ws):
+    """The fine-tune model keeps the ImageNet weights below a fresh classifier, and training normalises the
+    pixels as those weights expect (0.5 / 0.5), not by the data's statistics."""
+    from clearset.models.backbones import efficientnet_lite
+    from clearset.models.cifar import create_model
+    from clearset.train.recipes import get_recipe
+
+    net = create_model("efficientnet_lite0_ft", 3)
+    imagenet = efficientnet_lite(0).model
+    assert torch.equal(net.conv_stem.weight, imagenet.conv_stem.weight)
+    assert net.get_classifier().out_features == 3 and net.input_normalisation == ((0.5,) * 3, (0.5,) * 3)
+    rec = get_recipe("cifar-efficientnet-lite0-ft").with_overrides(image_size=32, batch_size=16, epochs=1,
+                                                                    eval_batch_size=64)
+    run = train(ws, recipe=rec, name="ft")
+    assert run.config["normalisation"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
+    assert np.isfinite(run.metrics[-1]["train_loss"])
+
+
+def test_airbench95_is_the_wide_network():
+    from clearset.models.cifar import create_model
+    from clearset.train.recipes import get_recipe
+
+    rec = get_recipe("cifar-airbench95")
+    net = create_model(rec.model, 10)
+    assert net.head.in_features == 384 and rec.epochs == 15
+    # airbench's decoupled settings: lr 10 per 1,024 examples with Nesterov momentum 0.85; the weight decay per
+    # step (lr x weight_decay) is airbench94's
+    assert rec.lr == pytest.approx(10 / (1 + 1 / 0.15), rel=1e-4)
+    assert rec.lr * rec.weight_decay == pytest.approx(1.5 * 0.0013305, rel=1e-3)

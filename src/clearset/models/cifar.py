@@ -5,6 +5,10 @@
   basic blocks per stage).
 - ``airbench``: the airbench94 network (models/airbench.py), 1.97M parameters; ``airbench_wide``: the
   same with conv groups 128/384/384 (airbench95's widths), 4.7M parameters.
+- ``efficientnet_lite0_ft`` (and ``_lite1_ft``, ``_lite2_ft``): EfficientNet-Lite with its ImageNet weights
+  (models/backbones.py, offline) and a new classifier for ``num_classes``: a network to fine-tune. It
+  declares the input normalisation its weights expect (``input_normalisation``), which training uses
+  instead of the statistics of the data.
 - ``convnet3``: the dataset-distillation ConvNet (depth 3 of conv 3x3 width 128 -> instance norm -> ReLU
   -> 2x2 average pooling, then a linear classifier); depth, width and norm are arguments.
 Any other name is a timm model (random initialisation) created with ``num_classes``.
@@ -132,6 +136,24 @@ def airbench_wide(num_classes: int, *, image_size: int = 32, **_) -> nn.Module:
     """The airbench95 network: the airbench94 layers with conv groups 128/384/384 (models/airbench.py)."""
     airbench(num_classes, image_size=image_size)  # the same size check
     return Airbench(num_classes, widths=(128, 384, 384))
+
+
+def _efficientnet_lite_ft(variant: int):
+    def build(num_classes: int, **_) -> nn.Module:
+        from .backbones import efficientnet_lite
+
+        backbone = efficientnet_lite(variant)
+        net = backbone.model.train()
+        net.reset_classifier(num_classes)  # a fresh linear layer; everything below keeps ImageNet's weights
+        net.input_normalisation = (backbone.mean, backbone.std)
+        return net
+    build.__doc__ = (f"EfficientNet-Lite{variant} with ImageNet weights and a new {{num_classes}}-way classifier, "
+                     "to fine-tune")
+    return build
+
+
+for _v in (0, 1, 2):
+    MODELS.register(f"efficientnet_lite{_v}_ft")(_efficientnet_lite_ft(_v))
 
 
 def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:

@@ -123,7 +123,7 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, s
                       teachers=[load_teacher(t, dev) for t in rows.teacher_runs])
     if rows.dist is None:
         _say_how_images_fit(ws, train_index, rec)
-    d = _fit_data(ws, rec, rows, train_index, train_split, dev)
+    d = _fit_data(ws, rec, rows, train_index, train_split, dev, getattr(net, "input_normalisation", None))
     if hasattr(net, "init_from_data"):  # e.g. airbench's whitening filters, from the first 5,000 training rows
         first = d.positions[:5000].to(dev)
         net.init_from_data(((d.images[first].float() / 255.0 - d.mean) / d.std))
@@ -167,8 +167,9 @@ def _network(rec: Recipe, n_out: int, tract: float | None) -> torch.nn.Module:
 
 
 def _fit_data(ws: Workspace, rec: Recipe, rows: TrainingRows, train_index: np.ndarray, train_split: str,
-              dev: torch.device) -> FitData:
-    """The training tensors: pixels (or the distilled set), normalisation of the rows trained on, targets."""
+              dev: torch.device, fixed_normalisation: tuple | None = None) -> FitData:
+    """The training tensors: pixels (or the distilled set), normalisation of the rows trained on (or the one
+    a pretrained network declares), targets."""
     dist = rows.dist
     if dist is not None:  # float pixels x 255, unclipped: the augmentations then normalise them back exactly
         mean = torch.from_numpy(dist.mean).float().view(1, 3, 1, 1)
@@ -180,6 +181,8 @@ def _fit_data(ws: Workspace, rec: Recipe, rows: TrainingRows, train_index: np.nd
         mean = seen_pixels.mean((0, 2, 3)).view(1, 3, 1, 1) / 255.0
         std = seen_pixels.std((0, 2, 3)).view(1, 3, 1, 1) / 255.0
         del seen_pixels
+    if fixed_normalisation is not None:  # the pixels (float x 255 for a distilled set) as the weights expect them
+        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in fixed_normalisation)
     one_hot = soft_targets(rows.labels, rows.class_map, rows.targets, len(rows.classes), rec.label_smoothing)
     return FitData(images=images.to(dev), targets=one_hot.to(dev), mean=mean.to(dev), std=std.to(dev),
                    positions=torch.from_numpy(rows.positions), weights=torch.from_numpy(rows.weights).to(dev),
