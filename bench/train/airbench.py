@@ -231,8 +231,9 @@ def main() -> None:
             print(f"seed {seed}: baseline {theirs[-1]['final_acc']:.4f} in {theirs[-1]['train_seconds']:.0f} s",
                   flush=True)
     name = "train_airbench" if args.recipe == "cifar-airbench" else f"train_{args.recipe.removeprefix('cifar-')}"
-    if overrides or args.validation:
-        name += "".join(f"_{k}{v}" for k, v in sorted(overrides.items())) + ("_validation" if args.validation else "")
+    name += "".join(f"_{k}{v}" for k, v in sorted(overrides.items())) + ("_validation" if args.validation else "")
+    if args.train_images and not args.quick:
+        name += f"_n{args.train_images}"
     result = {"bench": name, "train_images": n_train, "epochs": epochs, "eval_every": args.eval_every,
               "evaluated_on": "training images 45,000-49,999 (validation)" if args.validation else "test split",
               "recipe_overrides": overrides,

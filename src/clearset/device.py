@@ -6,7 +6,10 @@ there, once, with one message for every command. ``resolve_precision("auto", dev
 where it is faster on this machine: on CUDA where the GPU supports bf16, on a CPU with AMX (known fast),
 and elsewhere by a short measurement (a small conv net forward and backward, fp32 against bf16 autocast)
 cached per machine in ``$CLEARSET_CACHE`` (default ``~/.cache/clearset``). An AVX-512 CPU without native
-bf16 emulates it and is slower than fp32 there; the probe sees that.
+bf16 emulates it and is slower than fp32 there; the probe sees that. A caller about to run one network for
+minutes passes ``probe=(name, step)`` to measure that network instead: on an AVX-512-bf16 CPU bf16 is 2.4x
+fp32 for airbench's dense convolutions but 0.86x for EfficientNet-Lite's depthwise ones
+(bench/results/train_cpu_choices.json), so one answer per machine is not enough.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .errors import ParameterError, param
 
@@ -60,8 +64,10 @@ class PrecisionChoice:
         return {"precision": self.precision, "precision_reason": self.reason}
 
 
-def choose_precision(precision: str, device) -> PrecisionChoice:
-    """``fp32``/``bf16`` as given; ``auto``: bf16 only where it is known or measured faster here."""
+def choose_precision(precision: str, device, probe: tuple[str, Callable[[bool], float]] | None = None) -> PrecisionChoice:
+    """``fp32``/``bf16`` as given; ``auto``: bf16 only where it is known or measured faster here. ``probe``:
+    (name, step) where ``step(bf16)`` runs one step of the network to be used and returns its seconds;
+    measured (once per machine and name, cached) instead of the small generic net."""
     import torch
 
     if precision not in PRECISIONS:
@@ -79,9 +85,10 @@ def choose_precision(precision: str, device) -> PrecisionChoice:
         return PrecisionChoice("bf16", "CPU has AMX-bf16")
     if not _bf16_kernels_present():
         return PrecisionChoice("fp32", "no bf16 CPU kernels in this torch build")
-    speedup = measured_bf16_speedup()
+    speedup = measured_bf16_speedup(probe)
     chosen = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
-    return PrecisionChoice(chosen, f"bf16 measured {speedup:.2f}x the speed of fp32 on this CPU")
+    what = f" for {probe[0]}" if probe else ""
+    return PrecisionChoice(chosen, f"bf16 measured {speedup:.2f}x the speed of fp32{what} on this CPU")
 
 
 def resolve_precision(precision: str, device) -> str:
@@ -130,18 +137,18 @@ def machine_key() -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def measured_bf16_speedup() -> float:
-    """fp32 time / bf16 time of a small conv net step on this CPU, measured once per machine (about a
-    second) and cached; a cache that cannot be written only means measuring again next time."""
+def measured_bf16_speedup(probe: tuple[str, Callable[[bool], float]] | None = None) -> float:
+    """fp32 time / bf16 time of a small conv net step (or of ``probe``'s network) on this CPU, measured once
+    per machine (about a second) and cached; a cache that cannot be written only means measuring again."""
     path = cache_dir() / "precision.json"
-    key = machine_key()
+    key = machine_key() + (f":{probe[0]}" if probe else "")
     try:
         cached = json.loads(path.read_text())
         if key in cached:
             return float(cached[key]["bf16_speedup"])
     except (OSError, ValueError, KeyError, TypeError):
         cached = {}
-    speedup = _probe_bf16_speedup()
+    speedup = _speedup(probe[1]) if probe else _probe_bf16_speedup()
     try:
         from .io import write_json
 
@@ -170,6 +177,11 @@ def _probe_bf16_speedup(reps: int = 3) -> float:
         loss.backward()
         return time.perf_counter() - t0
 
+    return _speedup(step, reps)
+
+
+def _speedup(step: Callable[[bool], float], reps: int = 3) -> float:
+    """fp32 seconds / bf16 seconds of ``step``, each the fastest of ``reps`` after one warm-up."""
     times = {}
     for bf16 in (False, True):
         step(bf16)  # warm-up: kernel selection, allocation

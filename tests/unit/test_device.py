@@ -63,6 +63,24 @@ def test_auto_takes_bf16_where_measured_faster_and_caches_the_measurement(cpu_wi
     assert list(saved.values())[0]["bf16_speedup"] == 2.5
 
 
+def test_a_network_probe_is_measured_for_that_network_and_cached_apart(cpu_without_amx):
+    probe, calls, cache = cpu_without_amx
+    probe(2.5)  # the generic small net: bf16 faster
+    seconds = {False: 0.010, True: 0.012}  # this network (say, depthwise convolutions): bf16 slower
+    timed = []
+
+    def step(bf16):
+        timed.append(bf16)
+        return seconds[bf16]
+
+    choice = device.choose_precision("auto", "cpu", ("depthwise-net", step))
+    assert choice.precision == "fp32" and "0.83x" in choice.reason and "depthwise-net" in choice.reason
+    assert device.choose_precision("auto", "cpu").precision == "bf16"  # the generic answer is unchanged
+    n = len(timed)
+    assert device.choose_precision("auto", "cpu", ("depthwise-net", step)).precision == "fp32" and len(timed) == n
+    assert device.choose_precision("bf16", "cpu", ("depthwise-net", step)).precision == "bf16"  # given: obeyed
+
+
 def test_amx_is_bf16_without_measuring(cpu_without_amx, monkeypatch):
     probe, calls, _ = cpu_without_amx
     monkeypatch.setattr(device, "cpu_flags", lambda: {"amx_bf16", "avx512f"})

@@ -498,3 +498,19 @@ def test_airbench95_is_the_wide_network():
     # step (lr x weight_decay) is airbench94's
     assert rec.lr == pytest.approx(10 / (1 + 1 / 0.15), rel=1e-4)
     assert rec.lr * rec.weight_decay == pytest.approx(1.5 * 0.0013305, rel=1e-3)
+
+
+def test_a_long_cpu_run_measures_its_own_network_for_the_precision_choice():
+    from types import SimpleNamespace
+
+    from clearset.train.api import PROBE_MIN_IMAGES, _precision_probe
+    from clearset.train.recipes import get_recipe
+
+    rec = get_recipe("cifar-resnet8-fast").with_overrides(epochs=1, batch_size=4, image_size=16)
+    short = SimpleNamespace(positions=np.zeros(PROBE_MIN_IMAGES - 1), classes=["a", "b"])
+    long = SimpleNamespace(positions=np.zeros(PROBE_MIN_IMAGES), classes=["a", "b"])
+    assert _precision_probe(rec, short, torch.device("cpu")) is None  # seconds of probing would not pay
+    assert _precision_probe(rec.with_overrides(model="linear"), long, torch.device("cpu")) is None
+    name, step = _precision_probe(rec, long, torch.device("cpu"))
+    assert name == f"{rec.model}@16px/b4"
+    assert step(False) > 0 and step(True) > 0  # a real forward and backward pass in each precision

@@ -12,6 +12,7 @@ channels_last, and bf16 autocast where the hardware multiplies bf16 natively (``
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
                          distilled=distilled, targets=targets, targets_name=targets_name, sampler=sampler,
                          sampler_name=sampler_name, known_classes=known_classes, teachers=teachers,
                          kd_temperature=kd_temperature, kd_hard_weight=kd_hard_weight, reinforced=reinforced)
+    if precision == "auto" and (probe := _precision_probe(rec, rows, dev)) is not None:
+        choice = choose_precision(precision, dev, probe)
     config = run_config(ws, rec, rows, seed=seed, train_split=train_split, eval_split=eval_split,
                         precision=choice.precision, device_type=dev.type, subset=subset, tract=tract,
                         kd_temperature=kd_temperature, kd_hard_weight=kd_hard_weight)
@@ -103,6 +106,32 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
                         dev=dev, choice=choice, compile_=use_compile, seed=seed, tract=tract, force=force,
                         resume=resume, eval_every=eval_every, kd_temperature=kd_temperature,
                         kd_hard_weight=kd_hard_weight)
+
+
+PROBE_MIN_IMAGES = 200_000  # a run that sees this many images (minutes on a CPU) measures its own network
+
+
+def _precision_probe(rec: Recipe, rows: TrainingRows, dev: torch.device):
+    """For a long CPU run, (name, step) timing a forward and backward pass of the recipe's network at its
+    batch size (at most 256) and image size, for ``choose_precision``: bf16's speed-up depends on the
+    network (bench/train/cpu_choices.py), and the few seconds of measuring are cached per machine."""
+    if dev.type != "cpu" or rec.model == "linear" or len(rows.positions) * rec.epochs < PROBE_MIN_IMAGES:
+        return None
+    batch, size = min(rec.batch_size, 256), rec.image_size
+    made: dict = {}
+
+    def step(bf16: bool) -> float:
+        if not made:
+            made["net"] = _network(rec, len(rows.classes), None).to(memory_format=torch.channels_last).train()
+            made["x"] = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(
+                memory_format=torch.channels_last)
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = made["net"](made["x"]).float().logsumexp(1).mean()
+        loss.backward()
+        return time.perf_counter() - t0
+
+    return f"{rec.model}@{size}px/b{batch}", step
 
 
 def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, step: Step, train_index: np.ndarray,
