@@ -108,7 +108,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
                         kd_hard_weight=kd_hard_weight)
 
 
-PROBE_MIN_IMAGES = 200_000  # a run that sees this many images (minutes on a CPU) measures its own network
+PROBE_MIN_IMAGES = 20_000  # a run that sees this many images (a minute or more on a CPU) measures its own network
 
 
 def _precision_probe(rec: Recipe, rows: TrainingRows, dev: torch.device):
