@@ -25,6 +25,24 @@ def cpu_model() -> str:
     return _cpuinfo()[0]
 
 
+def cpu_identity() -> dict:
+    """Family, model, stepping, microcode and clock of the first CPU (/proc/cpuinfo): hosts that print the
+    same model name ("AMD EPYC") have trained at speeds 1.7x apart, so results record these too."""
+    keys = {"cpu family": "family", "model": "model", "stepping": "stepping", "microcode": "microcode",
+            "cpu MHz": "mhz", "cache size": "cache"}
+    out: dict = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() in keys and keys[k.strip()] not in out:
+                out[keys[k.strip()]] = v.strip()
+            elif not line.strip() and out:
+                break
+    except OSError:
+        pass
+    return out
+
+
 def machine() -> str:
     """This machine in words, for result files: cores, CPU model, vector units, memory. Dev machines
     differ between sessions (an AVX-512/AMX Intel, an AVX2 AMD): numbers compare within one machine."""
@@ -84,7 +102,7 @@ def stamp() -> dict:
             versions[name] = __import__(name).__version__
         except ImportError:
             pass
-    return {"machine": machine(), "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))),
+    return {"machine": machine(), "cpu": cpu_identity(), "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))),
             "date": time.strftime("%Y-%m-%d %H:%M:%S%z"), "commit": git("rev-parse", "HEAD"),
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no")), "versions": versions}
 

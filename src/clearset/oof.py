@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from .errors import ParameterError, check_seed, param
 from .io import atomic_path
 from .train.recipes import DEFAULT_RECIPE
 from .workspace import Workspace
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("clearset")
 
@@ -44,7 +48,6 @@ def pixel_oof(workspace: str | Path | Workspace, *, recipe: str = DEFAULT_RECIPE
     import torch
 
     from .data.loading import load_images
-    from .models.inference import predict
     from .train import train
 
     ws = Workspace.of(workspace)
