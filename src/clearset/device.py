@@ -7,8 +7,8 @@ where it is faster on this machine: on CUDA where the GPU supports bf16, on a CP
 and elsewhere by a short measurement (a small conv net forward and backward, fp32 against bf16 autocast)
 cached per machine in ``$CLEARSET_CACHE`` (default ``~/.cache/clearset``). An AVX-512 CPU without native
 bf16 emulates it and is slower than fp32 there; the probe sees that. A caller about to run one network for
-minutes passes ``probe=(name, step)`` to measure that network instead: on an AVX-512-bf16 CPU bf16 is 2.1x
-fp32 for airbench's dense convolutions but 0.86x for EfficientNet-Lite's depthwise ones
+minutes passes ``probe=(name, step)`` to measure that network instead: on an AVX-512-bf16 CPU bf16 is 1.7-2.1x
+fp32 for airbench's dense convolutions but 0.66-0.86x for EfficientNet-Lite's depthwise ones
 (bench/results/train_cpu_choices.json), so one answer per machine is not enough.
 """
 
