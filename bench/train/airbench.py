@@ -36,11 +36,12 @@ import torch
 import torch.nn.functional as F
 
 import clearset
+from clearset.io import atomic_path, write_json
 from clearset.models.cifar import create_model
 from clearset.train import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
-from common import CACHE, SHARED, stamp, write_result  # noqa: E402
+from common import CACHE, ROOT, SHARED, stamp, write_result  # noqa: E402
 
 TARGETS = (0.90, 0.93)
 BUDGETS_MIN = (5, 15, 30, 60)
@@ -51,12 +52,10 @@ def validation_npz() -> Path:
     recipe's settings are chosen on, so that the test labels never choose them (bench/.cache only)."""
     path = CACHE / "cifar10_validation.npz"
     if not path.exists():
-        with np.load(SHARED / "cifar10.npz") as z:
+        with np.load(SHARED / "cifar10.npz") as z, atomic_path(path) as tmp, open(tmp, "wb") as fh:
             x, y = z["x_train"], z["y_train"]
-            tmp = path.with_name("cifar10_validation.tmp.npz")
-            np.savez(tmp, x_train=x[:45000], y_train=y[:45000], x_test=x[45000:], y_test=y[45000:],
+            np.savez(fh, x_train=x[:45000], y_train=y[:45000], x_test=x[45000:], y_test=y[45000:],
                      class_names=z["class_names"])
-        tmp.replace(path)
     return path
 
 
@@ -163,7 +162,7 @@ def parse_setting(recipe, kv: str) -> tuple[str, object]:
     return field, (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
 
 
-ARMS = Path(__file__).resolve().parents[1] / "results" / "arms" / "train_airbench"
+ARMS = ROOT / "bench" / "results" / "arms" / "train_airbench"
 
 
 def remembered(name: str, compute, keep: bool = True) -> dict:
@@ -176,8 +175,6 @@ def remembered(name: str, compute, keep: bool = True) -> dict:
         return json.loads(path.read_text())
     out = compute()
     if keep:
-        from clearset.io import write_json
-
         out = {**out, "provenance": stamp()}
         write_json(path, out)
     return out
