@@ -180,6 +180,12 @@ def remembered(name: str, compute, keep: bool = True) -> dict:
     return out
 
 
+def arm_tag(recipe: str, overrides: dict, epochs: int, n_train: int, validation: bool, eval_every: int) -> str:
+    """The name one seed's arm is kept under (the seed is appended)."""
+    return (f"{recipe}{''.join(f'-{k}{v}' for k, v in sorted(overrides.items()))}-e{epochs}-n{n_train}"
+            f"{'-val' if validation else ''}-every{eval_every}")
+
+
 def summary(arms: list[dict]) -> dict:
     out = {}
     for key in ("final_acc", "train_seconds", *(f"time_to_{int(t * 100)}" for t in TARGETS),
@@ -212,8 +218,7 @@ def main() -> None:
     recipe = base.with_overrides(**overrides) if overrides else args.recipe
     epochs = args.epochs or base.epochs
     n_train = args.train_images or (45000 if args.validation else 50000)
-    tag = (f"{args.recipe}{''.join(f'-{k}{v}' for k, v in sorted(overrides.items()))}-e{epochs}-n{n_train}"
-           f"{'-val' if args.validation else ''}-every{args.eval_every}")
+    tag = arm_tag(args.recipe, overrides, epochs, n_train, args.validation, args.eval_every)
     ours, theirs = [], []
     for seed in range(args.seeds):
         ours.append(remembered(f"{tag}-s{seed}",
@@ -228,7 +233,8 @@ def main() -> None:
             print(f"seed {seed}: baseline {theirs[-1]['final_acc']:.4f} in {theirs[-1]['train_seconds']:.0f} s",
                   flush=True)
     name = "train_airbench" if args.recipe == "cifar-airbench" else f"train_{args.recipe.removeprefix('cifar-')}"
-    name += "".join(f"_{k}{v}" for k, v in sorted(overrides.items())) + ("_validation" if args.validation else "")
+    name += "".join(f"_{k}{v}" for k, v in sorted(overrides.items()))
+    name += (f"_e{epochs}" if epochs != base.epochs and not args.quick else "") + ("_validation" if args.validation else "")
     if args.train_images and not args.quick:
         name += f"_n{args.train_images}"
     result = {"bench": name, "train_images": n_train, "epochs": epochs, "eval_every": args.eval_every,
