@@ -140,6 +140,16 @@ def test_intrinsic_dimension_of_known_manifolds():
     assert 4.5 < intrinsic_dimension(cube) < 7.0
 
 
+def test_intrinsic_dimension_uses_the_unbiased_normaliser():
+    # five points on a line, no tied distances: each point's three nearest distances are known by hand
+    x = np.array([[0.0], [1.0], [3.0], [7.0], [15.0]])
+    near = [(1, 3, 7), (1, 2, 6), (2, 3, 4), (4, 6, 7), (8, 12, 14)]
+    inv = [np.log(t3 / t1) + np.log(t3 / t2) for t1, t2, t3 in near]  # sum_{j<k} log(T_k / T_j), k = 3
+    assert intrinsic_dimension(x, k=3) == pytest.approx(1 / (np.mean(inv) / (3 - 2)))  # ppope/dimensions
+    with pytest.raises(ValueError, match="k >= 3"):
+        intrinsic_dimension(x, k=2)
+
+
 def test_label_sharpness_scores_different_labels_only():
     x = np.array([[0.0, 0], [0.0, 0.1], [1.0, 1.0]])
     # the two closest points share a label: they must not count (the official code's bug)

@@ -1,8 +1,10 @@
 """Dataset-level properties (intrinsic-properties card) and cheap per-image quality flags.
 
 - Intrinsic dimension: Levina-Bickel MLE with k = 20 on at most 1,000 samples; per point
-  m(x) = [(1/(k-1)) sum_{j<k} log(T_k/T_j)]^-1, global d = [mean_x 1/m(x)]^-1 (MacKay-Ghahramani),
-  as in ppope/dimensions. Computed on pixels in [0, 1] (d_data) and on the embeddings (d_repr).
+  m(x) = [(1/(k-2)) sum_{j<k} log(T_k/T_j)]^-1 (the unbiased normaliser k - 2, as ppope/dimensions
+  computes it and the paper's numbers use; k - 1 reads 19/18 too high at k = 20), global
+  d = [mean_x 1/m(x)]^-1 (MacKay-Ghahramani). Computed on pixels in [0, 1] (d_data) and on the
+  embeddings (d_repr).
 - Label sharpness K_F = max_{j != k} 1(y_j != y_k) / ||x_j - x_k||_2 over M = 1,000 random images with
   pixels in [0, 1]. The official code scores *same*-label pairs (a bug the card describes); we use
   different-label pairs. K_F is a maximum, so one near-duplicate pair with different labels decides it:
@@ -27,8 +29,11 @@ BLUR_Z = -3.0
 
 
 def intrinsic_dimension(x: np.ndarray, k: int = K_ID) -> float:
-    """Levina-Bickel MLE with MacKay-Ghahramani averaging. ``x`` (n, D), n > k; exact distances."""
+    """Levina-Bickel MLE (normaliser k - 2) with MacKay-Ghahramani averaging. ``x`` (n, D), n > k >= 3;
+    exact distances."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if k < 3:
+        raise ValueError(f"intrinsic dimension needs k >= 3 neighbours (normaliser k - 2), got k={k}")
     if len(x) <= k:
         raise ValueError(f"intrinsic dimension needs more than k={k} samples, got {len(x)}")
     sq = (x * x).sum(1)
@@ -36,7 +41,7 @@ def intrinsic_dimension(x: np.ndarray, k: int = K_ID) -> float:
     np.fill_diagonal(d2, np.inf)
     t = np.sqrt(np.sort(d2, axis=1)[:, :k])  # T_1..T_k
     t = np.maximum(t, 1e-12)
-    inv_m = np.log(t[:, k - 1 : k] / t[:, : k - 1]).sum(1) / (k - 1)  # 1 / m(x)
+    inv_m = np.log(t[:, k - 1 : k] / t[:, : k - 1]).sum(1) / (k - 2)  # 1 / m(x)
     inv_m = inv_m[np.isfinite(inv_m) & (inv_m > 0)]
     return float(1.0 / inv_m.mean())
 
