@@ -64,7 +64,9 @@ def main() -> None:
     label_file = SHARED / "labels" / f"cifar10n_{args.labels}.npy"
     ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / f"ws_curate_{args.labels}", labels=[f"train={label_file}"])
     clearset.embed(ws, backbone="efficientnet_lite0", image_size=128)
-    run_audit(ws, checks=["label_issues", "duplicates", "outliers"])
+    # the audit that feeds curation reads the training labels only: the clean test labels neither vote nor
+    # take part in the folds that flag training images (before 2026-12-07 they did: issue 22's leak)
+    run_audit(ws, checks=["label_issues", "duplicates", "outliers"], label_splits=["train"])
     m = ws.manifest()
     train = m[m["split"] == "train"]
     clean = np.load(SHARED / "labels" / "cifar10n_clean.npy")

@@ -205,6 +205,10 @@ def audit(
     in_memory_gb: float = typer.Option(DEFAULT_PARTITION.in_memory_bytes / 2 ** 30, help="Features larger than "
                                        "this (GiB as float32) are processed by cluster partitions on disk, in flat "
                                        "memory (docs/scaling.md)."),
+    label_splits: Optional[str] = typer.Option(None, help="Comma-separated splits whose labels the checks read "
+                                               "(e.g. train): the other rows count as unlabelled, so test labels "
+                                               "cannot shape which training images are flagged (for an audit "
+                                               "that feeds curate or train)."),
     force: bool = typer.Option(False, help="Recompute cached checks."),
 ):
     """Find label errors, duplicates and train/test leakage, outliers, multi-label images, confused
@@ -215,7 +219,7 @@ def audit(
         summary = run_audit(workspace, checks=_split_list(checks), features=features, pred_probs=pred_probs,
                             threshold=threshold, spatial=spatial, combine=combine, stored_oof=stored_oof,
                             engine=eng, force=force, partition=_partition_config(in_memory_gb),
-                            options=_check_options(option or []))
+                            options=_check_options(option or []), label_splits=_split_list(label_splits))
     for name, s in summary["checks"].items():
         figures = {k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         typer.echo(f"{name:13s} " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"

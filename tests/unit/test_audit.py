@@ -473,3 +473,33 @@ def test_checks_run_after_what_they_need_or_use():
         for n in ("_circle_a", "_circle_b"):
             CHECKS._entries.pop(n)
             CHECKS._meta.pop(n)
+
+
+def _train_test_npz(path, test_labels):
+    rng = np.random.default_rng(0)
+    y_train = np.repeat(np.arange(3), 10)
+    # images whose colour follows the class, so the label models have something to learn
+    x_train = (rng.integers(0, 60, (30, 16, 16, 3)) + 80 * y_train[:, None, None, None]).astype(np.uint8)
+    x_test = rng.integers(0, 255, (9, 16, 16, 3)).astype(np.uint8)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=np.asarray(test_labels))
+    return path
+
+
+def test_audit_label_splits_keep_test_labels_out(tmp_path):
+    scores = []
+    for name, test_labels in (("a", [0, 1, 2] * 3), ("b", [2, 2, 2, 0, 0, 0, 1, 1, 1])):
+        ws = clearset.ingest(str(_train_test_npz(tmp_path / f"{name}.npz", test_labels)), tmp_path / f"ws_{name}")
+        clearset.embed(ws, backbone="test_efficientnet", image_size=32, precision="fp32")
+        s = run_audit(ws, checks=["label_issues"], label_splits=["train"])
+        assert s["label_splits"] == ["train"]
+        t = pd.read_parquet(ws.root / "audit" / "label_issues.parquet")
+        assert len(t) == 30 and t["index"].max() < 30  # the 9 test rows have no score
+        scores.append(t.sort_values("index")["label_quality"].to_numpy())
+        with pytest.raises(ParameterError, match="the workspace's splits are test, train"):
+            run_audit(ws, checks=["label_issues"], label_splits=["val"])
+    # the test labels differ between the two workspaces; the training rows' scores do not
+    np.testing.assert_array_equal(scores[0], scores[1])
+    # without the mask every labelled row, test included, is scored
+    full = run_audit(ws, checks=["label_issues"])
+    assert "label_splits" not in full
+    assert len(pd.read_parquet(ws.root / "audit" / "label_issues.parquet")) == 39

@@ -43,7 +43,8 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
               features: str | None = None, pred_probs: str | Path | None = None,
               threshold: float | None = None, spatial: bool = False, combine: bool = False,
               stored_oof: bool = True, engine: str | Engine | None = None, force: bool = False,
-              partition: PartitionConfig | None = None, options: dict[str, dict] | None = None) -> dict:
+              partition: PartitionConfig | None = None, options: dict[str, dict] | None = None,
+              label_splits: Sequence[str] | None = None) -> dict:
     """Run ``checks`` (default: all) on the workspace; returns the summary written to audit/summary.json.
 
     Args:
@@ -60,9 +61,23 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         options: per-check options, ``{"outliers": {"k": 20}}`` (the flags above are shortcuts for some).
         partition: the partitioned path's configuration (default ``scale.DEFAULT``): features larger than
             ``partition.in_memory_bytes`` are audited for duplicates and outliers by cluster partitions.
+        label_splits: read the labels of these splits only (e.g. ``["train"]``); the other rows count as
+            unlabelled: no label-issue score, no vote, no part in any fold. For an audit that feeds curation
+            or training, so that test labels cannot shape which training images are flagged. The pixel
+            networks' stored out-of-fold probabilities are then left out (they were trained on every label).
     """
     ws = Workspace.of(workspace)
     m = ws.manifest(["label"])  # the columns the checks need; splits and hashes compact, below
+    splits = ws.splits()
+    labels = m["label"].to_numpy().copy()
+    if label_splits is not None:
+        known = sorted(set(map(str, splits))) if splits is not None else []
+        unknown = sorted(set(label_splits) - set(known))
+        if unknown or not label_splits:
+            raise ParameterError(f"{param('label_splits')} {', '.join(unknown) or '(none)'}: the workspace's "
+                                 f"splits are {', '.join(known) or '(none)'}")
+        labels[~np.isin(splits, list(label_splits))] = -1
+        stored_oof = False
     if pred_probs is None and stored_oof and (found := stored_pixel_oof(ws)) is not None:
         log.info("audit: label_issues averages the embedding models with the pixel networks' out-of-fold "
                  "probabilities in %s (`clearset oof`; --no-stored-oof to leave them out)", found)
@@ -76,8 +91,8 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     fs = ws.resolve_features(features, required=False)
     feat_path, feat_key = (fs.path, fs.key) if fs is not None else (None, None)
     data = AuditData(
-        labels=m["label"].to_numpy(), n_classes=len(ws.classes()), class_names=ws.classes(),
-        splits=ws.splits(), sha256=ws.hashes(),
+        labels=labels, n_classes=len(ws.classes()), class_names=ws.classes(),
+        splits=splits, sha256=ws.hashes(),
         features=np.load(feat_path, mmap_mode="r") if feat_path else None,
         pred_probs=_load_pred_probs(pred_probs, len(m), len(ws.classes())),
         image_loader=ws.store().iter_images)
@@ -93,6 +108,9 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
               "pred_probs": fingerprint_path(pred_probs) if pred_probs else None}
     if data.partitioned():  # only present when used, so the keys of in-memory audits stay what they were
         inputs["partition"] = data.extras["partition_config"].key()
+    if label_splits is not None:  # likewise
+        inputs["label_splits"] = sorted(label_splits)
+    summary_extra = {"label_splits": sorted(label_splits)} if label_splits is not None else {}
     out = ws.dir("audit")
     summary = read_json(out / "summary.json") if (out / "summary.json").exists() else {}
     summary.setdefault("checks", {})
@@ -100,6 +118,8 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         data.engine = eng if eng.parallel else None
         _run_checks(ws, data, names, inputs, summary, options=check_options, pred_probs=pred_probs, force=force)
     summary["features"] = feat_path.name if feat_path else None
+    summary.pop("label_splits", None)
+    summary.update(summary_extra)
     write_json(out / "summary.json", summary)
     return summary
 
