@@ -18,6 +18,7 @@ BENCHES = {
     "audit_cifar10n": ["audit/cifar10n.py"],
     "audit_multilabel": ["audit/multilabel.py"],
     "audit_properties": ["audit/properties.py"],
+    "audit_outliers_real": ["audit/outliers_real.py"],
     "audit_scale": ["audit/scale.py"],
     "train_cifar10": ["train/cifar10.py"],
     "train_eval_cifar10": ["train/eval_cifar10.py"],
