@@ -15,7 +15,10 @@ fold seed, the same 5 folds:
 - ``clearset``: the label_issues check with its defaults (LR at C = 4 averaged with the kNN vote,
   prune_by_class);
 - ``cleanlab_best_on_clearset_probs``: clearset's probabilities with every ``filter_by`` (how much of the
-  difference is the probabilities).
+  difference is the probabilities);
+- ``clearset_<mode>``: the check with ``robust=<mode>`` (audit/robust.py: clean-refit, divide-refit,
+  progressive). The mode with the best mean F1 on the tuning set (aggre) is named ``chosen_robust``;
+  the other sets report every mode, and the chosen one is the candidate default.
 3 fold seeds; mean ± sd; clearset - cleanlab_best with a paired t-test over the seeds and against 3 sd of
 the fold-seed spread. Then, unless ``--skip-full-audit``, the full `clearset audit` (all checks) on the
 worse-label workspace, timed, with its peak memory.
@@ -49,6 +52,7 @@ BACKBONE, SIZE = "efficientnet_lite0", 128
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
            "low_normalized_margin", "low_self_confidence")
 TUNING = ("aggre",)
+ROBUST = ("clean-refit", "divide-refit", "progressive")
 
 
 def scores(flags: np.ndarray, quality: np.ndarray, truth: np.ndarray) -> dict:
@@ -88,8 +92,15 @@ def one_set(name: str, x: np.ndarray, feats: np.ndarray, classes: list[str], cle
         ours = {**scores(res.table["is_label_issue"].to_numpy(), res.table["label_quality"].to_numpy(), truth),
                 "seconds": round(time.perf_counter() - t, 1)}
         on_ours = cleanlab_arms(labels, res.provided["pred_probs"], truth)
+        robust = {}
+        for mode in ROBUST:
+            t = time.perf_counter()
+            r = label_issues_check(AuditData(labels=labels, n_classes=10, class_names=classes, features=feats),
+                                   seed=seed, robust=mode).table
+            robust[mode] = {**scores(r["is_label_issue"].to_numpy(), r["label_quality"].to_numpy(), truth),
+                            "seconds": round(time.perf_counter() - t, 1)}
         runs.append({"seed": seed, "cleanlab_default": base["prune_by_noise_rate"], "cleanlab_by_filter": base,
-                     "clearset": ours, "cleanlab_on_clearset_probs_by_filter": on_ours,
+                     "clearset": ours, "cleanlab_on_clearset_probs_by_filter": on_ours, "clearset_robust": robust,
                      "baseline_seconds": round(base_seconds, 1)})
         print(f"{name} seed {seed}: cleanlab default F1 {base['prune_by_noise_rate']['f1']:.4f}, best filter "
               f"{max(v['f1'] for v in base.values()):.4f}; clearset {ours['f1']:.4f}", flush=True)
@@ -98,7 +109,8 @@ def one_set(name: str, x: np.ndarray, feats: np.ndarray, classes: list[str], cle
     f1 = {"cleanlab_default": [r["cleanlab_default"]["f1"] for r in runs],
           "cleanlab_best": [r["cleanlab_by_filter"][best]["f1"] for r in runs],
           "clearset": [r["clearset"]["f1"] for r in runs],
-          "cleanlab_best_on_clearset_probs": [r["cleanlab_on_clearset_probs_by_filter"][best_on_ours]["f1"] for r in runs]}
+          "cleanlab_best_on_clearset_probs": [r["cleanlab_on_clearset_probs_by_filter"][best_on_ours]["f1"] for r in runs],
+          **{f"clearset_{mode}": [r["clearset_robust"][mode]["f1"] for r in runs] for mode in ROBUST}}
     diff = np.subtract(f1["clearset"], f1["cleanlab_best"])
     summary = {arm: describe(v) for arm, v in f1.items()}
     spread = max(np.std(v, ddof=1) for v in f1.values()) if seeds > 1 else None
@@ -132,6 +144,17 @@ def main() -> None:
                     "label_sets": {}}
     for name in args.labels.split(","):
         result["label_sets"][name] = one_set(name, x, feats, ws.classes(), clean, args.seeds)
+    tuned = [result["label_sets"][t] for t in TUNING if t in result["label_sets"]]
+    if tuned:  # chosen on the tuning set only; reported beside the default on the others
+        chosen = max(ROBUST, key=lambda m: np.mean([t["f1"][f"clearset_{m}"]["mean"] for t in tuned]))
+        result["chosen_robust"] = chosen
+        for name, row in result["label_sets"].items():
+            d = np.subtract(row["f1"][f"clearset_{chosen}"]["values"], row["f1"]["cleanlab_best"]["values"])
+            row["chosen_robust_vs_cleanlab_best"] = describe(d.tolist())
+            if args.seeds > 1:
+                row["chosen_robust_paired_t_p"] = float(stats.ttest_rel(row["f1"][f"clearset_{chosen}"]["values"],
+                                                                        row["f1"]["cleanlab_best"]["values"]).pvalue)
+            print(f"{name}: chosen {chosen} {row['f1'][f'clearset_{chosen}']['mean']:.4f}, {d.mean():+.4f} vs cleanlab best")
     if not args.skip_full_audit:
         out = run_timed(["-c", "from clearset.cli import main; main()", "-q", "audit", str(ws.root), "--force"])
         summary = json.loads((ws.root / "audit" / "summary.json").read_text())

@@ -503,3 +503,39 @@ def test_audit_label_splits_keep_test_labels_out(tmp_path):
     full = run_audit(ws, checks=["label_issues"])
     assert "label_splits" not in full
     assert len(pd.read_parquet(ws.root / "audit" / "label_issues.parquet")) == 39
+
+
+def test_weighted_and_soft_oof_fits_reduce_to_the_plain_fit():
+    from clearset.audit.label_issues import knn_probs, oof_logreg
+    from clearset.vectors import normalise_features
+
+    x, y = blobs()
+    x = normalise_features(x)
+    plain = oof_logreg(x, y, 3, c=1.0)
+    np.testing.assert_allclose(oof_logreg(x, y, 3, c=1.0, weights=np.ones(len(y))), plain, atol=1e-5)
+    np.testing.assert_allclose(oof_logreg(x, y, 3, c=1.0, targets=np.eye(3)[y]), plain, atol=1e-5)
+    votes = knn_probs(x, y, 3)
+    np.testing.assert_allclose(knn_probs(x, y, 3, weights=np.ones(len(y)), targets=np.eye(3)[y]), votes, atol=1e-6)
+    # a row of weight 0 votes for nobody: flipping its label changes no other row's kNN probabilities
+    silent = np.ones(len(y))
+    silent[7] = 0
+    flipped = y.copy()
+    flipped[7] = (y[7] + 1) % 3
+    a, b = knn_probs(x, y, 3, weights=silent), knn_probs(x, flipped, 3, weights=silent)
+    np.testing.assert_allclose(np.delete(a, 7, 0), np.delete(b, 7, 0), atol=1e-7)
+
+
+@pytest.mark.parametrize("robust", ["clean-refit", "divide-refit", "progressive"])
+def test_robust_refits_give_probabilities_and_find_the_flips(robust):
+    x, y = blobs()
+    noisy = y.copy()
+    flipped = np.arange(0, len(y), 7)  # ~14% of the labels
+    noisy[flipped] = (noisy[flipped] + 1) % 3
+    probs = out_of_fold_probs(x, noisy, 3, robust=robust)
+    assert probs.shape == (len(y), 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    np.testing.assert_array_equal(probs, out_of_fold_probs(x, noisy, 3, robust=robust))  # deterministic
+    quality = probs[np.arange(len(y)), noisy]
+    truth = np.isin(np.arange(len(y)), flipped)
+    assert quality[truth].max() < quality[~truth].min()  # easy blobs: every flip ranks below every clean row
+    with pytest.raises(ParameterError, match="choose from none, clean-refit"):
+        out_of_fold_probs(x, noisy, 3, robust="dividemix")
