@@ -20,6 +20,7 @@ BENCHES = {
     "audit_properties": ["audit/properties.py"],
     "audit_outliers_real": ["audit/outliers_real.py"],
     "audit_test_labels_cifar10h": ["audit/test_labels_cifar10h.py"],
+    "audit_duplicates_real": ["audit/duplicates_real.py", "score"],
     "audit_scale": ["audit/scale.py"],
     "train_cifar10": ["train/cifar10.py"],
     "train_eval_cifar10": ["train/eval_cifar10.py"],
