@@ -15,6 +15,7 @@ BENCHES = {
     "embed": ["embed/speed.py"],
     "embed_cifar10": ["embed/cifar10.py"],
     "audit_duplicates": ["audit/duplicates.py"],
+    "audit_duplicates_fresh": ["audit/duplicates.py", "--fresh"],
     "audit_cifar10n": ["audit/cifar10n.py"],
     "audit_multilabel": ["audit/multilabel.py"],
     "audit_properties": ["audit/properties.py"],

@@ -7,9 +7,13 @@ any dataset and are searched against all 50,000 originals. A planted copy counts
 (copy, original) pair is flagged; precision counts every flagged pair that involves a copy.
 Compared: embedding cosine alone, the pixel signature alone, and clearset's default (candidates from
 both, verified by aligned similarity over shifts and zooms), with a threshold sweep. Also reports the CIFAR-10 train/test leakage at the chosen default.
-Writes bench/results/audit_duplicates.json.
+The threshold and the candidate floors were chosen on this set (seed 0); ``--fresh`` plants another set
+(seed 1) with edits never used to choose anything (JPEG quality 15-29, downscale to 16-19 px, crops of
+6-7 px per side, shifts of 4-5 px, stronger colour changes, and mirrored copies) and reports the
+defaults on it. Real precision (pairs among the originals, looked at by a person): duplicates_real.py.
+Writes bench/results/audit_duplicates.json (``--fresh``: audit_duplicates_fresh.json).
 
-    .venv/bin/python bench/audit/duplicates.py [--workspace bench/.cache/ws_cifar10]
+    .venv/bin/python bench/audit/duplicates.py [--workspace bench/.cache/ws_cifar10] [--fresh]
 """
 
 from __future__ import annotations
@@ -41,32 +45,46 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.p
 from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
 
 EDITS = ["jpeg", "resize", "crop", "shift", "colour"]
+FRESH_EDITS = EDITS + ["flip"]
+# edit strengths: "calibration" (seed 0, what the threshold and floors were chosen on) and "fresh" (never
+# used to choose anything: stronger or other edits, and mirrored copies)
+STRENGTHS = {
+    "calibration": {"jpeg": (30, 61), "resize": (20, 27), "crop": (2, 6), "shift": (2, 4), "brightness": 0.25,
+                    "saturation": 0.5, "hue": 20},
+    "fresh": {"jpeg": (15, 30), "resize": (16, 20), "crop": (6, 8), "shift": (4, 6), "brightness": 0.35,
+              "saturation": 0.7, "hue": 35},
+}
 
 
-def edit(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+def edit(img: np.ndarray, kind: str, rng: np.random.Generator, strength: str = "calibration") -> np.ndarray:
+    st = STRENGTHS[strength]
     im = Image.fromarray(img)
     h, w = img.shape[:2]
     if kind == "jpeg":
         buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=int(rng.integers(30, 61)))
+        im.save(buf, format="JPEG", quality=int(rng.integers(*st["jpeg"])))
         return np.asarray(Image.open(buf).convert("RGB"))
     if kind == "resize":
-        s = int(rng.integers(20, 27))
+        s = int(rng.integers(*st["resize"]))
         return np.asarray(im.resize((s, s), Image.BILINEAR).resize((w, h), Image.BILINEAR))
     if kind == "crop":
-        a, b, c, d = rng.integers(2, 6, 4)
+        a, b, c, d = rng.integers(*st["crop"], 4)
         return np.asarray(im.crop((a, b, w - c, h - d)).resize((w, h), Image.BILINEAR))
-    if kind == "shift":  # translate by 2-3 px, filling the uncovered border by edge replication
-        dx, dy = (int(v) for v in rng.integers(2, 4, 2) * rng.choice([-1, 1], 2))
-        padded = np.pad(img, ((3, 3), (3, 3), (0, 0)), mode="edge")
-        return padded[3 - dy : 3 - dy + h, 3 - dx : 3 - dx + w]
+    if kind == "shift":  # translate, filling the uncovered border by edge replication
+        dx, dy = (int(v) for v in rng.integers(*st["shift"], 2) * rng.choice([-1, 1], 2))
+        m = st["shift"][1]
+        padded = np.pad(img, ((m, m), (m, m), (0, 0)), mode="edge")
+        return padded[m - dy : m - dy + h, m - dx : m - dx + w]
     if kind == "colour":
-        im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.75, 1.25))
-        im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.75, 1.25))
-        im = ImageEnhance.Color(im).enhance(rng.uniform(0.5, 1.5))
+        b = st["brightness"]
+        im = ImageEnhance.Brightness(im).enhance(rng.uniform(1 - b, 1 + b))
+        im = ImageEnhance.Contrast(im).enhance(rng.uniform(1 - b, 1 + b))
+        im = ImageEnhance.Color(im).enhance(rng.uniform(1 - st["saturation"], 1 + st["saturation"]))
         hsv = np.asarray(im.convert("HSV")).copy()
-        hsv[..., 0] = (hsv[..., 0].astype(int) + int(rng.integers(-20, 21))) % 256
+        hsv[..., 0] = (hsv[..., 0].astype(int) + int(rng.integers(-st["hue"], st["hue"] + 1))) % 256
         return np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
+    if kind == "flip":
+        return np.ascontiguousarray(img[:, ::-1])
     raise ValueError(kind)
 
 
@@ -81,7 +99,7 @@ def evaluate(pairs, n_orig: int, originals: np.ndarray, kinds: list[str]) -> dic
     kinds = np.array(kinds)
     return {"recall": float(found.mean()), "precision": float(correct.mean()) if involves.any() else 1.0,
             "flagged_pairs_with_copies": int(involves.sum()),
-            "recall_by_edit": {k: float(found[kinds == k].mean()) for k in EDITS},
+            "recall_by_edit": {k: float(found[kinds == k].mean()) for k in sorted(set(kinds.tolist()))},
             "pairs_among_originals": int((~involves).sum())}
 
 
@@ -96,6 +114,9 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, default=CACHE / "ws_cifar10",
                     help="a CIFAR-10 workspace embedded with efficientnet_lite0@128 (bench/embed/cifar10.py)")
     ap.add_argument("--copies", type=int, default=1000)
+    ap.add_argument("--fresh", action="store_true",
+                    help="the report set: seed 1, stronger and other edits (incl. mirrored copies), nothing chosen "
+                         "on it; writes audit_duplicates_fresh.json")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "audit_duplicates.json")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -104,13 +125,16 @@ def main() -> None:
     m = ws.manifest()
     train = np.flatnonzero(m["split"].to_numpy() == "train")
     x_train = np.load(SHARED / "cifar10.npz")["x_train"]
-    rng = np.random.default_rng(0)
+    if args.fresh and args.out.name == "audit_duplicates.json":
+        args.out = args.out.with_name("audit_duplicates_fresh.json")
+    edits, strength = (FRESH_EDITS, "fresh") if args.fresh else (EDITS, "calibration")
+    rng = np.random.default_rng(1 if args.fresh else 0)
     originals = np.sort(rng.choice(len(train), args.copies, replace=False))
-    kinds = [EDITS[i % len(EDITS)] for i in range(args.copies)]
-    copies = np.stack([edit(x_train[o], k, rng) for o, k in zip(originals, kinds)])
+    kinds = [edits[i % len(edits)] for i in range(args.copies)]
+    copies = np.stack([edit(x_train[o], k, rng, strength) for o, k in zip(originals, kinds)])
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(CACHE / "planted.npz", x=copies, y=np.zeros(len(copies), np.int64))
-    pws = clearset.ingest(str(CACHE / "planted.npz"), CACHE / "ws_planted", force=True)
+    np.savez(CACHE / f"planted_{strength}.npz", x=copies, y=np.zeros(len(copies), np.int64))
+    pws = clearset.ingest(str(CACHE / f"planted_{strength}.npz"), CACHE / f"ws_planted_{strength}", force=True)
     pfeats = clearset.embed(pws, backbone="efficientnet_lite0", image_size=128, force=True).load()
 
     n = len(train)
@@ -139,8 +163,9 @@ def main() -> None:
 
     # leakage on the real dataset at the default
     summary = clearset.audit.run_audit(ws, checks=["duplicates"], force=True)["checks"]["duplicates"]
-    out = {"bench": "audit_duplicates", "date": time.strftime("%Y-%m-%d"), "copies": args.copies,
-           "edits": EDITS, "default_aligned_threshold": DEFAULT_THRESHOLD,
+    out = {"bench": args.out.stem, "date": time.strftime("%Y-%m-%d"), "copies": args.copies,
+           "edits": edits, "strength": STRENGTHS[strength], "planted_seed": 1 if args.fresh else 0,
+           "role": "report (nothing chosen on it)" if args.fresh else "calibration", "default_aligned_threshold": DEFAULT_THRESHOLD,
            "candidate_floors": {"embedding": EMBEDDING_FLOOR, "pixels": PIXEL_FLOOR}, "results": results,
            "sweep_seconds": round(near_seconds, 1),
            "cifar10_leakage": {k: summary[k] for k in summary if k.startswith(("leaked", "near", "exact",
