@@ -57,3 +57,40 @@ def test_bench_bad_input(ws):
         with pytest.raises(ParameterError, match=msg):
             run_bench(ws, **args)
     assert not (ws.root / "bench").exists() and not (ws.root / "runs").exists()
+
+
+def test_bench_scripts_parse_and_their_sibling_imports_exist():
+    """Every bench script parses, every script bench/run.py names exists, and a name one bench script
+    imports from another (``from cifar10n import scores``) is defined there: the scripts are run by hand
+    for hours, so a broken import must fail here, not an hour in."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    modules = {p.stem: p for p in bench.rglob("*.py") if ".cache" not in p.parts}
+    trees = {stem: ast.parse(p.read_text(), filename=str(p)) for stem, p in modules.items()}
+
+    def defined(tree: ast.Module) -> set[str]:
+        names = set()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        return names
+
+    for stem, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in modules and node.level == 0:
+                missing = {a.name for a in node.names} - defined(trees[node.module])
+                assert not missing, f"bench/{modules[stem].relative_to(bench)} imports {missing} from {node.module}"
+    spec = importlib.util.spec_from_file_location("bench_run_index", bench / "run.py")
+    index = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(index)
+    for name, argv in {**index.BENCHES, **index.QUICK}.items():
+        assert (bench / argv[0]).exists(), f"bench/run.py: {name} names a missing script {argv[0]}"
