@@ -109,7 +109,7 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
     if data.partitioned():  # only present when used, so the keys of in-memory audits stay what they were
         inputs["partition"] = data.extras["partition_config"].key()
     if label_splits is not None:  # likewise
-        inputs["label_splits"] = sorted(label_splits)
+        inputs["label_splits"] = ",".join(sorted(label_splits))
     summary_extra = {"label_splits": sorted(label_splits)} if label_splits is not None else {}
     out = ws.dir("audit")
     summary = read_json(out / "summary.json") if (out / "summary.json").exists() else {}
