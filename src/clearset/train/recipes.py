@@ -103,18 +103,16 @@ register_recipe(Recipe(
     model="airbench", epochs=10, batch_size=1024, lr=1.5, momentum=0.85, weight_decay=0.0013305,
     schedule="airbench", label_smoothing=0.2, crop_pad=2, pad_mode="reflect", flip=True, flip_mode="alternating",
     lookahead=5, bias_lr_scale=64.0, whiten_bias_epochs=3, tta=2))
-register_recipe(Recipe(
+_LITE0_FT = register_recipe(Recipe(
     "cifar-efficientnet-lite0-ft", "fine-tune EfficientNet-Lite0 from its ImageNet weights (offline) at 64 px: "
     "SGD Nesterov lr 0.05 batch 128, cosine after a half-epoch warm-up, wd 5e-5, label smoothing 0.1, "
     "crop (pad 8) + flip, mirror test-time augmentation, 5 epochs",
     model="efficientnet_lite0_ft", epochs=5, batch_size=128, lr=0.05, weight_decay=5e-5, warmup_epochs=0.5,
     label_smoothing=0.1, image_size=64, crop_pad=8, pad_mode="reflect", tta=1))
-register_recipe(Recipe(
-    "cifar-efficientnet-lite0-ft128", "cifar-efficientnet-lite0-ft at 128 px (crop pad 16), 4 epochs: the size "
-    "chosen on a validation split (5,000 training images, evaluated on train[45,000:]), the epochs by a "
-    "75-minute budget on 2 CPU cores",
-    model="efficientnet_lite0_ft", epochs=4, batch_size=128, lr=0.05, weight_decay=5e-5, warmup_epochs=0.5,
-    label_smoothing=0.1, image_size=128, crop_pad=16, pad_mode="reflect", tta=1))
+register_recipe(_LITE0_FT.with_overrides(
+    name="cifar-efficientnet-lite0-ft128", description="cifar-efficientnet-lite0-ft at 128 px (crop pad 16), 4 "
+    "epochs: the size chosen on a validation split (5,000 training images, evaluated on train[45,000:]), the "
+    "epochs by a 75-minute budget on 2 CPU cores", epochs=4, image_size=128, crop_pad=16))
 register_recipe(Recipe(
     "cifar-airbench95", "airbench95 (Jordan 2024): cifar-airbench with conv groups 128/384/384, lr 1.304 "
     "(airbench's 10 per 1,024 examples; the same weight decay per step), 15 epochs",
