@@ -18,7 +18,8 @@ import numpy as np
 from clearset.reporting.plots import runs_time_to_accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
-FIGURES = {"train_time_to_accuracy": ("train_airbench", "train_airbench95", "train_efficientnet-lite0-ft"),
+FIGURES = {"train_time_to_accuracy": ("train_airbench", "train_airbench95", "train_efficientnet-lite0-ft",
+                                      "train_efficientnet-lite0-ft128"),
            "train_time_to_accuracy_n5000": ("train_airbench_n5000", "train_efficientnet-lite0-ft_n5000")}
 
 
