@@ -91,8 +91,13 @@ def clearset_arm(ws, subset, seed: int, recipe, epochs: int | None, eval_every: 
     wall = time.perf_counter() - t
     seconds = np.cumsum([m["seconds"] for m in run.metrics])
     curve = [(round(float(s), 1), float(m["eval_acc"])) for s, m in zip(seconds, run.metrics) if "eval_acc" in m]
+    meta = run.root / "run.meta.json"
+    finished = json.loads(meta.read_text()).get("finished") if meta.exists() else None
     return {"curve": curve, "train_seconds": float(seconds[-1]), "final_acc": curve[-1][1], "run": run.name,
             "wall_seconds": None if run.cached else round(wall, 1),  # with loading, whitening and evaluations
+            # a cached run was measured when it finished, by the code of that time: the arm's provenance
+            # then records when the arm was written, not when it was measured
+            "run_cached": run.cached, "run_finished": finished,
             "images_per_s": float(np.mean([m["images_per_s"] for m in run.metrics])), **milestones(curve)}
 
 
