@@ -158,12 +158,23 @@ def score() -> None:
                            "cross_split_looked_at": len(cross),
                            "cross_split_same": same_share, "test_images_flagged_as_leaked": leaked,
                            "implied_leakage_rate": None if same_share is None else leaked * same_share / 10000})
+    # leakage by bins: the test images a bin adds (first flagged at that similarity) times the share of
+    # its sampled cross-split pairs judged the same photograph (the bin's precision where none was sampled)
+    leaked_at = [population["test_images_with_train_partner_at_or_above"][str(e)] for e in EDGES[:-1]] + [0]
+    true_by_bin = []
+    for b0, info in enumerate(bins):
+        cross = s[(s["bin"] == b0) & s["cross_split"] & (s["verdict"] != "unsure")]
+        share = float((cross["verdict"] == "same").mean()) if len(cross) else info["precision"]
+        true_by_bin.append((leaked_at[b0] - leaked_at[b0 + 1]) * share)
+    for b0, t in enumerate(thresholds):
+        t["estimated_truly_leaked_test_images"] = round(float(sum(true_by_bin[b0:])), 1)
     result = {"bench": "audit_duplicates_real", "data": "CIFAR-10 train + test (60,000, the shared JPEG-q75 copy)",
               "judged_by": "a person looking at each rendered pair, blind to its similarity", "bins": bins,
               "thresholds": thresholds, "sample_file": SAMPLE.name, "judgements_file": JUDGED.name}
     for t in thresholds:
         print(f">= {t['threshold']}: precision {t['precision']:.3f} [{t['bootstrap_95'][0]:.3f}, {t['bootstrap_95'][1]:.3f}] "
-              f"over {t['pairs']} pairs ({t['looked_at']} looked at)")
+              f"over {t['pairs']} pairs ({t['looked_at']} looked at); test images flagged as leaked "
+              f"{t['test_images_flagged_as_leaked']}, of them truly ~{t['estimated_truly_leaked_test_images']:.0f}")
     print(write_result("audit_duplicates_real", result))
 
 
