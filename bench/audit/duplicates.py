@@ -151,7 +151,7 @@ def main() -> None:
                      axis=0)
     results["candidates (before verification)"] = evaluate(_frame(cand), n, originals, kinds)
     aligned = aligned_similarity(views, cand)
-    for th in (0.92, 0.93, 0.94, 0.95, 0.96):
+    for th in (0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98):
         results[f"aligned similarity >= {th}"] = evaluate(_frame(cand[aligned >= th]), n, originals, kinds)
     default = find_duplicates(all_feats, None, views=views, signatures=signatures, neighbours=emb_nb)
     results["default"] = evaluate(default, n, originals, kinds)
