@@ -5,6 +5,9 @@ person, and the judgements are kept as data.
     .venv/bin/python bench/audit/duplicates_real.py render   # sample pairs, draw grids (bench/.cache)
     (look at every grid; write bench/results/audit_duplicates_judgements.csv: pair_id,verdict)
     .venv/bin/python bench/audit/duplicates_real.py score    # precision per threshold, leakage
+    .venv/bin/python bench/audit/duplicates_real.py render-fresh   # a new sample of the default as it is
+    (judge it: bench/results/audit_duplicates_judgements_fresh.csv)
+    .venv/bin/python bench/audit/duplicates_real.py score-fresh
 
 ``render``: every near pair with aligned similarity >= 0.88 (clearset's candidates and verification,
 threshold lowered to see below the default 0.94), in four bins [0.88, 0.91), [0.91, 0.94), [0.94, 0.97),
@@ -43,6 +46,9 @@ EDGES = (0.88, 0.91, 0.94, 0.97, 1.0001)
 PER_BIN, PER_GRID, SCALE = 100, 50, 3
 SAMPLE = ROOT / "bench" / "results" / "audit_duplicates_sample.csv"
 JUDGED = ROOT / "bench" / "results" / "audit_duplicates_judgements.csv"
+FRESH_SAMPLE = ROOT / "bench" / "results" / "audit_duplicates_sample_fresh.csv"
+FRESH_JUDGED = ROOT / "bench" / "results" / "audit_duplicates_judgements_fresh.csv"
+FRESH_PER_BIN = 100
 GRIDS = CACHE / "duplicate_grids"
 
 
@@ -51,14 +57,15 @@ def images() -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate([z["x_train"], z["x_test"]]), np.array(["train"] * len(z["x_train"]) + ["test"] * len(z["x_test"]))
 
 
-def all_pairs() -> pd.DataFrame:
+def all_pairs(structure_threshold: float = 0.0) -> pd.DataFrame:
     ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / "ws_cifar10")
     m = ws.manifest(["split"])
     x, splits = images()
     assert (m["split"].to_numpy() == splits).all(), "the workspace rows are not train then test"
     feats = normalise_features(np.asarray(clearset.embed(ws, backbone="efficientnet_lite0", image_size=128).load()))
     signatures, views = pixel_representations(x)
-    pairs = find_duplicates(feats, None, splits, views=views, signatures=signatures, threshold=EDGES[0])
+    pairs = find_duplicates(feats, None, splits, views=views, signatures=signatures, threshold=EDGES[0],
+                            structure_threshold=structure_threshold)
     pairs = pairs[pairs["kind"] == "near"].reset_index(drop=True)
     pairs["bin"] = np.searchsorted(EDGES, pairs["similarity"].to_numpy(), side="right") - 1
     return pairs
@@ -68,6 +75,56 @@ def _leaked(pairs: pd.DataFrame) -> set[int]:
     """Test rows (index >= 50,000) with a train partner among ``pairs``."""
     cross = pairs[pairs["cross_split"]]
     return {int(max(a, b)) for a, b in zip(cross["index"], cross["duplicate_index"])}
+
+
+def draw_grids(sample: pd.DataFrame, prefix: str) -> None:
+    x, _ = images()
+    GRIDS.mkdir(parents=True, exist_ok=True)
+    side, cols = 32 * SCALE, 5
+    cell_w, cell_h = 2 * side + 30, side + 18
+    for g in range(0, len(sample), PER_GRID):
+        part = sample.iloc[g : g + PER_GRID]
+        rows = -(-len(part) // cols)
+        canvas = Image.new("RGB", (cols * cell_w, rows * cell_h), "white")
+        draw = ImageDraw.Draw(canvas)
+        for k, r in enumerate(part.itertuples()):
+            cx, cy = (k % cols) * cell_w, (k // cols) * cell_h
+            for j, idx in enumerate((r.index, r.duplicate_index)):
+                tile = Image.fromarray(x[idx]).resize((side, side), Image.Resampling.NEAREST)
+                canvas.paste(tile, (cx + 4 + j * (side + 4), cy + 16))
+            draw.text((cx + 4, cy + 2), f"#{r.pair_id}", fill="black")
+        with atomic_path(GRIDS / f"{prefix}_{g // PER_GRID:02d}.png") as tmp:
+            canvas.save(tmp, format="PNG")
+
+
+def render_fresh() -> None:
+    """A fresh sample for the default as it now is (aligned >= 0.94 and structure >= its threshold): 100
+    random flagged pairs in each of [0.94, 0.97) and [0.97, 1], none judged before (seed 2)."""
+    from clearset.audit.duplicates import DEFAULT_THRESHOLD, STRUCTURE_THRESHOLD
+
+    pairs = all_pairs(STRUCTURE_THRESHOLD)
+    pairs = pairs[pairs["similarity"] >= DEFAULT_THRESHOLD].reset_index(drop=True)
+    old = pd.read_csv(SAMPLE)
+    seen = set(zip(old["index"], old["duplicate_index"]))
+    pairs = pairs[[(a, b) not in seen for a, b in zip(pairs["index"], pairs["duplicate_index"])]].reset_index(drop=True)
+    rng = np.random.default_rng(2)
+    picked = []
+    for b in (2, 3):
+        rows = np.flatnonzero(pairs["bin"].to_numpy() == b)
+        picked.append(rng.choice(rows, min(FRESH_PER_BIN, len(rows)), replace=False))
+        print(f"structure-verified bin [{EDGES[b]}, {min(EDGES[b + 1], 1.0)}): {len(rows)} pairs, {len(picked[-1])} sampled")
+    sample = pairs.loc[np.concatenate(picked)].sample(frac=1, random_state=3).reset_index(drop=True)
+    sample.insert(0, "pair_id", np.arange(1000, 1000 + len(sample)))
+    sample = sample.join(pairs.groupby("bin").size().rename("pairs_in_bin"), on="bin")
+    with atomic_path(FRESH_SAMPLE) as tmp:
+        sample.to_csv(tmp, index=False)
+    write_result("audit_duplicates_population_fresh", {
+        "bench": "audit_duplicates_population_fresh", "structure_threshold": STRUCTURE_THRESHOLD,
+        "pairs_at_or_above": {str(e): int((pairs["similarity"] >= e).sum()) for e in EDGES[2:-1]},
+        "test_images_with_train_partner_at_or_above": {
+            str(e): int(len(_leaked(pairs[pairs["similarity"] >= e]))) for e in EDGES[2:-1]}})
+    draw_grids(sample, "fresh")
+    print(f"{len(sample)} pairs -> {FRESH_SAMPLE}; grids in {GRIDS}/fresh_*.png")
 
 
 def render() -> None:
@@ -89,23 +146,7 @@ def render() -> None:
                   "test_images_with_train_partner_at_or_above": {
                       str(e): int(len(_leaked(pairs[pairs["similarity"] >= e]))) for e in EDGES[:-1]}}
     write_result("audit_duplicates_population", population)
-    x, _ = images()
-    GRIDS.mkdir(parents=True, exist_ok=True)
-    side, cols = 32 * SCALE, 5
-    cell_w, cell_h = 2 * side + 30, side + 18
-    for g in range(0, len(sample), PER_GRID):
-        part = sample.iloc[g : g + PER_GRID]
-        rows = -(-len(part) // cols)
-        canvas = Image.new("RGB", (cols * cell_w, rows * cell_h), "white")
-        draw = ImageDraw.Draw(canvas)
-        for k, r in enumerate(part.itertuples()):
-            cx, cy = (k % cols) * cell_w, (k // cols) * cell_h
-            for j, idx in enumerate((r.index, r.duplicate_index)):
-                tile = Image.fromarray(x[idx]).resize((side, side), Image.Resampling.NEAREST)
-                canvas.paste(tile, (cx + 4 + j * (side + 4), cy + 16))
-            draw.text((cx + 4, cy + 2), f"#{r.pair_id}", fill="black")
-        with atomic_path(GRIDS / f"grid_{g // PER_GRID:02d}.png") as tmp:
-            canvas.save(tmp, format="PNG")
+    draw_grids(sample, "grid")
     print(f"{len(sample)} pairs -> {SAMPLE}; grids in {GRIDS}")
 
 
@@ -178,11 +219,52 @@ def score() -> None:
     print(write_result("audit_duplicates_real", result))
 
 
+def score_fresh() -> None:
+    """Real precision of the structure-verified default on the fresh sample (never used to choose it)."""
+    import json
+
+    sample = pd.read_csv(FRESH_SAMPLE)
+    judged = pd.read_csv(FRESH_JUDGED)
+    s = sample.merge(judged, on="pair_id", how="left")
+    if s["verdict"].isna().any() or not set(s["verdict"]) <= {"same", "different", "unsure"}:
+        sys.exit(f"{FRESH_JUDGED}: every sampled pair needs a verdict of same, different or unsure")
+    population = json.loads((ROOT / "bench" / "results" / "audit_duplicates_population_fresh.json").read_text())
+    bins, weights, precisions = [], [], []
+    for b in sorted(s["bin"].unique()):
+        part = s[s["bin"] == b]
+        same, diff = int((part["verdict"] == "same").sum()), int((part["verdict"] == "different").sum())
+        p = same / max(1, same + diff)
+        bins.append({"bin": [EDGES[b], min(EDGES[b + 1], 1.0)], "pairs_in_bin": int(part["pairs_in_bin"].iloc[0]),
+                     "looked_at": len(part), "same": same, "different": diff,
+                     "unsure": int((part["verdict"] == "unsure").sum()), "precision": p, "wilson_95": wilson(same, same + diff)})
+        weights.append(bins[-1]["pairs_in_bin"])
+        precisions.append(p)
+    w = np.array(weights, dtype=float)
+    overall = float((w * precisions).sum() / w.sum())
+    rng, boots = np.random.default_rng(0), []
+    for _ in range(2000):
+        ps = []
+        for b in sorted(s["bin"].unique()):
+            v = s[(s["bin"] == b) & (s["verdict"] != "unsure")]["verdict"].to_numpy()
+            ps.append((rng.choice(v, len(v)) == "same").mean())
+        boots.append(float((w * ps).sum() / w.sum()))
+    cross = s[s["cross_split"] & (s["verdict"] != "unsure")]
+    leaked = population["test_images_with_train_partner_at_or_above"][str(EDGES[2])]
+    result = {"bench": "audit_duplicates_real_fresh", "rule": "aligned >= 0.94 and structure >= "
+              f"{population['structure_threshold']}", "role": "report: this sample chose nothing", "bins": bins,
+              "precision": overall, "bootstrap_95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
+              "test_images_flagged_as_leaked": leaked,
+              "cross_split_same_share": float((cross["verdict"] == "same").mean()) if len(cross) else None}
+    print(f"fresh sample: precision {overall:.3f} [{result['bootstrap_95'][0]:.3f}, {result['bootstrap_95'][1]:.3f}]; "
+          f"{leaked} test images flagged as leaked")
+    print(write_result("audit_duplicates_real_fresh", result))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("phase", choices=["render", "score"])
+    ap.add_argument("phase", choices=["render", "score", "render-fresh", "score-fresh"])
     args = ap.parse_args()
-    render() if args.phase == "render" else score()
+    {"render": render, "score": score, "render-fresh": render_fresh, "score-fresh": score_fresh}[args.phase]()
 
 
 if __name__ == "__main__":

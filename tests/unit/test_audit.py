@@ -266,10 +266,35 @@ def test_aligned_similarity_equals_brute_force_correlation():
         t, w = t - t.mean(), w - w.mean()
         return (t * w).sum() / (np.linalg.norm(t) * np.linalg.norm(w) + 1e-6)
 
-    for (i, j), got in zip(pairs, aligned_similarity(views, pairs)):
-        best = max(ncc(views[s, 0, 4:24, 4:24].astype(np.float64), views[d, z, y:y + 20, x:x + 20].astype(np.float64))
-                   for s, d in ((i, j), (j, i)) for z in range(3) for y in range(9) for x in range(9))
-        assert got == pytest.approx(best, abs=1e-4)
+    def brute(i, j, flips):
+        v = views.astype(np.float64)
+        return max(ncc(v[s, 0, 4:24, 4:24], (v[d, z, :, ::-1] if f else v[d, z])[y:y + 20, x:x + 20])
+                   for s, d in ((i, j), (j, i)) for f in flips for z in range(3) for y in range(9) for x in range(9))
+
+    for (i, j), got, plain in zip(pairs, aligned_similarity(views, pairs), aligned_similarity(views, pairs, mirror=False)):
+        assert got == pytest.approx(brute(i, j, (False, True)), abs=1e-4)
+        assert plain == pytest.approx(brute(i, j, (False,)), abs=1e-4)
+
+
+def test_mirrored_copies_match_and_smooth_look_alikes_fail_the_structure_test():
+    from PIL import Image
+
+    from clearset.audit.duplicates import STRUCTURE_THRESHOLD, aligned_similarity, pixel_representations, structure_similarity
+
+    rng = np.random.default_rng(0)
+    base = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((32, 32), Image.BICUBIC))
+    mirrored = np.ascontiguousarray(base[:, ::-1])
+    # two "sea and sky" scenes: the same smooth vertical gradient, each with its own faint texture
+    ramp = np.linspace(40, 220, 32)[:, None, None] * np.ones((32, 32, 3))
+    sea_a = np.clip(ramp + rng.normal(0, 4, (32, 32, 1)), 0, 255).astype(np.uint8)
+    sea_b = np.clip(ramp + rng.normal(0, 4, (32, 32, 1)), 0, 255).astype(np.uint8)
+    _, views = pixel_representations([base, mirrored, sea_a, sea_b])
+    pairs = np.array([[0, 1], [2, 3]])
+    grey = aligned_similarity(views, pairs)
+    assert grey[0] > 0.94 > aligned_similarity(views, pairs[:1], mirror=False)[0]
+    assert grey[1] > 0.94  # grey correlation alone calls the two seas copies
+    structure = structure_similarity(views, pairs)
+    assert structure[0] > STRUCTURE_THRESHOLD > structure[1]
 
 
 def test_batched_pixel_representations_match_pillow_resizing():
