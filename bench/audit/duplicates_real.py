@@ -102,11 +102,12 @@ def render_fresh() -> None:
     random flagged pairs in each of [0.94, 0.97) and [0.97, 1], none judged before (seed 2)."""
     from clearset.audit.duplicates import DEFAULT_THRESHOLD, STRUCTURE_THRESHOLD
 
-    pairs = all_pairs(STRUCTURE_THRESHOLD)
-    pairs = pairs[pairs["similarity"] >= DEFAULT_THRESHOLD].reset_index(drop=True)
+    flagged = all_pairs(STRUCTURE_THRESHOLD)
+    flagged = flagged[flagged["similarity"] >= DEFAULT_THRESHOLD].reset_index(drop=True)
     old = pd.read_csv(SAMPLE)
+    pairs = flagged  # the population; the sample below leaves out the pairs judged before
     seen = set(zip(old["index"], old["duplicate_index"]))
-    pairs = pairs[[(a, b) not in seen for a, b in zip(pairs["index"], pairs["duplicate_index"])]].reset_index(drop=True)
+    pairs = flagged[[(a, b) not in seen for a, b in zip(flagged["index"], flagged["duplicate_index"])]].reset_index(drop=True)
     rng = np.random.default_rng(2)
     picked = []
     for b in (2, 3):
@@ -115,14 +116,14 @@ def render_fresh() -> None:
         print(f"structure-verified bin [{EDGES[b]}, {min(EDGES[b + 1], 1.0)}): {len(rows)} pairs, {len(picked[-1])} sampled")
     sample = pairs.loc[np.concatenate(picked)].sample(frac=1, random_state=3).reset_index(drop=True)
     sample.insert(0, "pair_id", np.arange(1000, 1000 + len(sample)))
-    sample = sample.join(pairs.groupby("bin").size().rename("pairs_in_bin"), on="bin")
+    sample = sample.join(flagged.groupby("bin").size().rename("pairs_in_bin"), on="bin")
     with atomic_path(FRESH_SAMPLE) as tmp:
         sample.to_csv(tmp, index=False)
     write_result("audit_duplicates_population_fresh", {
         "bench": "audit_duplicates_population_fresh", "structure_threshold": STRUCTURE_THRESHOLD,
-        "pairs_at_or_above": {str(e): int((pairs["similarity"] >= e).sum()) for e in EDGES[2:-1]},
+        "pairs_at_or_above": {str(e): int((flagged["similarity"] >= e).sum()) for e in EDGES[2:-1]},
         "test_images_with_train_partner_at_or_above": {
-            str(e): int(len(_leaked(pairs[pairs["similarity"] >= e]))) for e in EDGES[2:-1]}})
+            str(e): int(len(_leaked(flagged[flagged["similarity"] >= e]))) for e in EDGES[2:-1]}})
     draw_grids(sample, "fresh")
     print(f"{len(sample)} pairs -> {FRESH_SAMPLE}; grids in {GRIDS}/fresh_*.png")
 
