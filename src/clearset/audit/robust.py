@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError, param
+from ..errors import ParameterError
 
 ROBUST_MODES = ("none", "clean-refit", "divide-refit", "progressive")
 PROGRESSIVE_ROUNDS = 3
@@ -28,7 +28,7 @@ PROGRESSIVE_ROUNDS = 3
 
 def check_mode(mode: str) -> str:
     if mode not in ROBUST_MODES:
-        raise ParameterError(f"{param('robust')} {mode!r}: choose from {', '.join(ROBUST_MODES)}")
+        raise ParameterError(f"label_issues option robust={mode!r}: choose from {', '.join(ROBUST_MODES)}")
     return mode
 
 
