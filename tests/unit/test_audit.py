@@ -279,7 +279,12 @@ def test_aligned_similarity_equals_brute_force_correlation():
 def test_mirrored_copies_match_and_smooth_look_alikes_fail_the_structure_test():
     from PIL import Image
 
-    from clearset.audit.duplicates import STRUCTURE_THRESHOLD, aligned_similarity, pixel_representations, structure_similarity
+    from clearset.audit.duplicates import (
+        STRUCTURE_THRESHOLD,
+        aligned_similarity,
+        pixel_representations,
+        structure_similarity,
+    )
 
     rng = np.random.default_rng(0)
     base = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((32, 32), Image.BICUBIC))
