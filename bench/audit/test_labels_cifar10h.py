@@ -28,13 +28,15 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 import clearset
-from clearset.audit import AuditData
 from clearset.audit.base import NEIGHBOURS_SHARED
 from clearset.audit.label_issues import label_issues_check, oof_logreg
 from clearset.ops.knn import knn
 from clearset.vectors import normalise_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/audit/: cifar10n.py
+from cifar10n import audit_data  # noqa: E402
+
 from common import CACHE, SHARED, write_result  # noqa: E402
 
 QUALITY = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -75,9 +77,8 @@ def main() -> None:
         base = {q: ranking_scores(-get_label_quality_scores(labels[test], lr1[test], method=q), truth) for q in QUALITY}
         ours = {}
         for mode in ROBUST:
-            data = AuditData(labels=labels, n_classes=10, class_names=ws.classes(), features=feats)
-            data.extras["neighbours"] = neighbours  # searched once for every arm
-            t = label_issues_check(data, seed=seed, robust=mode).table.set_index("index")
+            t = label_issues_check(audit_data(labels, feats, ws.classes(), neighbours), seed=seed,
+                                   robust=mode).table.set_index("index")
             ours[mode] = ranking_scores(-t.loc[test, "label_quality"].to_numpy(), truth)
         runs.append({"seed": seed, "cleanlab_by_quality": base, "clearset_by_robust": ours})
         modes = ", ".join(f"{k} {v['ap']:.4f}" for k, v in ours.items())

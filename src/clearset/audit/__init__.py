@@ -110,7 +110,6 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         inputs["partition"] = data.extras["partition_config"].key()
     if label_splits is not None:  # likewise
         inputs["label_splits"] = ",".join(sorted(label_splits))
-    summary_extra = {"label_splits": sorted(label_splits)} if label_splits is not None else {}
     out = ws.dir("audit")
     summary = read_json(out / "summary.json") if (out / "summary.json").exists() else {}
     summary.setdefault("checks", {})
@@ -119,7 +118,8 @@ def run_audit(workspace: str | Path | Workspace, *, checks: Sequence[str] | None
         _run_checks(ws, data, names, inputs, summary, options=check_options, pred_probs=pred_probs, force=force)
     summary["features"] = feat_path.name if feat_path else None
     summary.pop("label_splits", None)
-    summary.update(summary_extra)
+    if label_splits is not None:
+        summary["label_splits"] = sorted(label_splits)
     write_json(out / "summary.json", summary)
     return summary
 

@@ -160,7 +160,7 @@ def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, n_classes: int, 
     if robust == "none" or len(labels) < 2:
         return probs
     if robust == "divide-refit":
-        return fit(targets=divide_targets(labels, probs, n_classes, seed=seed)[1])
+        return fit(targets=divide_targets(labels, probs, n_classes, seed=seed))
     flags = find_label_issues(labels, probs, filter_by=filter_by)["is_label_issue"].to_numpy()
     if robust == "clean-refit":
         return fit(weights=(~flags).astype(np.float32))

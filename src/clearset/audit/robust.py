@@ -36,9 +36,9 @@ def own_probability(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.asarray(probs, dtype=np.float64)[np.arange(len(labels)), labels]
 
 
-def divide_targets(labels: np.ndarray, probs: np.ndarray, n_classes: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(w, targets): the clean probability of every row from a 2-component GMM on its loss, and the
-    refined soft targets. With fewer than 4 rows or one loss value, w = 1 (nothing to split)."""
+def divide_targets(labels: np.ndarray, probs: np.ndarray, n_classes: int, *, seed: int = 0) -> np.ndarray:
+    """The refined soft targets w * onehot(label) + (1 - w) * p, w the clean probability of each row from
+    a 2-component GMM on its loss. With fewer than 4 rows or one loss value, w = 1 (nothing to split)."""
     from sklearn.mixture import GaussianMixture
 
     loss = -np.log(np.clip(own_probability(labels, probs), 1e-12, 1.0))
@@ -50,7 +50,7 @@ def divide_targets(labels: np.ndarray, probs: np.ndarray, n_classes: int, *, see
         w = gmm.predict_proba(z)[:, int(np.argmin(gmm.means_[:, 0]))]
     onehot = np.eye(n_classes)[labels]
     targets = w[:, None] * onehot + (1 - w[:, None]) * np.asarray(probs, dtype=np.float64)
-    return w, targets.astype(np.float32)
+    return targets.astype(np.float32)
 
 
 def progressive_keep(labels: np.ndarray, probs: np.ndarray, flags: np.ndarray, share: float) -> np.ndarray:
