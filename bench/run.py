@@ -36,6 +36,7 @@ BENCHES = {
     "train_airbench_n5000": ["train/airbench.py", "--train-images", "5000", "--no-baseline"],
     "train_finetune_vs_scratch_n5000": ["train/finetune_vs_scratch.py", "--suffix", "_n5000"],
     "train_finetune_size_validation": ["train/finetune_size.py"],
+    "train_eval_size_validation": ["train/eval_size.py"],
     "train_efficientnet-lite0-ft128": ["train/airbench.py", "--recipe", "cifar-efficientnet-lite0-ft128"],
     "train_time_to_accuracy_plot": ["train/plot_time_to_accuracy.py"],
     "robustness_cifar10": ["evaluate/robustness_cifar10.py"],

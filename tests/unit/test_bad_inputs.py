@@ -588,6 +588,29 @@ def test_relabelling_keeps_the_features_and_sets_aside_the_rest(prepared, tmp_pa
     assert code == 0 and "linear-probe accuracy" in out, err
 
 
+def test_the_same_source_named_another_way_is_not_a_new_manifest(tmp_path, capsys, monkeypatch):
+    """A folder ingested by its path, then through a symlink and a relative path, is one cached ingest;
+    forced again (same images, splits, labels and classes) nothing derived is set aside."""
+    from PIL import Image
+
+    data = tmp_path / "data"
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8, 3), 40 * i + (c == "b") * 100, np.uint8)).save(data / c / f"{i}.png")
+    ws = tmp_path / "ws"
+    assert run_cli(["ingest", str(data), "-o", str(ws)], capsys)[0] == 0
+    (ws / "runs" / "kept").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(data)
+    monkeypatch.chdir(tmp_path)
+    for spelling in (str(tmp_path / "link"), "data", "./link/../data"):
+        code, _, err = run_cli(["ingest", spelling, "-o", str(ws)], capsys)
+        assert code == 0 and "cached" in err and "moved to" not in err, (spelling, err)
+    code, _, err = run_cli(["ingest", "link", "-o", str(ws), "--force"], capsys)
+    assert code == 0 and "moved to" not in err, err
+    assert (ws / "runs" / "kept").exists() and not (ws / "stale").exists()
+
+
 # ------------------------------------------------------------------------------------------ odd but valid
 def _embed_and_report(ws: Path, capsys) -> str:
     for args in (["embed", str(ws), "--backbone", "test_efficientnet", "--image-size", "32", "--precision", "fp32"],

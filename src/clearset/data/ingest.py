@@ -8,6 +8,7 @@ under ``WS/.staging/`` so an interrupted ingest resumes; a re-run with the same 
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import shutil
@@ -85,7 +86,7 @@ def ingest(source: str, workspace: str | Path, *, split: str | Sequence[str] | N
     _check_override_lengths(overrides, src.counts(), str(source))
     step = ws.step(
         "ingest",
-        params={"source": str(source), "split": src.split, "classes": src.user_classes, "on_error": on_error,
+        params={"source": _spelled(source), "split": src.split, "classes": src.user_classes, "on_error": on_error,
                 "labels": [[o.split, str(o.path)] for o in overrides]},
         inputs={"source": src.fingerprint(), **{f"labels[{i}]": fingerprint_path(o.path)
                                                 for i, o in enumerate(overrides)}},
@@ -132,7 +133,7 @@ def _publish(ws: Workspace, src, written, step, previous: dict | None) -> Worksp
     assert src.classes is not None  # known once every record was read
     step.finish(images=written.images, skipped=len(errors), splits=counts, classes=len(src.classes), pixels=pixels)
     if previous is not None:
-        set_aside_stale(ws, previous, pixels, step.key)
+        set_aside_stale(ws, previous, pixels, step.key, compute_label_fingerprint(ws))
     log.info("ingest: %d images (%s), %d classes -> %s", written.images,
              ", ".join(f"{k} {v}" for k, v in counts.items()), len(src.classes), ws.manifest_path)
     return ws
@@ -147,15 +148,37 @@ def _previous_manifest(ws: Workspace) -> dict | None:
     meta = read_json(side)
     try:
         pixels = meta.get("pixels") or compute_pixel_fingerprint(ws)
+        labels = compute_label_fingerprint(ws)
     except ClearsetError:  # a damaged old manifest: everything derived from it is stale
-        pixels = None
-    return {"key": meta.get("key"), "pixels": pixels}
+        pixels = labels = None
+    return {"key": meta.get("key"), "pixels": pixels, "labels": labels}
 
 
-def set_aside_stale(ws: Workspace, previous: dict, pixels: str, key: str) -> list[str]:
+def _spelled(source) -> str:
+    """The source as the ingest's cache key records it: a local path resolved (symlinks, ``..``, the
+    working folder), so the same file named another way is the same ingest; other specs as written."""
+    text = str(source)
+    path = Path(text)
+    return str(path.resolve()) if path.exists() else text
+
+
+def compute_label_fingerprint(ws: Workspace) -> str:
+    """sha256 of what a manifest says about its images besides their pixels: the split and label of every
+    row, in order, and the class names."""
+    h = hashlib.sha256()
+    m = ws.manifest(["split", "label"])
+    h.update("\n".join(m["split"].astype(str)).encode())
+    h.update(np.ascontiguousarray(m["label"].to_numpy(np.int64)).tobytes())
+    h.update(ws.classes_path.read_bytes() if ws.classes_path.exists() else b"")
+    return h.hexdigest()
+
+
+def set_aside_stale(ws: Workspace, previous: dict, pixels: str, key: str, labels: str | None = None) -> list[str]:
     """Move what was derived from the replaced manifest to ``WS/stale/<time>/`` (never deleted): all of it
-    when the images changed, everything but the features when only labels or splits did."""
-    if previous["key"] == key:
+    when the images changed, everything but the features when only labels or splits did, nothing when
+    the new manifest holds the same images, splits, labels and classes (the same source named anew)."""
+    if previous["key"] == key or (previous["pixels"] == pixels and labels is not None
+                                  and previous.get("labels") == labels):
         return []
     keep = {"features"} if previous["pixels"] == pixels else set()
     moved = [name for name in DERIVED if name not in keep and (ws.root / name).exists()]
