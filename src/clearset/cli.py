@@ -585,6 +585,29 @@ def report(workspace: Path = typer.Argument(..., help="A workspace.")):
 
 
 @command
+def review(workspace: Path = typer.Argument(..., help="An audited workspace."),
+           host: str = typer.Option("127.0.0.1", help="Address to bind (default: this machine only)."),
+           port: int = typer.Option(8765, help="Port to listen on."),
+           allow_remote: bool = typer.Option(False, help="Allow a --host other machines can reach (prints a "
+                                             "warning; writes need the token in the printed URL)."),
+           apply: bool = typer.Option(False, "--apply", help="Do not serve: write the decisions so far as a new "
+                                      "manifest version (WS/review/versions/vN/) and exit.")):
+    """Review the audit's findings in the browser: relabel, keep, drop or mark ambiguous (keyboard or bulk),
+    undo; every decision is saved as you make it. --apply (or the Apply button) writes a new manifest version,
+    a subset file for `clearset train --subset`, changes.csv, a cleanlab-style label_issues.csv and a Label
+    Studio import of the ambiguous images. The workspace's own manifest is never changed."""
+    from .review import apply_review, serve
+
+    if apply:
+        out = apply_review(workspace)
+        typer.echo(f"v{out['version']}: {out['relabelled']} relabelled, {out['dropped']} dropped, {out['ambiguous']} "
+                   f"ambiguous ({out['in_force']} decisions in force) -> {out['folder']}")
+        typer.echo(f"train on it: clearset train {workspace} --subset {out['subset']}")
+        return
+    serve(workspace, host=host, port=port, allow_remote=allow_remote, echo=typer.echo)
+
+
+@command
 def demo(workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "-w",
                                         help="Where the demo writes."),
          force: bool = typer.Option(False, help="Redo every step.")):

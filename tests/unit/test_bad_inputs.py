@@ -356,6 +356,12 @@ CASES = [
     Case("reinforce-teacher-missing", ["reinforce", "{ws}", "--teacher", "{tmp}/norun"], "norun", "digits"),
     Case("oof-one-fold", ["oof", "{ws}", "--folds", "1"], "--folds", "digits"),
     Case("list-unknown", ["list", "widgets"], "widgets"),
+    # --- review
+    Case("review-not-ingested", ["review", "{tmp}/none", "--apply"], "no manifest.parquet"),
+    Case("review-no-audit", ["review", "{ws}", "--apply"], "clearset audit", "digits"),
+    Case("review-no-audit-serve", ["review", "{ws}"], "clearset audit", "digits"),
+    Case("review-remote-host", ["review", "{ws}", "--host", "0.0.0.0"], "--allow-remote", "digits"),
+    Case("review-port-zero", ["review", "{ws}", "--port", "0"], "--port", "digits"),
     # --- found by sweeping every option with values out of range
     Case("curate-seed-negative", ["curate", "{ws}", "--strategy", "random", "--seed", "-1"], "--seed", "features"),
     Case("train-seed-negative", ["train", "{ws}", "--seed", "-1"], "--seed", "digits"),

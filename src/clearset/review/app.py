@@ -1,0 +1,331 @@
+"""The review web app (Starlette): server-rendered pages, a small vendored script, a JSON API.
+
+Routes (every write is a POST with a JSON body and the session token in ``X-Clearset-Token``):
+
+    GET  /                         queues, decisions so far, apply
+    GET  /queue/{name}             one queue, paged and filtered (?page, per_page, label, split, min, max)
+    GET  /similar/{index}          the images nearest to one image in the features
+    GET  /image/{index}.png        a thumbnail (?size=64|96|128|192), made from the pixel store on demand
+    GET  /api/queue/{name}         the same page as JSON
+    GET  /api/neighbours/{index}   ?k=: nearest images with their labels
+    POST /api/decide               {finding, action: relabel|keep|drop|ambiguous, label?, index?, expect?}
+    POST /api/bulk                 {queue, action: accept|keep|drop, label?, split?, min?, max?}
+    POST /api/undo                 {finding?}
+    POST /api/apply                {}
+
+A user mistake (unknown finding, bad class, malformed body) is a 4xx with ``{"error": message}`` and
+changes nothing. Paths never come from a request: images are addressed by their row number only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+from jinja2 import Environment, PackageLoader
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..errors import ClearsetError, ParameterError
+from ..io import atomic_path
+from ..workspace import Workspace
+from .apply import apply_review
+from .decisions import Conflict, open_log
+from .findings import QUEUES, Findings, NotFound, review_dir
+
+SIZES = (64, 96, 128, 192)
+CSP = "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'none'"
+COOKIE = "clearset_review"
+TITLES = {"label_issues": "Label issues", "duplicates": "Duplicates and leakage", "outliers": "Outliers",
+          "multilabel": "Multi-label candidates"}
+
+
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("clearset", "review/templates"), autoescape=True)
+    env.globals["titles"] = TITLES
+    return env
+
+
+class ReviewState:
+    """What the app holds: the findings, the decision log, the features for neighbour search (lazily)."""
+
+    def __init__(self, ws: Workspace, token: str):
+        self.ws = ws
+        self.token = token
+        self.findings = Findings(ws)
+        self.dir = review_dir(ws)
+        self.log = open_log(self.dir)
+        self._features: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def features(self) -> np.ndarray:
+        with self._lock:
+            if self._features is None:
+                _, x = self.ws.load_features()
+                x = np.asarray(x, dtype=np.float32)
+                self._features = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            return self._features
+
+    def neighbours(self, index: int, k: int) -> list[dict]:
+        f = self.features()
+        sims = f @ f[index]
+        sims[index] = -np.inf
+        k = min(k, len(sims) - 1)
+        top = np.argpartition(-sims, k)[:k] if k < len(sims) else np.arange(len(sims))
+        top = top[np.argsort(-sims[top], kind="stable")]
+        fd = self.findings
+        return [{"index": int(j), "label": int(fd.labels[j]), "class": fd.class_name(int(fd.labels[j])),
+                 "split": str(fd.splits[j]), "similarity": round(float(sims[j]), 4)} for j in top]
+
+    def thumbnail(self, index: int, size: int) -> bytes:
+        path = self.dir / "thumbs" / str(size) / f"{index}.png"
+        if path.exists():
+            return path.read_bytes()
+        from PIL import Image
+
+        rgb = self.ws.store().load(index)
+        im = Image.fromarray(rgb)
+        scale = size / max(im.size)
+        resample = Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.BILINEAR
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), resample)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        data = buf.getvalue()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+        return data
+
+
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _int(request: Request, name: str, default: int | None = None) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ParameterError(f"{name}={value[:40]!r}: not an integer") from None
+
+
+def _float(request: Request, name: str) -> float | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        out = float(value)
+    except ValueError:
+        raise ParameterError(f"{name}={value[:40]!r}: not a number") from None
+    if not np.isfinite(out):
+        raise ParameterError(f"{name}={value[:40]!r}: not a finite number")
+    return out
+
+
+def create_app(workspace: str | Path | Workspace, token: str, *, allowed_hosts: list[str] | None = None) -> Starlette:
+    ws = Workspace.of(workspace)
+    state = ReviewState(ws, token)
+    env = _env()
+
+    def holds_token(request: Request) -> bool:
+        sent = request.query_params.get("token") or request.cookies.get(COOKIE) or ""
+        return hmac.compare_digest(sent.encode(), token.encode())
+
+    def page(request: Request, name: str, **ctx) -> HTMLResponse:
+        # the token reaches the page (and its script) only with a request that already holds it: the URL
+        # `clearset review` printed, or the cookie that URL set; any other visitor can look but not write
+        ok = holds_token(request)
+        html = env.get_template(name).render(token=token if ok else "", classes=state.findings.classes,
+                                             counts=state.findings.counts(), **ctx)
+        resp = HTMLResponse(html, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                                           "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"})
+        if ok and request.query_params.get("token"):
+            resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        return resp
+
+    def filters(request: Request) -> dict:
+        label = _int(request, "label")
+        if label is not None and label != -1:
+            state.findings.check_class(label)
+        split = request.query_params.get("split") or None
+        return {"label": label, "split": split, "min_score": _float(request, "min"), "max_score": _float(request, "max")}
+
+    def rows(pg) -> list[dict]:
+        fd = state.findings
+        out = []
+        for r in pg.rows.to_dict("records"):
+            cur = state.log.current(r["finding"])
+            r["class"] = fd.class_name(int(r["label"]))
+            if "suggested" in r:
+                r["suggested_class"] = fd.class_name(int(r["suggested"]))
+            if "partner_label" in r:
+                r["partner_class"] = fd.class_name(int(r["partner_label"]))
+            r["source"] = fd.sources[int(r["index"])]
+            r["decision"] = cur
+            r["seq"] = cur["seq"] if cur else 0
+            out.append(r)
+        return out
+
+    async def index(request: Request):
+        return page(request, "index.html", decisions=len(state.log), in_force=len(state.log.effective()),
+                    versions=sorted((p.name for p in (state.dir / "versions").glob("v*")), key=lambda s: int(s[1:]))
+                    if (state.dir / "versions").exists() else [])
+
+    async def queue(request: Request):
+        name = request.path_params["name"]
+        f = filters(request)
+        pg = state.findings.page(name, _int(request, "page", 1) or 1, _int(request, "per_page", 24) or 24, **f)
+        return page(request, "queue.html", queue=name, pg=pg, items=rows(pg), f=f, splits=sorted(set(state.findings.splits)))
+
+    async def queue_json(request: Request):
+        name = request.path_params["name"]
+        pg = state.findings.page(name, _int(request, "page", 1) or 1, _int(request, "per_page", 24) or 24,
+                                 **filters(request))
+        items = rows(pg)
+        for r in items:
+            r.pop("decision", None)
+            for k, v in list(r.items()):
+                if isinstance(v, np.generic):
+                    r[k] = v.item()
+                if isinstance(v, float) and not np.isfinite(v):
+                    r[k] = None
+        return JSONResponse({"queue": name, "total": pg.total, "page": pg.page, "pages": pg.pages, "items": items})
+
+    async def similar(request: Request):
+        i = state.findings.check_index(request.path_params["index"])
+        k = max(1, min(_int(request, "k", 24) or 24, 200))
+        return page(request, "similar.html", index=i, cls=state.findings.class_name(int(state.findings.labels[i])),
+                    items=state.neighbours(i, k))
+
+    async def neighbours(request: Request):
+        i = state.findings.check_index(request.path_params["index"])
+        k = max(1, min(_int(request, "k", 8) or 8, 200))
+        return JSONResponse({"index": i, "neighbours": state.neighbours(i, k)})
+
+    async def image(request: Request):
+        i = state.findings.check_index(request.path_params["index"])
+        size = _int(request, "size", 96)
+        if size not in SIZES:
+            raise ParameterError(f"size={size}: use one of {', '.join(map(str, SIZES))}")
+        return Response(state.thumbnail(i, size), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+    async def body(request: Request) -> dict:
+        sent = request.headers.get("x-clearset-token", "")
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            raise PermissionError("missing or wrong session token: open the URL `clearset review` printed")
+        if "application/json" not in request.headers.get("content-type", ""):
+            raise ParameterError("send the body as JSON (Content-Type: application/json)")
+        raw = await request.body()
+        if len(raw) > 1 << 20:
+            raise ParameterError("request body too large")
+        import json
+
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError:
+            raise ParameterError("malformed JSON body") from None
+        if not isinstance(data, dict):
+            raise ParameterError("the JSON body must be an object")
+        return data
+
+    def decision_for(row, action: str, data: dict) -> dict:
+        index = int(row["index"])
+        item = {"finding": row["finding"], "action": action, "index": index, "old": int(state.findings.labels[index])}
+        if "expect" in data:
+            if not isinstance(data["expect"], int) or isinstance(data["expect"], bool):
+                raise ParameterError("expect: the seq of the decision you saw (an integer, 0 for none)")
+            item["expect"] = data["expect"]
+        if action == "relabel":
+            if "label" not in data:
+                raise ParameterError("relabel needs a 'label' (class number)")
+            item["new"] = state.findings.check_class(data["label"])
+        elif action == "drop" and "partner" in row and data.get("index") is not None:
+            which = data["index"]
+            if which not in (int(row["index"]), int(row["partner"])):
+                raise ParameterError(f"index {which!r}: a duplicate pair's drop names one of its two images")
+            item["index"] = int(which)
+            item["old"] = int(state.findings.labels[int(which)])
+        return item
+
+    async def decide(request: Request):
+        data = await body(request)
+        action = data.get("action")
+        if action not in ("relabel", "keep", "drop", "ambiguous"):
+            raise ParameterError("action must be one of relabel, keep, drop, ambiguous")
+        row = state.findings.find(data.get("finding", ""))
+        recs = state.log.decide([decision_for(row, action, data)])
+        return JSONResponse({"decision": recs[0]})
+
+    async def bulk(request: Request):
+        data = await body(request)
+        action = data.get("action")
+        if action not in ("accept", "keep", "drop"):
+            raise ParameterError("bulk action must be accept (the suggested label), keep or drop")
+        name = data.get("queue")
+        if name not in QUEUES:
+            raise ParameterError(f"queue {str(name)[:40]!r}: one of {', '.join(QUEUES)}")
+        label = data.get("label")
+        if label is not None:
+            label = state.findings.check_class(label)
+        try:
+            lo = None if data.get("min") is None else float(data["min"])
+            hi = None if data.get("max") is None else float(data["max"])
+        except (TypeError, ValueError):
+            raise ParameterError("min and max must be numbers") from None
+        df = state.findings.select(name, label=label, split=data.get("split") or None, min_score=lo, max_score=hi)
+        if action == "accept" and "suggested" not in df:
+            raise ParameterError(f"accept needs a suggested label; the {name} queue has none (use keep or drop)")
+        items = []
+        for r in df.to_dict("records"):
+            item = {"finding": r["finding"], "index": int(r["index"]), "old": int(r["label"])}
+            if action == "accept":
+                items.append({**item, "action": "relabel", "new": int(r["suggested"])})
+            else:
+                items.append({**item, "action": action})
+        recs = state.log.decide(items)
+        return JSONResponse({"decided": len(recs)})
+
+    async def undo(request: Request):
+        data = await body(request)
+        finding = data.get("finding")
+        if finding is not None:
+            state.findings.find(finding)
+        rec = state.log.undo(finding)
+        return JSONResponse({"undone": rec})
+
+    async def apply(request: Request):
+        await body(request)
+        return JSONResponse(apply_review(ws, state.findings, state.log))
+
+    async def on_user_error(request: Request, exc: Exception):
+        if isinstance(exc, Conflict):
+            return JSONResponse({"error": str(exc), "current": exc.current}, status_code=409)
+        if isinstance(exc, PermissionError):
+            return _error(str(exc), 403)
+        return _error(str(exc), 404 if isinstance(exc, NotFound) else 400)
+
+    static = Path(__file__).parent / "static"
+    routes = [
+        Route("/", index), Route("/queue/{name}", queue), Route("/similar/{index:int}", similar),
+        Route("/image/{index:int}.png", image), Route("/api/queue/{name}", queue_json),
+        Route("/api/neighbours/{index:int}", neighbours),
+        Route("/api/decide", decide, methods=["POST"]), Route("/api/bulk", bulk, methods=["POST"]),
+        Route("/api/undo", undo, methods=["POST"]), Route("/api/apply", apply, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=static), name="static"),
+    ]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={ClearsetError: on_user_error, PermissionError: on_user_error})
+    app.state.review = state
+    return app
