@@ -122,3 +122,12 @@ def digits_with_features(root: Path, features: np.ndarray | None = None, dim: in
     ws.step("embed", params={"backbone": "fake", "image_size": 8, "precision": "fp32"}, inputs={}, outputs=[path],
             sidecar=ws.sidecar_of(path)).finish()
     return ws
+
+
+@pytest.fixture(scope="session")
+def demo_result(tmp_path_factory):
+    """`clearset demo` run once for the session (about 2.5 min on 2 cores): its test and the review app's
+    browser test share it."""
+    import clearset
+
+    return clearset.demo(tmp_path_factory.mktemp("demo") / "demo")

@@ -318,3 +318,90 @@ def test_kill_9_mid_session_loses_no_acknowledged_decision(ws_root):
         proc.terminate()
         proc.wait(timeout=30)
     assert apply_review(ws_root)["version"] == 2
+
+
+def _browser(chromium: str):
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    return pw, pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_in_chromium_relabel_with_the_keyboard_drop_a_duplicate_and_apply(demo_result, tmp_path):
+    from conftest import require_chromium
+
+    chromium = require_chromium()
+    root = tmp_path / "demo"
+    shutil.copytree(demo_result.report.parent.parent, root, symlinks=True,
+                    ignore=shutil.ignore_patterns("runs", "report", "bench", "distilled", "subsets", "reinforced",
+                                                  "stale", "oof", "probe", "review"))
+    port = _free_port()
+    proc, token = _start(root, port)
+    pw, browser = _browser(chromium)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        base = f"http://127.0.0.1:{port}"
+        page.goto(f"{base}/?token={token}")
+        page.goto(f"{base}/queue/label_issues")
+        card = page.locator(".card").first
+        index, given = int(card.get_attribute("data-index")), int(card.get_attribute("data-label"))
+        target = (given + 1) % 10
+        page.keyboard.press(str(target))
+        page.locator(".card.decided").first.wait_for(timeout=10_000)  # (the page's CSP forbids eval'd waits)
+        assert "relabel" in card.locator(".state").inner_text()
+        page.wait_for_timeout(300)  # the neighbours' thumbnails
+        shot = tmp_path / "review.png"
+        page.screenshot(path=str(shot))
+        if os.environ.get("CLEARSET_SCREENSHOT_DIR"):  # how docs/img/review.png is made
+            shutil.copy(shot, Path(os.environ["CLEARSET_SCREENSHOT_DIR"]) / "review.png")
+        page.goto(f"{base}/queue/duplicates")
+        pair = page.locator(".card").first
+        dropped = int(pair.get_attribute("data-index"))
+        page.keyboard.press("x")
+        page.locator(".card.decided").first.wait_for(timeout=10_000)
+        page.goto(f"{base}/")
+        page.click("#apply")
+        page.locator("#applied", has_text="version").wait_for(timeout=20_000)
+    finally:
+        browser.close()
+        pw.stop()
+        proc.terminate()
+        proc.wait(timeout=30)
+    m = pd.read_parquet(root / "review" / "versions" / "v1" / "manifest.parquet").set_index("index")
+    assert m.loc[index, "label"] == target and m.loc[index, "given_label"] == given
+    assert bool(m.loc[dropped, "drop"]) and int(m["drop"].sum()) == 1
+
+
+@pytest.mark.browser
+def test_in_chromium_html_in_class_and_file_names_is_text(audited, tmp_path):
+    from conftest import require_chromium
+
+    chromium = require_chromium()
+    root = tmp_path / "ws"
+    shutil.copytree(audited, root, symlinks=True)
+    port = _free_port()
+    proc, token = _start(root, port)
+    pw, browser = _browser(chromium)
+    try:
+        page = browser.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(f"http://127.0.0.1:{port}/?token={token}")
+        for queue in ("label_issues", "duplicates"):
+            page.goto(f"http://127.0.0.1:{port}/queue/{queue}")
+            page.wait_for_timeout(300)
+            assert "PWNED" not in page.title()
+            text = page.locator("main").inner_text()
+            if queue == "label_issues":
+                assert "<b onmouseover=" in text  # the file name, shown as text
+            page.locator(".card img").first.hover()
+        assert any(p in page.locator("main").inner_text() for p in PAYLOADS[:2])
+        assert page.evaluate("document.querySelectorAll('main script, main svg, main b[onmouseover]').length") == 0
+        assert dialogs == []
+    finally:
+        browser.close()
+        pw.stop()
+        proc.terminate()
+        proc.wait(timeout=30)
