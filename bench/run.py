@@ -44,6 +44,7 @@ BENCHES = {
     "curate_cifar10n_clean": ["curate/cifar10n.py", "--labels", "clean", "--keep", "0.3,0.5"],
     "curate_scale": ["curate/scale.py"],
     "curate_partitioned": ["curate/partitioned.py"],
+    "review_load": ["review/load.py"],
     "scale": ["scale/partition.py"],
     "label_issues_cnn": ["audit/label_issues_cnn.py"],
     "curate_cifar10n_iterations": ["curate/cifar10n.py", "--labels", "worse", "--recipe", "cifar-resnet8-fast",
