@@ -127,7 +127,7 @@ def main() -> None:
         thumb_cold = timed(lambda: get("/image/12345.png?size=128"))
         thumb_warm = float(np.median([timed(lambda: get("/image/12345.png?size=128")) for _ in range(10)]))
         rss_pages = rss_kb(proc.pid)
-        items = json.loads(get(f"/api/queue/label_issues?per_page=500&page=3"))["items"]
+        items = json.loads(get("/api/queue/label_issues?per_page=500&page=3"))["items"]
         findings = [it["finding"] for it in items][: args.decisions]
         while len(findings) < args.decisions:
             page = 4 + len(findings) // 500
