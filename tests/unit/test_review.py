@@ -405,3 +405,36 @@ def test_in_chromium_html_in_class_and_file_names_is_text(audited, tmp_path):
         pw.stop()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_the_map_is_computed_once_and_a_box_opens_its_images(client, ws_root):
+    app_state = client.app.state.review
+    assert client.get("/map").status_code == 200
+    assert client.get("/region?x0=0&x1=1&y0=0&y1=1").status_code == 400 or app_state.map.coords is not None
+    assert app_state.map.wait(600), app_state.map.error
+    d = client.get("/api/map").json()
+    assert d["state"] == "ready" and d["n"] == len(d["x"]) == len(d["label"]) == 25
+    xy = np.load(ws_root / "review" / "map" / "test_efficientnet@32.npy")
+    assert xy.shape == (25, 2) and np.isfinite(xy).all()
+    x, y = np.array(d["x"]), np.array(d["y"])
+    box = {"x0": float(np.median(x)), "x1": float(x.max()) + 1, "y0": float(y.min()) - 1, "y1": float(y.max()) + 1}
+    r = client.get("/region", params=box)
+    assert r.status_code == 200
+    want = {int(i) for i in np.flatnonzero(xy[:, 0] >= box["x0"])}
+    shown = {int(v) for v in re.findall(r'data-index="(\d+)"', r.text)}
+    assert shown == want and want
+    one = min(want)
+    assert client.post("/api/decide", json={"finding": f"image:{one}", "action": "drop"}, headers=H).status_code == 200
+    assert client.post("/api/decide", json={"finding": "image:99999", "action": "drop"}, headers=H).status_code == 404
+    for bad in ("/region?x0=a&x1=1&y0=0&y1=1", "/region?x0=0", "/region?x0=nan&x1=1&y0=0&y1=1",
+                "/region?x0=0&x1=1&y0=0&y1=1&page=0"):
+        assert client.get(bad).status_code == 400, bad
+    again = create_app(ws_root, TOKEN).state.review.map  # cached: the second app loads it, no refit
+    assert again.wait(30) and np.array_equal(again.coords, xy)
+
+
+def test_the_static_report_links_to_the_app(ws_root):
+    html = clearset.report(ws_root).read_text()
+    assert f"clearset review {ws_root}" in html
+    assert 'href="http://127.0.0.1:8765/queue/label_issues"' in html and 'href="http://127.0.0.1:8765/map"' in html

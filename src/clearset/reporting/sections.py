@@ -175,7 +175,13 @@ def audit(ctx: ReportContext) -> dict[str, Any] | None:
         table_path = out / f"{name}.parquet"
         table = pd.read_parquet(table_path) if table_path.exists() else None
         views += spec.report(ReportInputs(table, checks[name], classes, splits))
-    return {"features": summary.get("features"), **render_views(ctx, views, "audit")}
+    queues = [q for q in ("label_issues", "duplicates", "outliers", "multilabel") if (out / f"{q}.parquet").exists()]
+    review = {"command": f"clearset review {ctx.ws.root}", "base": "http://127.0.0.1:8765", "queues": queues}
+    decisions = ctx.ws.dir("review") / "decisions.jsonl"
+    if decisions.exists():
+        with open(decisions, "rb") as fh:
+            review["decisions"] = sum(1 for _ in fh)
+    return {"features": summary.get("features"), "review": review, **render_views(ctx, views, "audit")}
 
 
 def render_views(ctx: ReportContext, views: list, prefix: str) -> dict[str, Any]:

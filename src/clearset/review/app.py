@@ -5,6 +5,9 @@ Routes (every write is a POST with a JSON body and the session token in ``X-Clea
     GET  /                         queues, decisions so far, apply
     GET  /queue/{name}             one queue, paged and filtered (?page, per_page, label, split, min, max)
     GET  /similar/{index}          the images nearest to one image in the features
+    GET  /map                      the embedding map (UMAP, computed once in the background); drag a box
+    GET  /api/map                  its points (at most 30,000 drawn), labels and finding kinds
+    GET  /region                   the images inside a box of the map (?x0, x1, y0, y1, page), as a queue
     GET  /image/{index}.png        a thumbnail (?size=64|96|128|192), made from the pixel store on demand
     GET  /api/queue/{name}         the same page as JSON
     GET  /api/neighbours/{index}   ?k=: nearest images with their labels
@@ -40,12 +43,14 @@ from ..workspace import Workspace
 from .apply import apply_review
 from .decisions import Conflict, open_log
 from .findings import QUEUES, Findings, NotFound, review_dir
+from .projection import MapJob
 
 SIZES = (64, 96, 128, 192)
 CSP = "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'none'"
 COOKIE = "clearset_review"
+MAP_POINTS = 30_000  # drawn on the map page; a region selects among all the images
 TITLES = {"label_issues": "Label issues", "duplicates": "Duplicates and leakage", "outliers": "Outliers",
-          "multilabel": "Multi-label candidates"}
+          "multilabel": "Multi-label candidates", "selection": "Images in the selected region"}
 
 
 def _env() -> Environment:
@@ -65,6 +70,7 @@ class ReviewState:
         self.log = open_log(self.dir)
         self._features: np.ndarray | None = None
         self._lock = threading.Lock()
+        self.map = MapJob(ws)
 
     def features(self) -> np.ndarray:
         with self._lock:
@@ -117,6 +123,11 @@ def _int(request: Request, name: str, default: int | None = None) -> int | None:
         return int(value)
     except ValueError:
         raise ParameterError(f"{name}={value[:40]!r}: not an integer") from None
+
+
+def _count(request: Request, name: str, default: int) -> int:
+    value = _int(request, name, default)
+    return default if value is None else value
 
 
 def _float(request: Request, name: str) -> float | None:
@@ -184,12 +195,12 @@ def create_app(workspace: str | Path | Workspace, token: str, *, allowed_hosts: 
     async def queue(request: Request):
         name = request.path_params["name"]
         f = filters(request)
-        pg = state.findings.page(name, _int(request, "page", 1) or 1, _int(request, "per_page", 24) or 24, **f)
+        pg = state.findings.page(name, _count(request, "page", 1), _count(request, "per_page", 24), **f)
         return page(request, "queue.html", queue=name, pg=pg, items=rows(pg), f=f, splits=sorted(set(state.findings.splits)))
 
     async def queue_json(request: Request):
         name = request.path_params["name"]
-        pg = state.findings.page(name, _int(request, "page", 1) or 1, _int(request, "per_page", 24) or 24,
+        pg = state.findings.page(name, _count(request, "page", 1), _count(request, "per_page", 24),
                                  **filters(request))
         items = rows(pg)
         for r in items:
@@ -203,13 +214,57 @@ def create_app(workspace: str | Path | Workspace, token: str, *, allowed_hosts: 
 
     async def similar(request: Request):
         i = state.findings.check_index(request.path_params["index"])
-        k = max(1, min(_int(request, "k", 24) or 24, 200))
+        k = max(1, min(_count(request, "k", 24), 200))
         return page(request, "similar.html", index=i, cls=state.findings.class_name(int(state.findings.labels[i])),
                     items=state.neighbours(i, k))
 
+    async def map_page(request: Request):
+        state.map.start()
+        return page(request, "map.html", state_=state.map.state)
+
+    async def map_json(request: Request):
+        job = state.map
+        job.start()
+        if job.coords is None:
+            return JSONResponse({"state": job.state, "error": job.error})
+        xy = job.coords
+        n = len(xy)
+        shown = np.sort(np.random.default_rng(0).choice(n, MAP_POINTS, replace=False)) if n > MAP_POINTS else np.arange(n)
+        fd = state.findings
+        return JSONResponse({"state": "ready", "n": n, "shown": len(shown),
+                             "x": np.round(xy[shown, 0], 3).tolist(), "y": np.round(xy[shown, 1], 3).tolist(),
+                             "label": fd.labels[shown].tolist(), "flag": fd.flags()[shown].tolist(),
+                             "index": shown.tolist(), "classes": fd.classes, "queues": list(QUEUES)})
+
+    async def region(request: Request):
+        if state.map.coords is None:
+            raise ParameterError("the map is still being computed; open /map and wait for it")
+        got = [_float(request, k) for k in ("x0", "x1", "y0", "y1")]
+        box = [v for v in got if v is not None]
+        if len(box) != 4:
+            raise ParameterError("a region needs x0, x1, y0 and y1 (map coordinates)")
+        x0, x1, y0, y1 = box
+        xy = state.map.coords
+        inside = np.flatnonzero((xy[:, 0] >= min(x0, x1)) & (xy[:, 0] <= max(x0, x1))
+                                & (xy[:, 1] >= min(y0, y1)) & (xy[:, 1] <= max(y0, y1)))
+        per = 48
+        pg_no = _count(request, "page", 1)
+        if pg_no < 1:
+            raise ParameterError("page must be >= 1")
+        chosen = inside[(pg_no - 1) * per: pg_no * per]
+        import pandas as pd
+
+        from .findings import Page
+
+        rows_df = pd.DataFrame([state.findings.image_row(int(i)) for i in chosen]) if len(chosen) else \
+            pd.DataFrame(columns=["finding", "index", "score", "label", "split"])
+        pg = Page("selection", rows_df, len(inside), pg_no, per)
+        box_q = f"x0={x0}&x1={x1}&y0={y0}&y1={y1}"
+        return page(request, "queue.html", queue="selection", pg=pg, items=rows(pg), f={}, splits=[], box=box_q)
+
     async def neighbours(request: Request):
         i = state.findings.check_index(request.path_params["index"])
-        k = max(1, min(_int(request, "k", 8) or 8, 200))
+        k = max(1, min(_count(request, "k", 8), 200))
         return JSONResponse({"index": i, "neighbours": state.neighbours(i, k)})
 
     async def image(request: Request):
@@ -320,6 +375,7 @@ def create_app(workspace: str | Path | Workspace, token: str, *, allowed_hosts: 
         Route("/", index), Route("/queue/{name}", queue), Route("/similar/{index:int}", similar),
         Route("/image/{index:int}.png", image), Route("/api/queue/{name}", queue_json),
         Route("/api/neighbours/{index:int}", neighbours),
+        Route("/map", map_page), Route("/api/map", map_json), Route("/region", region),
         Route("/api/decide", decide, methods=["POST"]), Route("/api/bulk", bulk, methods=["POST"]),
         Route("/api/undo", undo, methods=["POST"]), Route("/api/apply", apply, methods=["POST"]),
         Mount("/static", StaticFiles(directory=static), name="static"),

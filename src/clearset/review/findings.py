@@ -116,11 +116,27 @@ class Findings:
     def find(self, finding: str) -> pd.Series:
         """The row of one finding; ParameterError for an id that is not in the audit."""
         where = self._where.get(str(finding))
+        if where is None and str(finding).startswith("image:") and str(finding)[6:].isdigit():
+            return self.image_row(int(str(finding)[6:]))  # an image picked on the map, not an audit finding
         if where is None:
             raise NotFound(f"finding {str(finding)[:80]!r}: not in this audit (ids look like label:17 or "
                                  f"duplicate:3-41)")
         queue, row = where
         return self.queues[queue].iloc[row]
+
+    def image_row(self, index: int) -> pd.Series:
+        i = self.check_index(index)
+        return pd.Series({"finding": f"image:{i}", "index": i, "score": 0.0, "label": int(self.labels[i]),
+                          "split": str(self.splits[i])})
+
+    def flags(self) -> np.ndarray:
+        """Per image, the first queue that holds it (1 label_issues, 2 duplicates, 3 outliers, 4 multilabel)
+        or 0: the map's colour by finding."""
+        out = np.zeros(self.n, dtype=np.int8)
+        for code, q in reversed(list(enumerate(QUEUES, start=1))):
+            if q in self.queues:
+                out[self.queues[q]["index"].to_numpy()] = code
+        return out
 
     def select(self, name: str, *, label: int | None = None, split: str | None = None,
                min_score: float | None = None, max_score: float | None = None) -> pd.DataFrame:
