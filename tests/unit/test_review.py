@@ -430,6 +430,15 @@ def test_the_map_is_computed_once_and_a_box_opens_its_images(client, ws_root):
     for bad in ("/region?x0=a&x1=1&y0=0&y1=1", "/region?x0=0", "/region?x0=nan&x1=1&y0=0&y1=1",
                 "/region?x0=0&x1=1&y0=0&y1=1&page=0"):
         assert client.get(bad).status_code == 400, bad
+    lo, hi = xy.min(0) - 1, xy.max(0) + 1
+    xs = np.sort(xy[:, 0])
+    cut = float(xs[11] + xs[12]) / 2  # between two points, so none lies on the lasso's edge
+    left_half = [lo[0], lo[1], cut, lo[1], cut, hi[1], lo[0], hi[1]]
+    r = client.get("/region", params={"poly": ",".join(map(str, left_half))})
+    assert {int(v) for v in re.findall(r'data-index="(\d+)"', r.text)} == \
+        {int(i) for i in np.flatnonzero(xy[:, 0] < cut)}
+    for bad in ("1,2,3", "a,b,c,d,e,f", "1,2,3,4,5,nan"):
+        assert client.get("/region", params={"poly": bad}).status_code == 400, bad
     again = create_app(ws_root, TOKEN).state.review.map  # cached: the second app loads it, no refit
     assert again.wait(30) and np.array_equal(again.coords, xy)
 
@@ -438,3 +447,13 @@ def test_the_static_report_links_to_the_app(ws_root):
     html = clearset.report(ws_root).read_text()
     assert f"clearset review {ws_root}" in html
     assert 'href="http://127.0.0.1:8765/queue/label_issues"' in html and 'href="http://127.0.0.1:8765/map"' in html
+
+
+def test_the_lasso_uses_the_even_odd_rule():
+    from clearset.review.app import _in_polygon
+
+    square = np.array([[0, 0], [2, 0], [2, 2], [0, 2]], dtype=float)
+    pts = np.array([[1, 1], [3, 1], [-0.5, 1], [1, 2.5], [1.9, 0.1]])
+    assert _in_polygon(pts, square).tolist() == [True, False, False, False, True]
+    bowtie = np.array([[0, 0], [2, 2], [2, 0], [0, 2]], dtype=float)  # self-crossing: two triangles
+    assert _in_polygon(np.array([[1, 1.5], [0.2, 1.0], [1.8, 1.0]]), bowtie).tolist() == [False, True, True]

@@ -111,6 +111,18 @@ class ReviewState:
         return data
 
 
+def _in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd rule: which points of ``xy`` (N, 2) lie inside the closed polygon ``poly`` (M, 2)."""
+    x, y = xy[:, 0].astype(np.float64), xy[:, 1].astype(np.float64)
+    inside = np.zeros(len(xy), dtype=bool)
+    for (ax, ay), (bx, by) in zip(poly, np.roll(poly, -1, axis=0)):
+        crosses = (ay > y) != (by > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at = ax + (y - ay) * (bx - ax) / (by - ay)
+        inside ^= crosses & (x < at)
+    return inside
+
+
 def _error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -239,14 +251,26 @@ def create_app(workspace: str | Path | Workspace, token: str, *, allowed_hosts: 
     async def region(request: Request):
         if state.map.coords is None:
             raise ParameterError("the map is still being computed; open /map and wait for it")
-        got = [_float(request, k) for k in ("x0", "x1", "y0", "y1")]
-        box = [v for v in got if v is not None]
-        if len(box) != 4:
-            raise ParameterError("a region needs x0, x1, y0 and y1 (map coordinates)")
-        x0, x1, y0, y1 = box
         xy = state.map.coords
-        inside = np.flatnonzero((xy[:, 0] >= min(x0, x1)) & (xy[:, 0] <= max(x0, x1))
-                                & (xy[:, 1] >= min(y0, y1)) & (xy[:, 1] <= max(y0, y1)))
+        poly = request.query_params.get("poly")
+        if poly:  # a lasso: x1,y1,x2,y2,... in map coordinates
+            try:
+                pts = np.array([float(v) for v in poly.split(",")], dtype=np.float64)
+            except ValueError:
+                raise ParameterError("poly must be comma-separated numbers x1,y1,x2,y2,...") from None
+            if len(pts) < 6 or len(pts) % 2 or len(pts) > 4000 or not np.isfinite(pts).all():
+                raise ParameterError("poly needs 3 to 2000 finite points (x1,y1,x2,y2,...)")
+            inside = np.flatnonzero(_in_polygon(xy, pts.reshape(-1, 2)))
+            box_q = f"poly={poly}"
+        else:
+            got = [_float(request, k) for k in ("x0", "x1", "y0", "y1")]
+            box = [v for v in got if v is not None]
+            if len(box) != 4:
+                raise ParameterError("a region needs x0, x1, y0 and y1 (map coordinates), or poly")
+            x0, x1, y0, y1 = box
+            inside = np.flatnonzero((xy[:, 0] >= min(x0, x1)) & (xy[:, 0] <= max(x0, x1))
+                                    & (xy[:, 1] >= min(y0, y1)) & (xy[:, 1] <= max(y0, y1)))
+            box_q = f"x0={x0}&x1={x1}&y0={y0}&y1={y1}"
         per = 48
         pg_no = _count(request, "page", 1)
         if pg_no < 1:
@@ -259,7 +283,6 @@ def create_app(workspace: str | Path | Workspace, token: str, *, allowed_hosts: 
         rows_df = pd.DataFrame([state.findings.image_row(int(i)) for i in chosen]) if len(chosen) else \
             pd.DataFrame(columns=["finding", "index", "score", "label", "split"])
         pg = Page("selection", rows_df, len(inside), pg_no, per)
-        box_q = f"x0={x0}&x1={x1}&y0={y0}&y1={y1}"
         return page(request, "queue.html", queue="selection", pg=pg, items=rows(pg), f={}, splits=[], box=box_q)
 
     async def neighbours(request: Request):

@@ -34,7 +34,13 @@
       ctx.fillStyle = colour(i);
       ctx.fillRect(cx - 1, cy - 1, 3, 3);
     }
-    if (drag && drag.x1 !== undefined) {
+    if (drag && drag.lasso && drag.path.length > 1) {
+      ctx.strokeStyle = "#000";
+      ctx.beginPath();
+      drag.path.forEach(([px, py], k) => (k ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
+      ctx.closePath();
+      ctx.stroke();
+    } else if (drag && drag.x1 !== undefined) {
       ctx.strokeStyle = "#000";
       ctx.strokeRect(Math.min(drag.x0, drag.x1), Math.min(drag.y0, drag.y1), Math.abs(drag.x1 - drag.x0), Math.abs(drag.y1 - drag.y0));
     }
@@ -66,8 +72,15 @@
     canvas.dataset.ready = "1";
     draw();
   }
-  canvas.addEventListener("mousedown", (ev) => { if (data) { drag = { x0: ev.offsetX, y0: ev.offsetY }; } });
-  canvas.addEventListener("mousemove", (ev) => { if (drag) { drag.x1 = ev.offsetX; drag.y1 = ev.offsetY; draw(); } });
+  canvas.addEventListener("mousedown", (ev) => {
+    if (data) { drag = { x0: ev.offsetX, y0: ev.offsetY, lasso: ev.shiftKey, path: [[ev.offsetX, ev.offsetY]] }; }
+  });
+  canvas.addEventListener("mousemove", (ev) => {
+    if (!drag) { return; }
+    drag.x1 = ev.offsetX; drag.y1 = ev.offsetY;
+    if (drag.lasso) { drag.path.push([ev.offsetX, ev.offsetY]); }
+    draw();
+  });
   canvas.addEventListener("mouseup", (ev) => {
     if (!drag) { return; }
     const d = drag;
@@ -77,6 +90,12 @@
       data.x.forEach((_, i) => { const [cx, cy] = toCanvas(data.x[i], data.y[i]); const e = (cx - ev.offsetX) ** 2 + (cy - ev.offsetY) ** 2; if (e < bd) { bd = e; best = i; } });
       if (best >= 0 && bd < 100) { location.href = "/similar/" + data.index[best]; }
       draw();
+      return;
+    }
+    if (d.lasso && d.path.length >= 3) {
+      const step = Math.max(1, Math.ceil(d.path.length / 500));  // at most ~500 vertices in the URL
+      const pts = d.path.filter((_, k) => k % step === 0).map(([px, py]) => toMap(px, py)).flat();
+      location.href = "/region?poly=" + pts.map((v) => v.toFixed(4)).join(",");
       return;
     }
     const [ax, ay] = toMap(d.x0, d.y0), [bx, by] = toMap(d.x1, d.y1);
