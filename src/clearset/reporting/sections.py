@@ -176,7 +176,8 @@ def audit(ctx: ReportContext) -> dict[str, Any] | None:
         table = pd.read_parquet(table_path) if table_path.exists() else None
         views += spec.report(ReportInputs(table, checks[name], classes, splits))
     queues = [q for q in ("label_issues", "duplicates", "outliers", "multilabel") if (out / f"{q}.parquet").exists()]
-    review = {"command": f"clearset review {ctx.ws.root}", "base": "http://127.0.0.1:8765", "queues": queues}
+    review: dict[str, Any] = {"command": f"clearset review {ctx.ws.root}", "base": "http://127.0.0.1:8765",
+                              "queues": queues}
     decisions = ctx.ws.dir("review") / "decisions.jsonl"
     if decisions.exists():
         with open(decisions, "rb") as fh:
