@@ -28,13 +28,13 @@ import pandas as pd
 
 from ..io import write_json
 from ..workspace import Workspace
-from .decisions import DecisionLog
-from .findings import Findings
+from .decisions import DecisionLog, open_log
+from .findings import Findings, review_dir
 
 
 def reviewed_state(findings: Findings, log: DecisionLog) -> pd.DataFrame:
-    """Per image: label after review, drop, ambiguous and the last decision's action (oldest first wins
-    nothing: decisions apply in the order they were made)."""
+    """Per image: the label after review, drop, ambiguous and the action of its latest decision. Decisions
+    in force apply in the order they were made, so a later relabel of the same image wins."""
     n = findings.n
     label = findings.labels.copy()
     drop = np.zeros(n, dtype=bool)
@@ -58,9 +58,6 @@ def reviewed_state(findings: Findings, log: DecisionLog) -> pd.DataFrame:
 
 def apply_review(workspace: str | Path | Workspace, findings: Findings | None = None,
                  log: DecisionLog | None = None) -> dict:
-    from .decisions import open_log
-    from .findings import review_dir
-
     ws = Workspace.of(workspace)
     findings = findings or Findings(ws)
     log = log or open_log(review_dir(ws))
