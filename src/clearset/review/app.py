@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import json
 import threading
 from pathlib import Path
 
@@ -38,7 +39,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import ClearsetError, ParameterError
-from ..io import atomic_path
+from ..io import write_bytes
+from ..vectors import l2_normalise
 from ..workspace import Workspace
 from .apply import apply_review
 from .decisions import Conflict, open_log
@@ -76,8 +78,7 @@ class ReviewState:
         with self._lock:
             if self._features is None:
                 _, x = self.ws.load_features()
-                x = np.asarray(x, dtype=np.float32)
-                self._features = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+                self._features = l2_normalise(x)
             return self._features
 
     def neighbours(self, index: int, k: int) -> list[dict]:
@@ -105,9 +106,7 @@ class ReviewState:
         buf = io.BytesIO()
         im.save(buf, format="PNG")
         data = buf.getvalue()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
+        write_bytes(path, data)
         return data
 
 
@@ -307,8 +306,6 @@ def create_app(workspace: str | Path | Workspace, token: str, *, allowed_hosts: 
         raw = await request.body()
         if len(raw) > 1 << 20:
             raise ParameterError("request body too large")
-        import json
-
         try:
             data = json.loads(raw or b"{}")
         except ValueError:

@@ -52,8 +52,7 @@ def compute_map(ws: Workspace, features: np.ndarray, spec: str, fingerprint: str
         for start in range(0, len(rest), 50_000):
             chunk = rest[start:start + 50_000]
             out[chunk] = reducer.transform(x[chunk])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:  # makes the folder too
         with open(tmp, "wb") as fh:
             np.save(fh, out)
     step.finish(rows=n, fitted_rows=len(fit))
