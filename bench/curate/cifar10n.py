@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import clearset
-from clearset.audit import run_audit
 from clearset.leaderboard.runner import leaderboard_table, run_bench, summarise
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
-from common import CACHE, ROOT, SHARED, write_result  # noqa: E402
+from noisy import kept_label_noise, prepare  # noqa: E402
+
+from common import CACHE, ROOT, write_result  # noqa: E402
 
 ALL = "random,rs2,prototypes,dbp,semdedup+dbp,el2n,craig,filter,clean"
 
@@ -61,15 +61,7 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the result file (for option variants)")
     ap.add_argument("--eval-every", type=int, default=0, help="test every N epochs (time-to-accuracy curves)")
     args = ap.parse_args()
-    label_file = SHARED / "labels" / f"cifar10n_{args.labels}.npy"
-    ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / f"ws_curate_{args.labels}", labels=[f"train={label_file}"])
-    clearset.embed(ws, backbone="efficientnet_lite0", image_size=128)
-    # the audit that feeds curation reads the training labels only: the clean test labels neither vote nor
-    # take part in the folds that flag training images (before 2026-12-07 they did: issue 22's leak)
-    run_audit(ws, checks=["label_issues", "duplicates", "outliers"], label_splits=["train"])
-    m = ws.manifest()
-    train = m[m["split"] == "train"]
-    clean = np.load(SHARED / "labels" / "cifar10n_clean.npy")
+    ws, train, clean = prepare(args.labels)
     wrong = train["label"].to_numpy() != clean
     trusted_rows = np.sort(np.random.default_rng(12345).choice(len(train), args.trusted, replace=False))
     trusted = CACHE / f"trusted_{args.trusted}.parquet"
@@ -83,16 +75,7 @@ def main() -> None:
                       seeds=list(range(args.seeds)), recipe=args.recipe, epochs=args.epochs, budget=args.budget,
                       trusted=trusted, full=not args.no_full, options=parse_options(args.options),
                       eval_every=args.eval_every)
-    pos = pd.Series(np.arange(len(train)), index=train["index"].to_numpy())
-    noise = []
-    for r in board.itertuples():
-        if r.strategy == "full":
-            noise.append(float(wrong.mean()))
-            continue
-        kept = pd.read_parquet(r.subset)
-        lab = kept["label"].to_numpy() if "label" in kept else train["label"].to_numpy()[pos[kept["index"]].to_numpy()]
-        noise.append(float((lab != clean[pos[kept["index"]].to_numpy()]).mean()))
-    board["kept_label_noise"] = noise
+    board["kept_label_noise"] = kept_label_noise(board, train, clean)
     summary = summarise(board)
     for s in summary:
         s["kept_label_noise"] = float(board[(board["strategy"] == s["strategy"]) & (board["keep"] == s["keep"])]

@@ -161,10 +161,13 @@ def tiny_curate_data(n: int = 90, classes: int = 3, seed: int = 0, d: int = 8):
     feats = rng.normal(0, 1, (classes, d))[labels] + rng.normal(0, 0.5, (n, d))
     trusted = np.full(n, -1)
     trusted[: max(classes * 3, n // 10)] = labels[: max(classes * 3, n // 10)]
+    dropped = np.arange(n) % 11 == 10  # a review: some images dropped, some kept (a few relabelled)
     return CurateData(labels=labels, n_classes=classes, features=feats.astype(np.float32),
                       label_quality=rng.random(n), is_label_issue=rng.random(n) < 0.1,
                       suggested_label=(labels + 1) % classes, duplicate_of=np.full(n, -1),
-                      is_outlier=np.zeros(n, bool), trusted=trusted)
+                      is_outlier=np.zeros(n, bool), trusted=trusted,
+                      reviewed_label=(labels + (rng.random(n) < 0.05)) % classes,
+                      reviewed_keep=(rng.random(n) < 0.2) & ~dropped, reviewed_drop=dropped)
 
 
 @contract("strategies")

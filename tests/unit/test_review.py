@@ -457,3 +457,35 @@ def test_the_lasso_uses_the_even_odd_rule():
     assert _in_polygon(pts, square).tolist() == [True, False, False, False, True]
     bowtie = np.array([[0, 0], [2, 2], [2, 0], [0, 2]], dtype=float)  # self-crossing: two triangles
     assert _in_polygon(np.array([[1, 1.5], [0.2, 1.0], [1.8, 1.0]]), bowtie).tolist() == [False, True, True]
+
+
+def test_the_applied_review_flows_into_curate_and_bench(client, ws_root):
+    """``reviewed`` trains on the newest applied version: dropped images out, relabels in; applying a review
+    leaves every other strategy's subsets cached; ``clearset bench`` runs it beside ``clean``."""
+    from clearset.curate import curate
+    from clearset.leaderboard.runner import run_bench
+
+    with pytest.raises(ParameterError, match="clearset review"):
+        curate(ws_root, strategy="reviewed", keep=1.0)
+    curate(ws_root, strategy="random", keep=0.5)
+    issue = _items(client, "label_issues")[0]
+    client.post("/api/decide", json={"finding": issue["finding"], "action": "relabel", "label": issue["suggested"]},
+                headers=H)
+    pair = _items(client, "duplicates")[0]
+    client.post("/api/decide", json={"finding": pair["finding"], "action": "drop", "index": pair["partner"]}, headers=H)
+    client.post("/api/apply", json={}, headers=H)
+    assert curate(ws_root, strategy="random", keep=0.5).cached
+    r = curate(ws_root, strategy="reviewed", keep=1.0)
+    table = pd.read_parquet(r.path).set_index("index")
+    n_train = int((clearset.Workspace(ws_root).manifest()["split"] == "train").sum())
+    assert len(table) == n_train - 1 and pair["partner"] not in table.index
+    assert table.loc[issue["index"], "label"] == issue["suggested"]
+    small = pd.read_parquet(curate(ws_root, strategy="reviewed", keep=0.2).path)
+    assert issue["index"] in set(small["index"])  # what a person verified comes first
+    assert curate(ws_root, strategy="reviewed", keep=1.0).cached  # a finished step is a cache hit
+    client.post("/api/decide", json={"finding": issue["finding"], "action": "keep"}, headers=H)
+    client.post("/api/apply", json={}, headers=H)  # a new version: the reviewed subset is made again
+    again = curate(ws_root, strategy="reviewed", keep=1.0)
+    assert not again.cached and pd.read_parquet(again.path).set_index("index").loc[issue["index"], "label"] == issue["label"]
+    board = run_bench(ws_root, strategies=["clean", "reviewed"], keeps=[0.5], seeds=[0], recipe="linear-probe", full=False)
+    assert sorted(board["strategy"]) == ["clean", "reviewed"] and board["test_acc"].notna().all()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..artifacts.reviewed import latest_version, read_version
 from ..artifacts.subsets import rs2_sampler, subset_sampler  # noqa: F401  (part of the API)
 from ..errors import ParameterError, check_seed
 from ..registry import check_options, import_submodules
@@ -71,6 +72,14 @@ def curate_data(ws: Workspace, *, split: str = "train", features: str | None = N
         o = pd.read_parquet(audit / "outliers.parquet", columns=["index", "is_outlier"]).set_index("index").reindex(index)
         data.is_outlier = o["is_outlier"].fillna(False).to_numpy(bool)
         inputs["outliers"] = ws.fingerprint(audit / "outliers.parquet")
+    version = latest_version(ws) if "reviewed_label" in need else None  # read only by strategies that use it,
+    if version is not None:  # so applying a review leaves every other strategy's subsets cached
+        r = read_version(version).set_index("index").reindex(index)
+        data.reviewed_label = r["label"].fillna(-1).to_numpy(np.int64)
+        dropped = r["drop"].fillna(False).to_numpy(bool) | r["ambiguous"].fillna(False).to_numpy(bool)
+        data.reviewed_drop = dropped
+        data.reviewed_keep = r["decision"].isin(["keep", "relabel"]).to_numpy() & ~dropped
+        inputs["review"] = fingerprint_path(version / "manifest.parquet")
     if trusted is not None:
         data.trusted = read_trusted(trusted, index, data.n_classes)
         inputs["trusted"] = fingerprint_path(trusted)

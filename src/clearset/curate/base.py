@@ -44,6 +44,10 @@ class CurateData:
     duplicate_of: np.ndarray | None = None  # (N,) int64 row of an earlier copy, -1 if none
     is_outlier: np.ndarray | None = None  # (N,) bool
     trusted: np.ndarray | None = None  # (N,) bool: rows whose labels were verified (the filter strategy)
+    # the newest applied review (``clearset review --apply``): label after review, and what the human decided
+    reviewed_label: np.ndarray | None = None  # (N,) int64
+    reviewed_keep: np.ndarray | None = None  # (N,) bool: a person kept or relabelled the image
+    reviewed_drop: np.ndarray | None = None  # (N,) bool: a person dropped it (or marked it ambiguous)
     _normalised: np.ndarray | None = None
 
     @property
@@ -65,7 +69,9 @@ class CurateData:
             hint = {"features": "run `clearset embed WS` first",
                     "label_quality": "run `clearset audit WS --checks label_issues` first",
                     "is_label_issue": "run `clearset audit WS --checks label_issues` first",
-                    "trusted": f"pass {param('trusted')} (a file of rows with verified labels)"}.get(name, "")
+                    "trusted": f"pass {param('trusted')} (a file of rows with verified labels)",
+                    "reviewed_label": "review the findings and apply them first: `clearset review WS`, then "
+                                      "the Apply button or `clearset review WS --apply`"}.get(name, "")
             raise ParameterError(f"{who} needs {name.replace('_', ' ')}; {hint}".rstrip("; "))
 
 
@@ -126,6 +132,18 @@ def take_top(score: np.ndarray, n_keep: int, seed: int) -> np.ndarray:
     tiebreak = np.random.default_rng(seed).permutation(len(score))
     order = np.lexsort((tiebreak, -np.asarray(score, dtype=np.float64)))
     return np.sort(order[:n_keep])
+
+
+def audit_flags(data: CurateData, label_issues: bool = True) -> np.ndarray:
+    """(N,) bool: what the audit flagged -- the later copy of a duplicate pair, outliers, and label issues."""
+    flagged = np.zeros(data.n, bool)
+    if data.duplicate_of is not None:
+        flagged |= data.duplicate_of >= 0
+    if data.is_outlier is not None:
+        flagged |= data.is_outlier
+    if label_issues and data.is_label_issue is not None:
+        flagged |= data.is_label_issue
+    return flagged
 
 
 def ones(n: int) -> np.ndarray:

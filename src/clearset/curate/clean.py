@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CurateData, Subset, ones, register_strategy, take_top
+from .base import CurateData, Subset, audit_flags, ones, register_strategy, take_top
 
 
 @register_strategy("clean", needs=("label_quality",),
@@ -17,11 +17,7 @@ from .base import CurateData, Subset, ones, register_strategy, take_top
                                "the budget at random from the rest; relabel=True fixes labels instead")
 def clean(data: CurateData, n_keep: int, seed: int, relabel: bool = False) -> Subset:
     quality = np.asarray(data.label_quality, dtype=np.float64)
-    flagged = np.zeros(data.n, bool)
-    if data.duplicate_of is not None:
-        flagged |= data.duplicate_of >= 0
-    if data.is_outlier is not None:
-        flagged |= data.is_outlier
+    flagged = audit_flags(data, label_issues=False)
     issue = data.is_label_issue if data.is_label_issue is not None else np.zeros(data.n, bool)
     labels = None
     if relabel and data.suggested_label is not None:

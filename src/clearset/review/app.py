@@ -38,6 +38,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..artifacts.reviewed import version_folders
 from ..errors import ClearsetError, ParameterError
 from ..io import write_bytes
 from ..vectors import l2_normalise
@@ -200,8 +201,7 @@ def create_app(workspace: str | Path | Workspace, token: str, *, allowed_hosts: 
 
     async def index(request: Request):
         return page(request, "index.html", decisions=len(state.log), in_force=len(state.log.effective()),
-                    versions=sorted((p.name for p in (state.dir / "versions").glob("v*")), key=lambda s: int(s[1:]))
-                    if (state.dir / "versions").exists() else [])
+                    versions=[p.name for p in version_folders(state.ws)])
 
     async def queue(request: Request):
         name = request.path_params["name"]

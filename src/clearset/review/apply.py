@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..artifacts.reviewed import next_version, versions_dir
 from ..io import write_json
 from ..workspace import Workspace
 from .decisions import DecisionLog, open_log
@@ -67,9 +68,9 @@ def apply_review(workspace: str | Path | Workspace, findings: Findings | None = 
     for col in ("given_label", "label", "drop", "ambiguous", "decision"):
         m[col] = state[col].to_numpy()
     m["clean_label"] = m["label"]
-    versions = review_dir(ws) / "versions"
+    versions = versions_dir(ws)
     versions.mkdir(parents=True, exist_ok=True)
-    number = 1 + max((int(p.name[1:]) for p in versions.glob("v*") if p.name[1:].isdigit()), default=0)
+    number = next_version(ws)
     final = versions / f"v{number}"
     stage = versions / f".v{number}.{os.getpid()}.tmp"
     shutil.rmtree(stage, ignore_errors=True)
