@@ -21,7 +21,7 @@ Per arm: mean ± sd over seeds of test accuracy, the share of kept images whose 
 a Welch t-test of ``reviewed@B`` against ``clean`` at the same keep.
 
     .venv/bin/python bench/review/human.py [--labels worse] [--budgets 1000,3000,10000] [--keep 0.3,0.5,0.6]
-        [--seeds 3] [--recipe linear-probe] [--annotator-error 0] [--random-order]
+        [--seeds 3] [--recipe linear-probe] [--annotator-error 0] [--random-order] [--no-full]
 
 Writes bench/results/review_human_<labels>_<recipe>[_err<p>].json.
 """
@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--annotator-error", type=float, default=0.0)
     ap.add_argument("--random-order", action="store_true", help="also spend each budget on random images")
+    ap.add_argument("--no-full", action="store_true", help="skip the all-data reference rows")
     args = ap.parse_args()
     ws, train, clean = prepare(args.labels)
     keeps, seeds = [float(k) for k in args.keep.split(",")], list(range(args.seeds))
@@ -116,7 +117,7 @@ def main() -> None:
         boards.append(board)
         print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
 
-    arm("audit only", ["random", "clean"], full=True)
+    arm("audit only", ["random", "clean"], full=not args.no_full)
     orders = {"reviewed": (audit_findings, audit_order)}
     if args.random_order:  # the map's box selection opens images as findings named image:N
         shuffled = np.random.default_rng(7).permutation(train["index"].to_numpy(np.int64))
