@@ -115,3 +115,18 @@ def write_result(name: str | Path, result: dict) -> Path:
     path = name if isinstance(name, Path) else ROOT / "bench" / "results" / f"{name}.json"
     write_json(path, {"provenance": stamp(), **result})
     return path
+
+
+def describe(vals) -> dict:
+    """n, mean, sample sd, 95% interval (clearset.ops.stats, the rule every comparison uses) and the values."""
+    from clearset.ops.stats import describe as stats_of
+
+    vals = [float(v) for v in vals]
+    return {**stats_of(vals), "values": vals}
+
+
+def compare(a, b, *, paired: bool = False) -> dict:
+    """a - b with its 95% interval and t-test (Welch, or paired for aligned arms): clearset.ops.stats."""
+    from clearset.ops.stats import compare as diff_of
+
+    return diff_of(a, b, paired=paired)

@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 import clearset
@@ -48,7 +47,7 @@ from clearset.ops.knn import knn
 from clearset.vectors import normalise_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
-from common import CACHE, ROOT, SHARED, run_timed, write_result  # noqa: E402
+from common import CACHE, ROOT, SHARED, compare, describe, run_timed, write_result  # noqa: E402
 
 BACKBONE, SIZE = "efficientnet_lite0", 128
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
@@ -75,9 +74,6 @@ def cleanlab_arms(labels: np.ndarray, probs: np.ndarray, truth: np.ndarray) -> d
         out[fb] = {**scores(flags, quality, truth), "seconds": round(time.perf_counter() - t, 1)}
     return out
 
-
-def describe(vals: list[float]) -> dict:
-    return {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "values": vals}
 
 
 def audit_data(labels: np.ndarray, feats: np.ndarray, classes: list[str], neighbours) -> AuditData:
@@ -128,7 +124,8 @@ def one_set(name: str, x: np.ndarray, feats: np.ndarray, classes: list[str], cle
            "f1": summary, "difference_vs_cleanlab_best": describe(diff.tolist()),
            "fold_seed_sd": float(spread) if spread is not None else None, "runs": runs}
     if seeds > 1:
-        out["paired_t_p"] = float(stats.ttest_rel(f1["clearset"], f1["cleanlab_best"]).pvalue)
+        out["vs_cleanlab_best"] = compare(f1["clearset"], f1["cleanlab_best"], paired=True)  # same folds
+        out["paired_t_p"] = out["vs_cleanlab_best"]["p"]
         out["beyond_3_sd"] = bool(abs(diff.mean()) > 3 * spread)
     print(f"{name}: clearset {summary['clearset']['mean']:.4f} vs cleanlab best ({best}) "
           f"{summary['cleanlab_best']['mean']:.4f}: {diff.mean():+.4f}", flush=True)
@@ -162,8 +159,8 @@ def main() -> None:
             d = np.subtract(row["f1"][f"clearset_{chosen}"]["values"], row["f1"]["cleanlab_best"]["values"])
             row["chosen_robust_vs_cleanlab_best"] = describe(d.tolist())
             if args.seeds > 1:
-                row["chosen_robust_paired_t_p"] = float(stats.ttest_rel(row["f1"][f"clearset_{chosen}"]["values"],
-                                                                        row["f1"]["cleanlab_best"]["values"]).pvalue)
+                row["chosen_robust_paired_t_p"] = compare(row["f1"][f"clearset_{chosen}"]["values"],
+                                                          row["f1"]["cleanlab_best"]["values"], paired=True)["p"]
             print(f"{name}: chosen {chosen} {row['f1'][f'clearset_{chosen}']['mean']:.4f}, {d.mean():+.4f} vs cleanlab best")
     if not args.skip_full_audit:
         out = run_timed(["-c", "from clearset.cli import main; main()", "-q", "audit", str(ws.root), "--force"])

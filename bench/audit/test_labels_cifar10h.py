@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.p
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/audit/: cifar10n.py
 from cifar10n import audit_data  # noqa: E402
 
-from common import CACHE, SHARED, write_result  # noqa: E402
+from common import CACHE, SHARED, describe, write_result  # noqa: E402
 
 QUALITY = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 ROBUST = ("none", "clean-refit", "divide-refit", "progressive")
@@ -51,9 +51,6 @@ def ranking_scores(bad: np.ndarray, truth: np.ndarray) -> dict:
         out[f"recall_at_{k}"] = float(truth[order[:k]].sum() / truth.sum())
     return out
 
-
-def describe(vals: list[float]) -> dict:
-    return {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "values": vals}
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ Every (strategy, keep, seed) cell is curated, trained with ``--recipe`` and test
 besides accuracy, the share of kept images whose given label is wrong is reported.
 
     .venv/bin/python bench/curate/cifar10n.py [--labels worse] [--recipe linear-probe] [--keep 0.1,0.3,0.5]
-        [--seeds 2] [--strategies random,rs2,prototypes,dbp,semdedup+dbp,el2n,craig,filter,clean]
+        [--seeds 2] [--strategies random,rs2,prototypes,dbp,semdedup+dbp,el2n-probe,craig-probe,filter,clean]
 
 Writes bench/results/curate_cifar10n_<labels>_<recipe>.json.
 """
@@ -30,7 +30,7 @@ from noisy import kept_label_noise, prepare  # noqa: E402
 
 from common import CACHE, ROOT, write_result  # noqa: E402
 
-ALL = "random,rs2,prototypes,dbp,semdedup+dbp,el2n,craig,filter,clean"
+ALL = "random,rs2,prototypes,dbp,semdedup+dbp,el2n-probe,craig-probe,filter,clean"
 
 
 def parse_options(spec: str) -> dict[str, dict]:

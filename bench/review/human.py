@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from clearset.leaderboard.runner import run_bench, summarise
+from clearset.ops.stats import verdict
 from clearset.review.apply import apply_review
 from clearset.review.decisions import open_log
 from clearset.review.findings import Findings, review_dir
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "curate"))
 
 from noisy import kept_label_noise, prepare  # noqa: E402
 
-from common import ROOT, write_result  # noqa: E402
+from common import ROOT, compare, write_result  # noqa: E402
 
 
 def simulated_decisions(findings: list[str], order: np.ndarray, given: np.ndarray, truth: np.ndarray,
@@ -144,14 +144,14 @@ def main() -> None:
         if s["strategy"].startswith("reviewed"):
             base = board[(board["arm"] == "clean") & (board["keep"] == s["keep"])]["test_acc"].to_numpy()
             mine = cells["test_acc"].to_numpy()
-            s["vs_clean_points"] = round(100 * float(mine.mean() - base.mean()), 2)
-            s["vs_clean_p"] = float(stats.ttest_ind(mine, base, equal_var=False).pvalue) if len(mine) > 1 else None
+            s["vs_clean"] = compare(mine, base)
+            s["vs_clean_points"] = round(100 * s["vs_clean"]["diff"], 2)
+            s["vs_clean_p"] = s["vs_clean"]["p"]
             s.update(summaries[s["strategy"]])
     print(f"{args.labels} labels, recipe {args.recipe}, {len(seeds)} seeds, annotator error {args.annotator_error}; "
           f"{time.perf_counter() - t0:.0f} s")
     for s in sorted(summary, key=lambda s: (s["keep"], s["strategy"])):
-        extra = (f"  vs clean {s['vs_clean_points']:+.2f} points (p {s['vs_clean_p']:.3g})"
-                 if "vs_clean_points" in s and s["vs_clean_p"] is not None else "")
+        extra = f"  vs clean {verdict(s['vs_clean'], unit=100)} points" if "vs_clean" in s else ""
         print(f"  keep {s['keep']:.1f} {s['strategy']:22s} {s['test_acc_mean']:.4f} ± {s['test_acc_sd']:.4f}  "
               f"kept noise {s['kept_label_noise']:.3f}{extra}")
     tag = f"_err{args.annotator_error:g}" if args.annotator_error else ""

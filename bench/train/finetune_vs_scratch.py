@@ -20,10 +20,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py
-from common import ROOT, write_result  # noqa: E402
+from common import ROOT, compare, describe, write_result  # noqa: E402
 
 ARMS = {"finetune": "train_efficientnet-lite0-ft", "scratch": "train_airbench"}
 
@@ -32,10 +31,6 @@ def at(curve: list, seconds: float) -> float | None:
     within = [a for s, a in curve if s <= seconds + 0.051]  # curve seconds are rounded to 0.1
     return within[-1] if within else None
 
-
-def describe(vals: list[float]) -> dict:
-    return {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
-            "n": len(vals), "values": vals}
 
 
 def main() -> None:
@@ -55,10 +50,9 @@ def main() -> None:
         vals = {arm: [v for v in map(value, rs) if v is not None] for arm, rs in runs.items()}
         entry = {arm: describe(v) for arm, v in vals.items() if v}
         if all(len(v) > 1 for v in vals.values()):
-            test = stats.ttest_ind(vals["finetune"], vals["scratch"], equal_var=False)
-            entry["difference"] = float(np.mean(vals["finetune"]) - np.mean(vals["scratch"]))
-            entry["welch_p"] = float(test.pvalue)
-            entry["significant_at_0.05"] = bool(test.pvalue < 0.05)
+            c = compare(vals["finetune"], vals["scratch"])  # Welch: independent runs
+            entry.update({"difference": c["diff"], "difference_ci95": c["ci95"], "welch_p": c["p"],
+                          "significant_at_0.05": c["significant"]})
         out[what] = entry
     out["train_seconds"] = {arm: describe([r["train_seconds"] for r in rs]) for arm, rs in runs.items()}
     print(json.dumps({k: out[k] for k in ("equal_time_seconds", "at_equal_time", "final")}, indent=1))

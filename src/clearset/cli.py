@@ -285,7 +285,7 @@ def train(
     teacher: Optional[list[Path]] = typer.Option(None, help="Distil from this run (repeat for an ensemble: "
                                                  "the mean of their softmaxes is the target)."),
     kd_temperature: float = typer.Option(1.0, help="Softmax temperature of teachers and student in distillation."),
-    kd_hard_weight: float = typer.Option(0.0, help="Share of the hard-label target mixed into distillation (0 = none, MEAL V2)."),
+    kd_hard_weight: float = typer.Option(0.0, help="Share of the hard-label target mixed into distillation (0 = none: soft targets only, as in MEAL V2; this is plain KD, without MEAL V2's discriminator)."),
     known: Optional[str] = typer.Option(None, help="Open-set training: comma-separated class names or indices "
                                         "to train on; the others' test images become 'unknown' for `clearset eval`."),
     tract: bool = typer.Option(False, help="TrAct: closed-form first-layer gradient (docs/train.md)."),
@@ -463,7 +463,7 @@ def bench(
 ):
     """Curate, train and evaluate every (strategy, keep, seed) cell with one recipe; cached per cell, so an
     interrupted bench resumes. Writes WS/bench/leaderboard.csv/.json; the report plots it."""
-    from .leaderboard.runner import leaderboard_table, run_bench, summarise
+    from .leaderboard.runner import TABLE_LEGEND, leaderboard_table, run_bench, summarise
 
     try:
         keeps = [float(k) for k in _split_list(keep) or []]
@@ -476,6 +476,7 @@ def bench(
                           engine=eng if eng.parallel else None)
     typer.echo(f"test accuracy, mean ± sd over {seeds} seed(s), budget: {budget}")
     typer.echo(leaderboard_table(summarise(board)).to_string())
+    typer.echo(TABLE_LEGEND)
     typer.echo(str(Path(workspace) / "bench" / "leaderboard.csv"))
 
 
@@ -640,7 +641,8 @@ def list_(what: Optional[str] = typer.Argument(None, help="Which extension point
                                                "sources, stores, backbones, models, recipes, checks, strategies, "
                                                "distillers, metrics, corruptions, sections."),
           pattern: str = typer.Option("*", help="Only names matching this shell pattern, e.g. 'efficientnet*'.")):
-    """List the registered names of an extension point, each with its one-line description."""
+    """List the registered names of an extension point, each with its one-line description and, for an
+    adaptation of a published method, how it differs from the paper."""
     registries = load_registries()
     if what is None:
         for name, reg in sorted(registries.items()):
@@ -652,6 +654,8 @@ def list_(what: Optional[str] = typer.Argument(None, help="Which extension point
     width = max([len(n) for n in reg.list(pattern)] + [8]) + 2
     for name in reg.list(pattern):
         typer.echo(f"{name:{width}s} {reg.describe(name)}")
+        if reg.differs(name):
+            typer.echo(f"{'':{width}s}   differs from the paper in: {reg.differs(name)}")
     if what == "backbones":
         typer.echo(f"{'<timm name>':{width}s} any timm model name, random weights")
 

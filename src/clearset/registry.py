@@ -64,6 +64,7 @@ class Registry(Generic[T]):
         self.listing = listing or kind.split()[-1] + "s"
         self._entries: dict[str, T] = {}
         self._meta: dict[str, dict[str, Any]] = {}
+        self._renamed: dict[str, str] = {}  # old name -> the message naming its successor
         if self.listing in REGISTRIES:
             raise RuntimeError(f"two registries are listed as {self.listing!r}")
         REGISTRIES[self.listing] = self
@@ -80,10 +81,16 @@ class Registry(Generic[T]):
             decorator(obj)
         return decorator
 
+    def rename(self, old: str, new: str, why: str = "") -> None:
+        """``old`` was renamed ``new`` (an adaptation taking its own name): asking for it says so."""
+        self._renamed[old] = f"{self.kind} {old!r} is now named {new!r}" + (f": {why}" if why else "")
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]
         except KeyError:
+            if name in self._renamed:
+                raise ParameterError(self._renamed[name]) from None
             raise ParameterError(
                 f"unknown {self.kind} {name!r}: choose one of {', '.join(self.names())}"
             ) from None
@@ -108,6 +115,11 @@ class Registry(Generic[T]):
         entry, meta = self.get(name), self._meta.get(name, {})
         text = meta.get("description") or getattr(entry, "description", None) or _first_line(entry)
         return str(text or "")
+
+    def differs(self, name: str) -> str:
+        """How the entry differs from the method its name cites ("" when it follows it, or cites none)."""
+        self.get(name)
+        return str(self._meta.get(name, {}).get("differs") or "")
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

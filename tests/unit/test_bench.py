@@ -9,6 +9,7 @@ import pytest
 import clearset
 from clearset.errors import ParameterError
 from clearset.leaderboard import run_bench
+from clearset.leaderboard.runner import leaderboard_table
 from clearset.train.recipes import RECIPES, Recipe, register_recipe
 from conftest import digits_with_features
 
@@ -38,6 +39,13 @@ def test_bench_cells_budgets_leaderboard_and_report(ws, caplog):
     saved = json.loads((ws.root / "bench" / "leaderboard.json").read_text())
     assert len(saved["cells"]) == len(board) and {s["strategy"] for s in saved["summary"]} == set(board["strategy"])
     assert pd.read_csv(ws.root / "bench" / "leaderboard.csv").shape[0] == len(board)
+    rs2_row = next(s for s in saved["summary"] if s["strategy"] == "rs2")
+    vs = rs2_row["vs_random"]  # the difference from random at the same keep, by clearset.ops.stats
+    assert vs["diff"] == pytest.approx(rs2_row["test_acc_mean"] - next(
+        s["test_acc_mean"] for s in saved["summary"] if s["strategy"] == "random")) and vs["test"] == "Welch t"
+    assert "vs_random" not in next(s for s in saved["summary"] if s["strategy"] == "random")
+    cell = leaderboard_table(saved["summary"]).loc["rs2"].iloc[0]
+    assert cell.endswith((" *", " n.s.", " ?"))
     caplog.set_level("INFO", logger="clearset")
     again = run_bench(ws, strategies=["random", "rs2"], keeps=[0.2], seeds=[0, 1], recipe="bench-tiny")
     assert "train: cached" in caplog.text and np.allclose(again["test_acc"], board["test_acc"])

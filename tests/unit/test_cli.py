@@ -50,6 +50,8 @@ def test_ingest_and_list_sources(tmp_path):
     assert "6 images, 2 classes" in r.stdout
     r = run("list", "sources")
     assert r.returncode == 0 and "imagefolder" in r.stdout and "webdataset" in r.stdout
+    r = run("list", "strategies", "--pattern", "el2n*")
+    assert r.returncode == 0 and "el2n-probe" in r.stdout and "differs from the paper in: " in r.stdout
 
 
 def test_public_names_are_not_shadowed_by_submodules():

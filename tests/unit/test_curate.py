@@ -180,7 +180,7 @@ def test_craig_augment_appends_strong_copies_of_the_coreset(tmp_path):
 
     ws = digits_with_features(tmp_path / "ws")
     m = ws.manifest()
-    r = curate(ws, strategy="craig-augment", keep=0.1)
+    r = curate(ws, strategy="craig-augment-probe", keep=0.1)
     table = pd.read_parquet(r.path)
     n_train = int((m["split"] == "train").sum())
     assert len(table) == n_train and int(table["augment"].sum()) == round(0.1 * n_train)
@@ -201,8 +201,8 @@ def test_filter_agree_mode_and_el2n_offset():
     assert wrong[agree.rows].mean() < 0.5 * wrong.mean() and agree.info["mode"] == "agree"
     with pytest.raises(ParameterError, match="mode"):
         select("filter", fresh(data), 0.3, mode="best")
-    hard = select("el2n", fresh(data), 0.2, seed=0).rows
-    shifted = select("el2n", fresh(data), 0.2, seed=0, offset=0.2).rows
+    hard = select("el2n-probe", fresh(data), 0.2, seed=0).rows
+    shifted = select("el2n-probe", fresh(data), 0.2, seed=0, offset=0.2).rows
     assert len(shifted) == len(hard) and set(hard).isdisjoint(set(shifted))  # the 20% hardest skipped
 
 
@@ -239,3 +239,12 @@ def test_spherical_kmeans_reseeds_empty_clusters_and_caps_k():
     assert {tuple(np.round(r, 4)) for r in c} == {tuple(r) for r in np.eye(3)}
     c, assign, _ = spherical_kmeans(x[[0, 20]], 5, seed=0)
     assert len(c) == 2 and set(assign) == {0, 1}
+
+
+def test_adaptations_carry_their_own_names_and_say_how_they_differ():
+    for name in STRATEGIES.names():
+        if name.endswith("-probe"):
+            assert STRATEGIES.differs(name), f"{name}: an adaptation needs its 'differs from the paper' line"
+    assert not STRATEGIES.differs("random")
+    with pytest.raises(ParameterError, match="'el2n' is now named 'el2n-probe'"):
+        select("el2n", make_data(), 0.5)

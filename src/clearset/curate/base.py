@@ -91,9 +91,11 @@ STRATEGIES: Registry[Strategy] = Registry("curation strategy", listing="strategi
 
 
 def register_strategy(name: str, *, needs: Iterable[str] = (), description: str = "", exact: bool = True,
-                      partitioned: Callable[..., np.ndarray] | None = None):
+                      partitioned: Callable[..., np.ndarray] | None = None, differs: str = ""):
+    """``differs``: for an adaptation of a published method, one line on how it differs from the paper
+    (``clearset list strategies`` shows it); the adaptation carries its own name."""
     def decorator(fn):
-        STRATEGIES.register(name)(Strategy(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0],
+        STRATEGIES.register(name, differs=differs)(Strategy(name, fn, tuple(needs), description or (fn.__doc__ or "").strip().split("\n")[0],
                                            exact, partitioned))
         return fn
 

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from .base import CurateData, Subset, quotas_by_class, register_strategy
+from .base import STRATEGIES, CurateData, Subset, quotas_by_class, register_strategy
 from .scores import probe_trajectory
 
 
@@ -49,9 +49,11 @@ def facility_location(g: np.ndarray, q: int, seed: int) -> tuple[np.ndarray, np.
     return chosen_rows, np.bincount(nearest, minlength=len(chosen_rows)).astype(np.float32)
 
 
-@register_strategy("craig", needs=("features",),
-                   description="per-class facility-location coresets of gradient proxies, weighted by cluster size")
-def craig(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
+@register_strategy("craig-probe", needs=("features",),
+                   description="per-class facility-location coresets of gradient proxies, weighted by cluster size",
+                   differs="the gradient proxies come from a 2-epoch linear probe on frozen embeddings, not from "
+                           "the network being trained, and the coreset is chosen once, not every R epochs")
+def craig_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
     probs = probe_trajectory(data.normalised(), data.labels, data.n_classes, epochs=epochs, seed=seed)[-1]
     g = probs - np.eye(data.n_classes, dtype=np.float32)[data.labels]
     rows, weights = [], []
@@ -66,10 +68,16 @@ def craig(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
     return Subset(kept, weight / weight.mean(), {"epochs": epochs, "model": "linear probe on embeddings"})
 
 
-@register_strategy("craig-augment", needs=("features",), exact=False,
+@register_strategy("craig-augment-probe", needs=("features",), exact=False,
                    description="all images, plus strongly augmented copies of a CRAIG coreset of keep·N "
-                               "(the data-efficient augmentation card's training mode)")
-def craig_augment(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
-    core = craig(data, n_keep, seed, epochs=epochs)
+                               "(the data-efficient augmentation card's training mode)",
+                   differs="the coreset is craig-probe's (linear-probe gradient proxies, chosen once), not one "
+                           "re-selected from the training network's gradients")
+def craig_augment_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
+    core = craig_probe(data, n_keep, seed, epochs=epochs)
     return Subset(np.arange(data.n), np.ones(data.n, np.float32), {"augment_rows": np.sort(core.rows),
                                                                      "model": "linear probe on embeddings"})
+
+
+STRATEGIES.rename("craig", "craig-probe", "CRAIG on linear-probe gradient proxies")
+STRATEGIES.rename("craig-augment", "craig-augment-probe", "CRAIG-augment on linear-probe gradient proxies")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import CurateData, Subset, ones, register_strategy, take_top
+from .base import STRATEGIES, CurateData, Subset, ones, register_strategy, take_top
 
 
 def probe_trajectory(x: np.ndarray, labels: np.ndarray, n_classes: int, *, epochs: int, seed: int,
@@ -46,9 +46,11 @@ def el2n_scores(data: CurateData, seed: int, epochs: int, runs: int) -> np.ndarr
     return np.mean(scores, 0)
 
 
-@register_strategy("el2n", needs=("features",),
-                   description="keep the highest EL2N (error norm early in training; probe runs on the embeddings)")
-def el2n(data: CurateData, n_keep: int, seed: int, epochs: int = 2, runs: int = 4, offset: float = 0.0) -> Subset:
+@register_strategy("el2n-probe", needs=("features",),
+                   description="keep the highest EL2N (error norm early in training; probe runs on the embeddings)",
+                   differs="the error norms come from a linear probe on frozen embeddings (2 epochs, 4 runs), "
+                           "not from networks trained on pixels for a few epochs (Paul et al.)")
+def el2n_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 2, runs: int = 4, offset: float = 0.0) -> Subset:
     """``offset``: skip this share of the very hardest first (Paul et al. do so at high pruning rates;
     under label noise the hardest are mostly mislabelled)."""
     score = el2n_scores(data, seed, epochs, runs)
@@ -60,9 +62,11 @@ def el2n(data: CurateData, n_keep: int, seed: int, epochs: int = 2, runs: int = 
                                           "model": "linear probe on embeddings"})
 
 
-@register_strategy("forgetting", needs=("features",),
-                   description="keep the most forgotten examples (forgetting events over short probe runs)")
-def forgetting(data: CurateData, n_keep: int, seed: int, epochs: int = 8, runs: int = 2) -> Subset:
+@register_strategy("forgetting-probe", needs=("features",),
+                   description="keep the most forgotten examples (forgetting events over short probe runs)",
+                   differs="forgetting events are counted over 8 epochs of a linear probe on frozen embeddings "
+                           "(2 runs), not over a full network training on pixels (Toneva et al.)")
+def forgetting_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 8, runs: int = 2) -> Subset:
     events = np.zeros(data.n)
     for r in range(runs):
         correct = np.stack([p.argmax(1) == data.labels for p in
@@ -72,3 +76,8 @@ def forgetting(data: CurateData, n_keep: int, seed: int, epochs: int = 8, runs: 
         events += np.where(~correct.any(0), epochs, 0)  # never learned: forgotten at every epoch
     rows = take_top(events, n_keep, seed)
     return Subset(rows, ones(len(rows)), {"epochs": epochs, "runs": runs, "model": "linear probe on embeddings"})
+
+
+STRATEGIES.rename("el2n", "el2n-probe", "EL2N from a linear probe on the embeddings (the paper's pixel-network "
+                  "EL2N is not built yet)")
+STRATEGIES.rename("forgetting", "forgetting-probe", "forgetting events of a linear probe on the embeddings")

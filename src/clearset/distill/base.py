@@ -30,9 +30,10 @@ class Distiller:
 DISTILLERS: Registry[Distiller] = Registry("distillation method", listing="distillers")
 
 
-def register_distiller(name: str, *, description: str = "", attention: bool = False):
+def register_distiller(name: str, *, description: str = "", attention: bool = False, differs: str = ""):
+    """``differs``: one line on how the method differs from its paper (``clearset list distillers``)."""
     def decorator(fn):
-        DISTILLERS.register(name)(Distiller(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
+        DISTILLERS.register(name, differs=differs)(Distiller(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
                                             {"attention": attention}))
         return fn
 

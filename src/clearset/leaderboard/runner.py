@@ -123,20 +123,41 @@ def _images_seen(run) -> int:
 
 
 def summarise(board: pd.DataFrame) -> list[dict]:
-    """Mean and sample sd of test accuracy (and mean training seconds) per strategy and keep."""
+    """Per strategy and keep: mean, sample sd and 95% interval of test accuracy over seeds, mean training
+    seconds, and -- where a ``random`` arm ran at the same keep -- the difference from it with its interval
+    and Welch t-test (``vs_random``; clearset.ops.stats, the rule every bench uses)."""
+    from ..ops.stats import compare, describe
+
     out = []
     for (s, k), g in board.groupby(["strategy", "keep"], sort=True):
-        acc = g["test_acc"].astype(float)
-        out.append({"strategy": s, "keep": float(k), "seeds": int(len(g)), "test_acc_mean": float(acc.mean()),
-                    "test_acc_sd": float(acc.std(ddof=1)) if len(g) > 1 else 0.0,
-                    "train_seconds_mean": float(g["train_seconds"].mean())})
+        acc = g["test_acc"].astype(float).to_numpy()
+        d = describe(acc)
+        row = {"strategy": s, "keep": float(k), "seeds": int(len(g)), "test_acc_mean": float(acc.mean()),
+               "test_acc_sd": d["sd"] or 0.0, "test_acc_ci95": d["ci95"],
+               "train_seconds_mean": float(g["train_seconds"].mean())}
+        base = board[(board["strategy"] == "random") & (board["keep"] == k)]["test_acc"].astype(float).to_numpy()
+        if s != "random" and len(base):
+            row["vs_random"] = compare(acc, base)
+        out.append(row)
     return out
 
 
 def leaderboard_table(summary: list[dict]) -> pd.DataFrame:
-    """Strategies as rows, keep fractions as columns, 'mean ± sd' cells (for the report and notes)."""
+    """Strategies as rows, keep fractions as columns, 'mean ± sd' cells (for the report and notes), marked
+    against random at the same keep (``TABLE_LEGEND``): ``*`` significantly different, ``n.s.`` not."""
     df = pd.DataFrame(summary)
     if df.empty:
         return df
-    df["cell"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(df["test_acc_mean"], df["test_acc_sd"])]
+    marks = [_mark(r.get("vs_random")) for r in summary]
+    df["cell"] = [f"{m:.4f} ± {s:.4f}{mark}" for m, s, mark in zip(df["test_acc_mean"], df["test_acc_sd"], marks)]
     return df.pivot(index="strategy", columns="keep", values="cell").fillna("–")
+
+
+TABLE_LEGEND = ("± is the sample sd over seeds; * differs from random at the same keep (Welch t-test, p < 0.05), "
+                "n.s. does not, ? cannot be tested (fewer than 2 seeds)")
+
+
+def _mark(c: dict | None) -> str:
+    if not c:
+        return ""
+    return " ?" if c["p"] is None else " *" if c["significant"] else " n.s."

@@ -304,7 +304,7 @@ def distilled(ctx: ReportContext) -> dict[str, Any] | None:
 @section("bench", "Curation bench", order=50)
 def bench(ctx: ReportContext) -> dict[str, Any] | None:
     """The leaderboard of `clearset bench`: accuracy per strategy and fraction kept, mean ± sd over seeds."""
-    from ..leaderboard.runner import leaderboard_table
+    from ..leaderboard.runner import TABLE_LEGEND, leaderboard_table
     from ..workspace import read_json
 
     path = ctx.ws.dir("bench") / "leaderboard.json"
@@ -313,6 +313,7 @@ def bench(ctx: ReportContext) -> dict[str, Any] | None:
     board = read_json(path)
     table = leaderboard_table(board["summary"])
     return {"budget": board["budget"], "recipe": board["recipe"]["name"], "epochs": board["recipe"]["epochs"],
+            "legend": TABLE_LEGEND,
             "columns": [f"{k:g}" for k in table.columns], "rows": [(s, list(r)) for s, r in table.iterrows()],
             "keep_png": ctx.rel(accuracy_vs_keep(board["summary"], ctx.asset("bench/accuracy_vs_keep.png"))),
             "time_png": ctx.rel(accuracy_vs_time(board["cells"], ctx.asset("bench/accuracy_vs_time.png"))),

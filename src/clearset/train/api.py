@@ -53,7 +53,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
     known_classes: train only on these classes (open-set evaluation); the model has len(known) outputs.
     tract: TrAct's lambda (e.g. 0.1) for the first convolution; None = plain gradients.
     teachers: runs whose mean softmax (at ``kd_temperature``) on the same augmented batch is the target
-      (knowledge distillation, MEAL V2); ``kd_hard_weight`` mixes in the hard labels (0 = none).
+      (plain knowledge distillation: soft targets as in MEAL V2, without its discriminator or its pretrained
+      student); ``kd_hard_weight`` mixes in the hard labels (0 = none).
     device: auto (CUDA when visible), cpu, cuda[:N]. eval_every: also evaluate every N epochs (0 = only at
       the end), recording ``eval_acc`` per epoch (time-to-accuracy).
     reinforced: a ``clearset reinforce`` folder: replay its stored augmentations with their stored teacher
