@@ -33,10 +33,9 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: common.py
-from common import ROOT  # noqa: E402
-
 from clearset.io import write_bytes  # noqa: E402
 from clearset.ops.stats import compare, verdict  # noqa: E402
+from common import ROOT  # noqa: E402
 
 BLOCK = re.compile(r"(<!-- results: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
 RESULTS = ROOT / "bench" / "results"
