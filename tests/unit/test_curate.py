@@ -248,3 +248,25 @@ def test_adaptations_carry_their_own_names_and_say_how_they_differ():
     assert not STRATEGIES.differs("random")
     with pytest.raises(ParameterError, match="'el2n' is now named 'el2n-probe'"):
         select("el2n", make_data(), 0.5)
+
+
+def test_ssp_is_dbp_with_uniform_quotas():
+    """The DBP card's SSP baseline: the same clusters, even quotas (where a cluster is big enough), the
+    farthest from its centroid kept first."""
+    from clearset.curate.base import spherical_kmeans
+    from clearset.curate.density import dbp_rows
+
+    data = make_data(n=400, classes=4, d=8)
+    x = data.normalised()
+    rows, info = dbp_rows(x, 100, seed=3, clusters=10, uniform=True)
+    _, assign, sim = spherical_kmeans(x, 10, 3)
+    kept = np.bincount(assign[rows], minlength=10)
+    sizes = np.bincount(assign, minlength=10)
+    big = sizes >= 10
+    assert kept[big].max() - kept[big].min() <= 1 and (kept[~big] == sizes[~big]).all()
+    for j in range(10):  # inside a cluster: the least prototypical
+        members = np.flatnonzero(assign == j)
+        chosen = np.isin(members, rows)
+        if chosen.any() and (~chosen).any():
+            assert sim[members][chosen].max() <= sim[members][~chosen].min()
+    assert not np.array_equal(select("ssp", fresh(data), 0.25, seed=3).rows, select("dbp", fresh(data), 0.25, seed=3).rows)

@@ -35,13 +35,18 @@ def cluster_complexity(centroids: np.ndarray, assign: np.ndarray, sim: np.ndarra
 
 
 def dbp_rows(x: np.ndarray, n_keep: int, seed: int, clusters: int | None, temperature: float = TEMPERATURE,
-             balance: float = BALANCE) -> tuple[np.ndarray, dict]:
+             balance: float = BALANCE, uniform: bool = False) -> tuple[np.ndarray, dict]:
+    """DBP's selection; ``uniform``: every cluster the same complexity, so the QP's target shares are
+    uniform -- the card's SSP baseline (same clusters, bounds and hard-first order)."""
     k = clusters or max(1, min(100, len(x) // 10))
     centroids, assign, sim = spherical_kmeans(x, k, seed)
     k = len(centroids)
     sizes = np.bincount(assign, minlength=k)
-    d_intra, d_inter = cluster_complexity(centroids, assign, sim)
-    c = d_intra * d_inter
+    if uniform:
+        c = np.ones(k)
+    else:
+        d_intra, d_inter = cluster_complexity(centroids, assign, sim)
+        c = d_intra * d_inter
     quota = complexity_quotas(c, sizes, n_keep, temperature, balance)
     keep = []
     for j in np.flatnonzero(quota):
@@ -68,6 +73,17 @@ def dbp_partitioned(part, keep: float, seed: int, clusters: int | None = None,
 def dbp(data: CurateData, n_keep: int, seed: int, clusters: int | None = None,
         temperature: float = TEMPERATURE) -> Subset:
     rows, info = dbp_rows(data.normalised(), n_keep, seed, clusters, temperature)
+    return Subset(rows, ones(len(rows)), info)
+
+
+@register_strategy("ssp", needs=("features",),
+                   description="self-supervised-prototype pruning as the DBP card's baseline: DBP's clusters "
+                               "(k = 100) with uniform quotas, least prototypical kept")
+def ssp(data: CurateData, n_keep: int, seed: int, clusters: int | None = None) -> Subset:
+    """The DBP card: "the SSP baseline is the same pipeline with uniform quotas" (Sorscher et al.'s
+    prototype metric, per cluster). ``prototypes`` is the global-ranking variant."""
+    rows, info = dbp_rows(data.normalised(), n_keep, seed, clusters, uniform=True)
+    info.pop("temperature", None)
     return Subset(rows, ones(len(rows)), info)
 
 

@@ -12,7 +12,7 @@ from .base import CurateData, Subset, ones, register_strategy, spherical_kmeans,
                    description="k-means prototypes: keep the least prototypical (farthest from a centroid)",
                    differs="k = the number of classes by default and one global ranking, on the embedding you "
                            "give (ImageNet-supervised by default, not self-supervised); the DBP card's SSP "
-                           "baseline uses k = 100 with uniform quotas per cluster")
+                           "baseline (k = 100, uniform quotas per cluster) is `ssp`")
 def prototypes(data: CurateData, n_keep: int, seed: int, clusters: int | None = None, easy: bool = False) -> Subset:
     k = clusters or data.n_classes
     _, assign, sim = spherical_kmeans(data.normalised(), k, seed)
