@@ -358,6 +358,9 @@ def test_linear_probe_recipe_matches_scikit_learn_and_evaluates(tmp_path):
     assert train(ws, recipe="linear-probe", features="fake@8").cached
     with pytest.raises(ParameterError, match="no model of the pixels"):
         run.load_model()
+    osr = train(ws, recipe="linear-probe", features="fake@8", known_classes=[0, 1, 2, 3, 4, 5])
+    o = evaluate_run(osr.root)["openset"]  # the probe, too, says which test images show a trained class
+    assert o["known_images"] == int(np.isin(y[te], range(6)).sum()) and o["max_logit"]["auroc"] > 0.55
 
 
 def test_no_resume_discards_an_interrupted_run(ws, monkeypatch):

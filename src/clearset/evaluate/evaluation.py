@@ -44,6 +44,11 @@ def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, split: 
             raise ParameterError(f"{run.root}: the run stored no predictions; pass {param('split')}")
         logits, labels = preds["logits"], preds["labels"]
         known = preds.get("known")
+        if known is None and cfg.get("known_classes") is not None and "index" in preds:
+            # a run that stored no mask (linear-probe runs before 2026-12-07): from the manifest's labels
+            home = Workspace(run.root.parents[1])
+            given = home.manifest(["index", "label"]).set_index("index")["label"].loc[preds["index"]].to_numpy()
+            _, known = map_labels(given, class_mapping(len(home.classes()), cfg["known_classes"]))
         split = cfg["eval_split"]
     else:
         ws = Workspace(data) if data is not None else Workspace(run.root.parents[1])

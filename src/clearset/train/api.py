@@ -231,7 +231,9 @@ def _linear_probe(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, 
     ev_rows = None
     if eval_split is not None:
         ev_labels, ev_index = split_rows(ws, eval_split)
-        ev_rows = (map_labels(ev_labels, rows.class_map)[0], ev_index)
+        mapped, known = map_labels(ev_labels, rows.class_map)
+        # open-set evaluation needs to know which test images show a trained class (as the network path)
+        ev_rows = (mapped, ev_index, known if rows.known_classes is not None else None)
     n_out = len(rows.classes)
     return train_linear_probe(ws, config=config, positions=rows.positions, weights=rows.weights,
                               train_index=train_index, labels_eval=ev_rows, features=features, force=force,

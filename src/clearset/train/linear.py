@@ -46,8 +46,10 @@ def train_linear_probe(ws: Workspace, *, config: dict, positions: np.ndarray, we
                 "lr": None, "seconds": round(seconds, 2), "images_per_s": round(len(positions) / max(seconds, 1e-9), 1)}]
     preds = {}
     if labels_eval is not None:
-        ev_labels, ev_index = labels_eval
+        ev_labels, ev_index, ev_known = labels_eval
         logits = (torch.from_numpy(normalise_features(feats[ev_index])) @ w + b).numpy()
         preds = {"index": ev_index, "labels": ev_labels, "logits": logits}
+        if ev_known is not None:  # trained on --known classes: which test images show one
+            preds["known"] = ev_known
         history[-1]["eval_acc"] = accuracy(logits, ev_labels)
     return write_run(root, {"weight": w.T, "bias": b}, history, preds, config, step, epochs=1, fit_seconds=round(seconds, 2))
