@@ -252,6 +252,24 @@ def oof(
 
 
 @command
+def score(
+    workspace: Path = typer.Argument(..., help="An ingested workspace with labelled training images."),
+    method: str = typer.Option("el2n", help="el2n: the error L2 norm of networks early in training (Paul et al.)."),
+    recipe: str = typer.Option("cifar-resnet8-fast", help="Training recipe of the scoring networks."),
+    epochs: int = typer.Option(2, help="Epochs each network trains before it scores (the paper: 20 of 200)."),
+    runs: int = typer.Option(4, help="Independent initialisations averaged (the paper: 10)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the runs."),
+    force: bool = typer.Option(False, help="Retrain and rescore."),
+):
+    """Per-image pruning scores from networks trained on the pixels (cached runs); `clearset curate
+    --strategy el2n` then keeps the highest. The linear-probe adaptation, `el2n-probe`, needs no score."""
+    from .scores import pixel_scores
+
+    typer.echo(str(pixel_scores(workspace, method=method, recipe=recipe, epochs=epochs, runs=runs, seed=seed,
+                                force=force)))
+
+
+@command
 def probe(
     workspace: Path = typer.Argument(..., help="A workspace with features."),
     features: Optional[str] = typer.Option(None, help="Which features, backbone@size (default: the newest "

@@ -167,7 +167,8 @@ def tiny_curate_data(n: int = 90, classes: int = 3, seed: int = 0, d: int = 8):
                       suggested_label=(labels + 1) % classes, duplicate_of=np.full(n, -1),
                       is_outlier=np.zeros(n, bool), trusted=trusted,
                       reviewed_label=(labels + (rng.random(n) < 0.05)) % classes,
-                      reviewed_keep=(rng.random(n) < 0.2) & ~dropped, reviewed_drop=dropped)
+                      reviewed_keep=(rng.random(n) < 0.2) & ~dropped, reviewed_drop=dropped,
+                      el2n_score=rng.random(n))
 
 
 @contract("strategies")

@@ -29,7 +29,7 @@ FLOORS = {
     "clearset.data.ingest": 4, "clearset.features": 4, "clearset.audit": 4, "clearset.curate": 4,
     "clearset.distill": 4, "clearset.train": 4, "clearset.evaluate": 4, "clearset.review": 4,
     # floor 5: what runs stages together or shows their results
-    "clearset.leaderboard": 5, "clearset.reporting": 5, "clearset.oof": 5,
+    "clearset.leaderboard": 5, "clearset.reporting": 5, "clearset.oof": 5, "clearset.scores": 5,
     # floor 6: entry points
     "clearset.pipeline": 6, "clearset.cli": 6, "clearset.testing": 6,
 }

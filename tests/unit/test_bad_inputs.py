@@ -295,6 +295,8 @@ CASES = [
          setup=_file("s.parquet", b"garbage")),
     Case("train-teacher-missing", ["train", "{ws}", "--teacher", "{tmp}/norun"], "norun", "digits"),
     Case("train-known-unknown-class", ["train", "{ws}", "--known", "0,zebra"], "zebra", "digits"),
+    Case("score-no-runs", ["score", "{ws}", "--runs", "0"], "--runs", "digits"),
+    Case("score-unknown-method", ["score", "{ws}", "--method", "grand"], "grand", "digits"),
     Case("train-distilled-missing", ["train", "{ws}", "--distilled", "{tmp}/d.npz"], "d.npz", "digits"),
     Case("train-linear-probe-nan", ["train", "{ws}", "--recipe", "linear-probe"], "row 5", "features",
          setup=_features("nan")),

@@ -102,3 +102,40 @@ def test_bench_scripts_parse_and_their_sibling_imports_exist():
     spec.loader.exec_module(index)
     for name, argv in {**index.BENCHES, **index.QUICK}.items():
         assert (bench / argv[0]).exists(), f"bench/run.py: {name} names a missing script {argv[0]}"
+
+
+def test_pixel_el2n_scores_feed_the_el2n_strategy(ws):
+    """EL2N as Paul et al. define it: the mean over independently initialised networks of
+    ||softmax - onehot||, on the training images; the ``el2n`` strategy keeps the highest."""
+    import torch
+
+    from clearset.curate import curate
+    from clearset.data.loading import load_images
+    from clearset.models.inference import predict
+    from clearset.scores import pixel_scores
+    from clearset.train import train
+
+    with pytest.raises(ParameterError, match="clearset score WS --method el2n"):
+        curate(ws, strategy="el2n", keep=0.3)
+    path = pixel_scores(ws, recipe="bench-tiny", epochs=1, runs=2)
+    score = np.load(path)
+    m = ws.manifest()
+    train_rows = ((m["split"] == "train") & (m["label"] >= 0)).to_numpy()
+    assert np.isnan(score[~train_rows]).all() and np.isfinite(score[train_rows]).all()
+    assert ((score[train_rows] >= 0) & (score[train_rows] <= np.sqrt(2) + 1e-6)).all()
+    idx = np.flatnonzero(train_rows)
+    onehot = np.eye(len(ws.classes()))[m["label"].to_numpy()[idx]]
+    norms = []
+    for r in range(2):  # the same runs, cached: recompute the score from their models
+        run = train(ws, recipe="bench-tiny", epochs=1, seed=r, eval_split=None)
+        assert run.cached
+        norm = run.config["normalisation"]
+        logits = predict(run.load_model(), load_images(ws, idx, 8), torch.tensor(norm["mean"]).view(1, 3, 1, 1),
+                         torch.tensor(norm["std"]).view(1, 3, 1, 1), autocast=run.config["precision"] == "bf16")
+        norms.append(np.linalg.norm(torch.softmax(torch.from_numpy(logits), 1).numpy() - onehot, axis=1))
+    assert np.allclose(score[idx], np.mean(norms, 0), atol=1e-5)
+    assert pixel_scores(ws, recipe="bench-tiny", epochs=1, runs=2) == path  # cached
+    kept = pd.read_parquet(curate(ws, strategy="el2n", keep=0.3).path)["index"].to_numpy()
+    assert score[kept].min() >= np.sort(score[idx])[::-1][len(kept) - 1] - 1e-6  # the highest EL2N
+    with pytest.raises(ParameterError, match="runs"):
+        pixel_scores(ws, recipe="bench-tiny", runs=0)

@@ -246,8 +246,8 @@ def test_adaptations_carry_their_own_names_and_say_how_they_differ():
         if name.endswith("-probe"):
             assert STRATEGIES.differs(name), f"{name}: an adaptation needs its 'differs from the paper' line"
     assert not STRATEGIES.differs("random")
-    with pytest.raises(ParameterError, match="'el2n' is now named 'el2n-probe'"):
-        select("el2n", make_data(), 0.5)
+    with pytest.raises(ParameterError, match="'craig' is now named 'craig-probe'"):
+        select("craig", make_data(), 0.5)
 
 
 def test_ssp_is_dbp_with_uniform_quotas():

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts.reviewed import latest_version, read_version
+from ..artifacts.scores import stored_score
 from ..artifacts.subsets import rs2_sampler, subset_sampler  # noqa: F401  (part of the API)
 from ..errors import ParameterError, check_seed
 from ..registry import check_options, import_submodules
@@ -72,6 +73,10 @@ def curate_data(ws: Workspace, *, split: str = "train", features: str | None = N
         o = pd.read_parquet(audit / "outliers.parquet", columns=["index", "is_outlier"]).set_index("index").reindex(index)
         data.is_outlier = o["is_outlier"].fillna(False).to_numpy(bool)
         inputs["outliers"] = ws.fingerprint(audit / "outliers.parquet")
+    scored = stored_score(ws, "el2n") if "el2n_score" in need else None
+    if scored is not None:
+        data.el2n_score = np.load(scored)[index].astype(np.float64)
+        inputs["el2n"] = ws.fingerprint(scored)
     version = latest_version(ws) if "reviewed_label" in need else None  # read only by strategies that use it,
     if version is not None:  # so applying a review leaves every other strategy's subsets cached
         r = read_version(version).set_index("index").reindex(index)

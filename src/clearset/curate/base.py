@@ -44,6 +44,7 @@ class CurateData:
     duplicate_of: np.ndarray | None = None  # (N,) int64 row of an earlier copy, -1 if none
     is_outlier: np.ndarray | None = None  # (N,) bool
     trusted: np.ndarray | None = None  # (N,) bool: rows whose labels were verified (the filter strategy)
+    el2n_score: np.ndarray | None = None  # (N,) EL2N of networks trained on the pixels (clearset score)
     # the newest applied review (``clearset review --apply``): label after review, and what the human decided
     reviewed_label: np.ndarray | None = None  # (N,) int64
     reviewed_keep: np.ndarray | None = None  # (N,) bool: a person kept or relabelled the image
@@ -70,6 +71,7 @@ class CurateData:
                     "label_quality": "run `clearset audit WS --checks label_issues` first",
                     "is_label_issue": "run `clearset audit WS --checks label_issues` first",
                     "trusted": f"pass {param('trusted')} (a file of rows with verified labels)",
+                    "el2n_score": "run `clearset score WS --method el2n` first (networks trained on the pixels)",
                     "reviewed_label": "review the findings and apply them first: `clearset review WS`, then "
                                       "the Apply button or `clearset review WS --apply`"}.get(name, "")
             raise ParameterError(f"{who} needs {name.replace('_', ' ')}; {hint}".rstrip("; "))

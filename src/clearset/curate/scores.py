@@ -46,6 +46,14 @@ def el2n_scores(data: CurateData, seed: int, epochs: int, runs: int) -> np.ndarr
     return np.mean(scores, 0)
 
 
+def highest_after_offset(score: np.ndarray, n_keep: int, seed: int, offset: float) -> np.ndarray:
+    """The ``n_keep`` highest scores after skipping the ``offset`` share of the very highest."""
+    skip = min(int(round(offset * len(score))), len(score) - n_keep)
+    if skip > 0:
+        score = np.where(np.isin(np.arange(len(score)), take_top(score, skip, seed)), -np.inf, score)
+    return take_top(score, n_keep, seed)
+
+
 @register_strategy("el2n-probe", needs=("features",),
                    description="keep the highest EL2N (error norm early in training; probe runs on the embeddings)",
                    differs="the error norms come from a linear probe on frozen embeddings (2 epochs, 4 runs), "
@@ -53,11 +61,7 @@ def el2n_scores(data: CurateData, seed: int, epochs: int, runs: int) -> np.ndarr
 def el2n_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 2, runs: int = 4, offset: float = 0.0) -> Subset:
     """``offset``: skip this share of the very hardest first (Paul et al. do so at high pruning rates;
     under label noise the hardest are mostly mislabelled)."""
-    score = el2n_scores(data, seed, epochs, runs)
-    skip = min(int(round(offset * data.n)), data.n - n_keep)
-    if skip > 0:
-        score = np.where(np.isin(np.arange(data.n), take_top(score, skip, seed)), -np.inf, score)
-    rows = take_top(score, n_keep, seed)
+    rows = highest_after_offset(el2n_scores(data, seed, epochs, runs), n_keep, seed, offset)
     return Subset(rows, ones(len(rows)), {"epochs": epochs, "runs": runs, "offset": offset,
                                           "model": "linear probe on embeddings"})
 
@@ -78,6 +82,14 @@ def forgetting_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 8, 
     return Subset(rows, ones(len(rows)), {"epochs": epochs, "runs": runs, "model": "linear probe on embeddings"})
 
 
-STRATEGIES.rename("el2n", "el2n-probe", "EL2N from a linear probe on the embeddings (the paper's pixel-network "
-                  "EL2N is not built yet)")
 STRATEGIES.rename("forgetting", "forgetting-probe", "forgetting events of a linear probe on the embeddings")
+
+
+@register_strategy("el2n", needs=("el2n_score",),
+                   description="keep the highest EL2N of networks trained on the pixels (clearset score --method el2n)")
+def el2n(data: CurateData, n_keep: int, seed: int, offset: float = 0.0) -> Subset:
+    """Paul et al.'s EL2N from ``clearset score`` (its recipe, epochs and runs are in the score's sidecar);
+    ``offset`` as for ``el2n-probe``."""
+    assert data.el2n_score is not None
+    rows = highest_after_offset(np.nan_to_num(data.el2n_score, nan=-np.inf), n_keep, seed, offset)
+    return Subset(rows, ones(len(rows)), {"offset": offset, "model": "networks trained on the pixels"})
