@@ -304,6 +304,9 @@ def train(
                                                  "the mean of their softmaxes is the target)."),
     kd_temperature: float = typer.Option(1.0, help="Softmax temperature of teachers and student in distillation."),
     kd_hard_weight: float = typer.Option(0.0, help="Share of the hard-label target mixed into distillation (0 = none: soft targets only, as in MEAL V2; this is plain KD, without MEAL V2's discriminator)."),
+    kd_discriminator: bool = typer.Option(False, help="With --teacher: add MEAL V2's discriminator of student vs "
+                                          "teacher logits (jointly minimised). MEAL V2 as published: several "
+                                          "--teacher, --recipe cifar-meal-v2, --kd-hard-weight 0."),
     known: Optional[str] = typer.Option(None, help="Open-set training: comma-separated class names or indices "
                                         "to train on; the others' test images become 'unknown' for `clearset eval`."),
     tract: bool = typer.Option(False, help="TrAct: closed-form first-layer gradient (docs/train.md)."),
@@ -328,7 +331,8 @@ def train(
 
     r = run_train(workspace, recipe=recipe, model=model, epochs=epochs, seed=seed, subset=subset, name=name,
                   eval_split=eval_split, force=force, teachers=teacher or None, kd_temperature=kd_temperature,
-                  kd_hard_weight=kd_hard_weight, tract=tract_lambda if tract else None,
+                  kd_hard_weight=kd_hard_weight, kd_discriminator=kd_discriminator,
+                  tract=tract_lambda if tract else None,
                   known_classes=_class_indices(workspace, known) if known else None, device=device,
                   precision=precision, eval_every=eval_every, reinforced=reinforced, features=features,
                   resume=resume, compile=compile, distilled=distilled)

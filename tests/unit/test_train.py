@@ -194,6 +194,42 @@ def test_distillation_and_tract_runs(ws, tmp_path):
     train(ws, recipe=TINY, teachers=[t1.root], name="from-tract-teacher")  # a TrAct run reloads as a teacher
 
 
+def test_meal_v2_discriminator_follows_the_reference(ws, monkeypatch):
+    """MEAL V2's discriminator: widths C/8, C/64 (floored for few classes), a ReLU after every layer, student
+    logits labelled [1, 0] and teachers' [0, 1]; its parameters train in the student's optimiser at the
+    student's scheduled rate (the reference's regime overwrites its own rate); the run records it."""
+    from clearset.train.discriminator import OutputDiscriminator, discriminator_loss, hidden_widths
+    from clearset.train.loop import make_optimizer
+
+    assert hidden_widths(1000) == (125, 15) and hidden_widths(10) == (8, 4)
+    d = OutputDiscriminator(10)
+    assert (d(torch.randn(64, 10)) >= 0).all()  # the final ReLU before BCEWithLogits, as released
+    student, teacher = torch.randn(8, 10), torch.randn(8, 10)
+    out = d(torch.cat([student, teacher]))
+    target = torch.tensor([[1.0, 0.0]] * 8 + [[0.0, 1.0]] * 8)
+    manual = -(target * torch.log(torch.sigmoid(out)) + (1 - target) * torch.log(1 - torch.sigmoid(out))).mean()
+    assert torch.allclose(discriminator_loss(d, student, teacher), manual, atol=1e-6)
+    opt = make_optimizer(torch.nn.Linear(4, 10), TINY, extra=d)
+    assert {id(p) for p in d.parameters()} <= {id(p) for g in opt.param_groups for p in g["params"]}
+    assert all(g["lr_scale"] == 1.0 for g in opt.param_groups[-1:])
+    teacher_run = train(ws, recipe=TINY, seed=5, name="meal-teacher")
+    meal = train(ws, recipe=TINY, teachers=[teacher_run.root], kd_discriminator=True, name="meal")
+    kd = train(ws, recipe=TINY, teachers=[teacher_run.root], name="meal-kd")
+    assert meal.config["kd"]["discriminator"] == "meal-v2" and "discriminator" not in kd.config["kd"]
+    assert not same(weights(meal), weights(kd))
+    interrupted_run(ws, monkeypatch, 5, teachers=[teacher_run.root], kd_discriminator=True, name="meal-part")
+    resumed = train(ws, recipe=TINY, teachers=[teacher_run.root], kd_discriminator=True, name="meal-part")
+    assert same(weights(resumed), weights(meal))  # the discriminator's state is checkpointed and restored
+    with pytest.raises(ParameterError, match="pass teachers"):
+        train(ws, recipe=TINY, kd_discriminator=True, name="meal-alone")
+    from clearset.train.recipes import get_recipe
+
+    rec = get_recipe("cifar-meal-v2")
+    assert (rec.weight_decay, rec.nesterov, rec.schedule, rec.label_smoothing, rec.model) == (
+        0.0, False, "step", 0.0, "efficientnet_lite0_ft")
+    assert lr_factor(54, 100, 0, "step") == 1.0 and lr_factor(56, 100, 0, "step") == 0.1  # 100/180 of the run
+
+
 def test_open_set_run_and_cli_known_errors(ws):
     import subprocess
     import sys

@@ -26,6 +26,7 @@ from ..io import read_json, write_json
 from ..models.inference import predict
 from ..ops.linear import accuracy
 from ..workspace import Step, Workspace
+from .discriminator import OutputDiscriminator
 from .inputs import TrainingRows, run_config, soft_targets, training_rows
 from .loop import Fit, FitData, FitOptions, Sampler
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
@@ -43,7 +44,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
           teachers: list[str | Path] | None = None, kd_temperature: float = 1.0, kd_hard_weight: float = 0.0,
           device: str = "auto", eval_every: int = 0, reinforced: str | Path | None = None,
           features: str | None = None, resume: bool = True, compile: str = "auto",
-          distilled: str | Path | None = None) -> Run:
+          distilled: str | Path | None = None, kd_discriminator: bool = False) -> Run:
     """Train ``recipe`` on the workspace's ``train_split`` and write ``WS/runs/<name>/``.
 
     subset: a file of manifest ``index`` (+ ``weight``) rows to train on (what ``clearset curate`` writes).
@@ -55,6 +56,9 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
     teachers: runs whose mean softmax (at ``kd_temperature``) on the same augmented batch is the target
       (plain knowledge distillation: soft targets as in MEAL V2, without its discriminator or its pretrained
       student); ``kd_hard_weight`` mixes in the hard labels (0 = none).
+    kd_discriminator: with ``teachers``, add MEAL V2's discriminator of student vs teacher logits (its loss
+      minimised jointly with the student's, train/discriminator.py). MEAL V2 as published = this, several
+      teachers, ``kd_hard_weight`` 0 and the ``cifar-meal-v2`` recipe (pretrained student, its optimiser).
     device: auto (CUDA when visible), cpu, cuda[:N]. eval_every: also evaluate every N epochs (0 = only at
       the end), recording ``eval_acc`` per epoch (time-to-accuracy).
     reinforced: a ``clearset reinforce`` folder: replay its stored augmentations with their stored teacher
@@ -90,6 +94,11 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
     config = run_config(ws, rec, rows, seed=seed, train_split=train_split, eval_split=eval_split,
                         precision=choice.precision, device_type=dev.type, subset=subset, tract=tract,
                         kd_temperature=kd_temperature, kd_hard_weight=kd_hard_weight)
+    if kd_discriminator:
+        if not rows.teacher_runs:
+            raise ParameterError(f"{param('kd_discriminator')} tells the student's outputs from the teachers': "
+                                 f"pass {param('teachers')}")
+        config["kd"]["discriminator"] = "meal-v2"  # only present when used: other runs keep their keys
     use_compile = compile == "on" or (compile == "auto" and dev.type == "cuda")
     if use_compile:
         config["compile"] = True
@@ -106,7 +115,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
     return _fit_network(ws, rec, rows, config, step, train_index, train_split=train_split, eval_split=eval_split,
                         dev=dev, choice=choice, compile_=use_compile, seed=seed, tract=tract, force=force,
                         resume=resume, eval_every=eval_every, kd_temperature=kd_temperature,
-                        kd_hard_weight=kd_hard_weight)
+                        kd_hard_weight=kd_hard_weight, kd_discriminator=kd_discriminator)
 
 
 PROBE_MIN_IMAGES = 20_000  # a run that sees this many images (a minute or more on a CPU) measures its own network
@@ -138,7 +147,7 @@ def _precision_probe(rec: Recipe, rows: TrainingRows, dev: torch.device):
 def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, step: Step, train_index: np.ndarray,
                  *, train_split: str, eval_split: str | None, dev: torch.device, choice, compile_: bool, seed: int,
                  tract: float | None, force: bool, resume: bool, eval_every: int, kd_temperature: float,
-                 kd_hard_weight: float) -> Run:
+                 kd_hard_weight: float, kd_discriminator: bool = False) -> Run:
     """Fit a network on the pixels (resuming a checkpoint of the same key), predict the evaluation split,
     write the run."""
     key, root = config["key"], step.sidecar.parent
@@ -150,7 +159,8 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, s
     autocast = choice.precision == "bf16"
     opts = FitOptions(seed=seed, autocast=autocast, sampler=rows.sampler, kd_temperature=kd_temperature,
                       kd_hard_weight=kd_hard_weight, eval_every=eval_every,
-                      teachers=[load_teacher(t, dev) for t in rows.teacher_runs])
+                      teachers=[load_teacher(t, dev) for t in rows.teacher_runs],
+                      discriminator=OutputDiscriminator(len(rows.classes)).to(dev) if kd_discriminator else None)
     if rows.dist is None:
         _say_how_images_fit(ws, train_index, rec)
     d = _fit_data(ws, rec, rows, train_index, train_split, dev, getattr(net, "input_normalisation", None))

@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from .. import progress
 from ..io import atomic_path
 from .augment import AugParams, apply_params, cutout, draw_params, mix, random_crop, random_flip
+from .discriminator import discriminator_loss
 from .recipes import Recipe
 from .reinforcement import P_REINFORCED, Reinforced
-from .teachers import teacher_probs
+from .teachers import teacher_outputs
 
 log = logging.getLogger("clearset")
 # An epoch sampler returns the training rows (positions into the subset) to visit this epoch, in order,
@@ -48,6 +49,8 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
         return (step + 1) / warmup
     if schedule == "constant":
         return 1.0
+    if schedule == "step":  # MEAL V2: the rate for epochs 0-100 of 180, a tenth of it after
+        return 1.0 if step < total * 100 / 180 else 0.1
     t = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
@@ -75,11 +78,13 @@ class FitOptions:
     teachers: list = field(default_factory=list)  # (net, mean, std) triples: knowledge distillation
     kd_temperature: float = 1.0
     kd_hard_weight: float = 0.0
+    # MEAL V2: a discriminator of student vs teacher logits, trained with the student by the one optimiser
+    discriminator: torch.nn.Module | None = None
     eval_every: int = 0  # evaluate every N epochs (0: never during the run)
     evaluate: Callable[[torch.nn.Module], float] | None = None  # the network -> evaluation accuracy
 
 
-def make_optimizer(net: torch.nn.Module, rec: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(net: torch.nn.Module, rec: Recipe, extra: torch.nn.Module | None = None) -> torch.optim.Optimizer:
     """SGD (Nesterov) or AdamW over the trainable parameters (the whitening bias included, frozen later);
     with ``bias_lr_scale`` the model's batch-norm shifts form a second group at lr x that scale, their
     weight decay divided by it (the same absolute decay per step). Each group's ``lr_scale`` multiplies
@@ -91,8 +96,10 @@ def make_optimizer(net: torch.nn.Module, rec: Recipe) -> torch.optim.Optimizer:
     if biases:
         groups.append({"params": biases, "lr_scale": rec.bias_lr_scale,
                        "weight_decay": rec.weight_decay / rec.bias_lr_scale})
+    if extra is not None:  # trained alongside at the same scheduled rate (MEAL V2's discriminator)
+        groups.append({"params": list(extra.parameters()), "lr_scale": 1.0, "weight_decay": rec.weight_decay})
     if rec.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=rec.lr, momentum=rec.momentum, nesterov=True)
+        return torch.optim.SGD(groups, lr=rec.lr, momentum=rec.momentum, nesterov=rec.nesterov)
     return torch.optim.AdamW(groups, lr=rec.lr)
 
 
@@ -107,7 +114,7 @@ class Fit:
         self.net, self.rec, self.data, self.opts = net, rec, data, opts
         self.forward = forward if forward is not None else net
         self.checkpoint, self.key = checkpoint, key
-        self.opt = make_optimizer(net, rec)
+        self.opt = make_optimizer(net, rec, opts.discriminator)
         self.dev = data.images.device
         self.start_epoch, self.step = 0, 0
         self.history: list[dict] = []
@@ -129,6 +136,8 @@ class Fit:
         if state.get("key") != self.key:
             return False
         self.net.load_state_dict(state["model"])
+        if self.opts.discriminator is not None:
+            self.opts.discriminator.load_state_dict(state["discriminator"])
         self.opt.load_state_dict(state["optimizer"])
         self.start_epoch, self.history, self.step = state["epoch"], state["history"], state["step"]
         self.partial = state.get("partial")
@@ -233,15 +242,19 @@ class Fit:
         for group in self.opt.param_groups:
             group["lr"] = rec.lr * group.get("lr_scale", 1.0) * factor
         temp = 1.0
+        teacher_logits = None
         if opts.teachers:
-            t = (1 - opts.kd_hard_weight) * teacher_probs(opts.teachers, x, d.mean, d.std, opts.kd_temperature,
-                                                          opts.autocast, dev) + opts.kd_hard_weight * t
+            probs, teacher_logits = teacher_outputs(opts.teachers, x, d.mean, d.std, opts.kd_temperature,
+                                                    opts.autocast, dev)
+            t = (1 - opts.kd_hard_weight) * probs + opts.kd_hard_weight * t
             temp = opts.kd_temperature
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts.autocast):
             logits = self.forward(x)
         w = d.weights[sel.to(dev)]
         per_sample = -(t * F.log_softmax(logits.float() / temp, 1)).sum(1) * temp ** 2
         loss = (per_sample * w).sum() / w.sum().clamp_min(1e-12)
+        if opts.discriminator is not None and teacher_logits is not None:  # MEAL V2: added, minimised jointly
+            loss = loss + discriminator_loss(opts.discriminator, logits, teacher_logits)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         batch_loss, batch_correct = loss.item(), float((logits.argmax(1) == t.argmax(1)).sum())
@@ -265,7 +278,8 @@ class Fit:
         with atomic_path(self.checkpoint) as tmp:
             torch.save({"key": self.key, "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                         "epoch": epochs_done, "history": self.history, "step": self.step, "partial": partial,
-                        "average": self.average}, tmp)
+                        "average": self.average, "discriminator": self.opts.discriminator.state_dict()
+                        if self.opts.discriminator is not None else None}, tmp)
 
 def augment_batch(x: torch.Tensor, t: torch.Tensor, rec: Recipe, gen: torch.Generator, mean: torch.Tensor,
                   std: torch.Tensor, flips: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from ..errors import ParameterError, param
 from ..registry import Registry
 
 RECIPES: Registry = Registry("recipe")
-SCHEDULES = ("cosine", "onecycle", "constant", "airbench")
+SCHEDULES = ("cosine", "onecycle", "constant", "airbench", "step")
 DEFAULT_RECIPE = "cifar-resnet8-fast"  # what train, oof and the leaderboard use unless told otherwise
 
 
@@ -27,7 +27,7 @@ class Recipe:
     lr: float = 0.1  # peak learning rate, scaled for batch_size as written
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    schedule: str = "cosine"  # cosine | onecycle | constant; per iteration, after the warm-up
+    schedule: str = "cosine"  # cosine | onecycle | constant | airbench | step; per iteration, after the warm-up
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     image_size: int = 32
@@ -46,6 +46,7 @@ class Recipe:
     bias_lr_scale: float = 1.0  # batch-norm shifts train at lr x this (their weight decay stays absolute)
     whiten_bias_epochs: int = 0  # a model's whitening layer (models/airbench.py) trains its bias this long
     tta: int = 0  # test-time augmentation: 0 none, 1 mirror, 2 mirror + one-pixel translations
+    nesterov: bool = True  # SGD with Nesterov momentum (False: plain momentum, as MEAL V2)
 
     def with_overrides(self, **kw) -> "Recipe":
         unknown = set(kw) - set(asdict(self))
@@ -67,7 +68,7 @@ class Recipe:
 
 
 _LATER_FIELDS = {"pad_mode": "zeros", "flip_mode": "random", "lookahead": 0, "bias_lr_scale": 1.0,
-                 "whiten_bias_epochs": 0, "tta": 0}
+                 "whiten_bias_epochs": 0, "tta": 0, "nesterov": True}
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
@@ -113,6 +114,13 @@ register_recipe(_LITE0_FT.with_overrides(
     name="cifar-efficientnet-lite0-ft128", description="cifar-efficientnet-lite0-ft at 128 px (crop pad 16), 4 "
     "epochs: the size chosen on a validation split (5,000 training images, evaluated on train[45,000:]), the "
     "epochs by a 75-minute budget on 2 CPU cores", epochs=4, image_size=128, crop_pad=16))
+register_recipe(_LITE0_FT.with_overrides(
+    name="cifar-meal-v2", description="MEAL V2's optimisation (Shen & Savvides 2020), for distillation from "
+    "--teacher runs with --kd-discriminator: the ImageNet-pretrained EfficientNet-Lite0 student at 64 px, "
+    "SGD momentum 0.9 (not Nesterov), weight decay 0, lr 0.01 then 0.001 after 100/180 of the run, no label "
+    "smoothing, crop + flip only, no test-time augmentation; 5 epochs (the paper: 180 on ImageNet)",
+    epochs=5, lr=0.01, weight_decay=0.0, warmup_epochs=0.0, label_smoothing=0.0, schedule="step", nesterov=False,
+    tta=0))
 register_recipe(Recipe(
     "cifar-airbench95", "airbench95 (Jordan 2024): cifar-airbench with conv groups 128/384/384, lr 1.304 "
     "(airbench's 10 per 1,024 examples; the same weight decay per step), 15 epochs",
