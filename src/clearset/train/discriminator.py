@@ -5,7 +5,7 @@ A three-layer MLP (the reference writes it as 1x1 convolutions) on output *logit
 C/64 -> 2 with a ReLU after every layer, the last included, then ``BCEWithLogits`` against [1, 0] for the
 student's outputs and [0, 1] for the teachers'. Its loss is added to the student's distillation loss and
 both are minimised together by the one optimiser, at the student's learning rate (the reference's regime
-overwrites every group's rate, so its ``--d_lr`` never takes effect) -- no gradient reversal, no min-max
+overwrites every group's rate, so its discriminator-rate option ``d_lr`` never takes effect) -- no gradient reversal, no min-max
 game. Differs from the reference only below 64 classes, where C/8 and C/64 would round to nothing: the
 hidden widths are floored at 8 and 4 (1,000 classes give the reference's 125 and 15).
 """
