@@ -25,11 +25,18 @@ def fold_subset_path(ws: Workspace, *, fold: int, folds: int, seed: int, epochs:
 def stored_pixel_oof(ws: Workspace) -> Path | None:
     """The newest ``clearset oof`` output made for this very manifest (labels included), ``--clean``
     ones first; None if there is none."""
-    found = []
-    key = ws.fingerprint(ws.manifest_path)
-    for npy in ws.dir("oof").glob("*.npy"):
-        side = ws.sidecar_of(npy)
-        meta = read_json(side) if side.exists() else {}
-        if meta.get("step") == "oof" and meta.get("inputs", {}).get("manifest") == key:
-            found.append((bool(meta.get("params", {}).get("clean")), meta.get("finished", ""), npy))
+    found = [(bool(meta.get("params", {}).get("clean")), meta.get("finished", ""), npy)
+             for npy, meta in made_for_manifest(ws, ws.dir("oof").glob("*.npy"), step="oof")]
     return max(found)[2] if found else None
+
+
+def made_for_manifest(ws: Workspace, paths, step: str) -> list[tuple[Path, dict]]:
+    """(artifact, sidecar) of each of ``paths`` that ``step`` finished for the workspace's current manifest."""
+    key = ws.fingerprint(ws.manifest_path)
+    out = []
+    for path in paths:
+        side = ws.sidecar_of(path)
+        meta = read_json(side) if side.exists() else {}
+        if meta.get("step") == step and meta.get("inputs", {}).get("manifest") == key:
+            out.append((path, meta))
+    return out

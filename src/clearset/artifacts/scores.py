@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import read_json
 from ..workspace import Workspace
+from .oof import made_for_manifest
 
 
 def score_path(ws: Workspace, *, method: str, recipe: str, epochs: int, runs: int, seed: int) -> Path:
@@ -16,12 +16,6 @@ def score_path(ws: Workspace, *, method: str, recipe: str, epochs: int, runs: in
 
 def stored_score(ws: Workspace, method: str) -> Path | None:
     """The newest finished ``method`` score made for this very manifest, or None."""
-    key = ws.fingerprint(ws.manifest_path)
-    found = []
-    for npy in ws.dir("scores").glob(f"{method}-*.npy"):
-        side = ws.sidecar_of(npy)
-        if side.exists():
-            meta = read_json(side)
-            if meta.get("inputs", {}).get("manifest") == key:
-                found.append((side.stat().st_mtime, npy))
+    found = [(meta.get("finished", ""), npy)
+             for npy, meta in made_for_manifest(ws, ws.dir("scores").glob(f"{method}-*.npy"), step="score")]
     return max(found)[1] if found else None
