@@ -9,6 +9,11 @@ besides accuracy, the share of kept images whose given label is wrong is reporte
 
     .venv/bin/python bench/curate/cifar10n.py [--labels worse] [--recipe linear-probe] [--keep 0.1,0.3,0.5]
         [--seeds 2] [--strategies random,rs2,prototypes,dbp,semdedup+dbp,el2n-probe,craig-probe,filter,clean]
+        [--tag _name] [--budget epochs|iterations]
+
+Strategies that rank by networks trained on the pixels (el2n, forgetting, craig-pixel, craig-augment-pixel)
+first run ``clearset score`` on the workspace with ``--score-recipe`` and each method's default epochs and
+runs (cached; recorded under ``pixel_scores``).
 
 Writes bench/results/curate_cifar10n_<labels>_<recipe>.json.
 """
@@ -23,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clearset.curate.base import PIXEL_SCORES, STRATEGIES
 from clearset.leaderboard.runner import leaderboard_table, run_bench, summarise
+from clearset.scores import pixel_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: common.py, synthetic.py
 from noisy import kept_label_noise, prepare  # noqa: E402
@@ -59,6 +66,8 @@ def main() -> None:
     ap.add_argument("--no-full", action="store_true", help="skip the all-data reference rows")
     ap.add_argument("--options", default="", help="strategy options, e.g. 'filter:mode=agree;el2n:offset=0.4'")
     ap.add_argument("--tag", default="", help="suffix of the result file (for option variants)")
+    ap.add_argument("--score-recipe", default="cifar-resnet8-fast",
+                    help="recipe of the networks behind el2n / forgetting / craig-pixel scores (their defaults)")
     ap.add_argument("--eval-every", type=int, default=0, help="test every N epochs (time-to-accuracy curves)")
     args = ap.parse_args()
     ws, train, clean = prepare(args.labels)
@@ -71,6 +80,11 @@ def main() -> None:
         strategies.remove("rs2")  # RS2 samples per epoch; the probe is one full-batch fit
         print("rs2 skipped: the linear-probe recipe has no epochs to resample", flush=True)
     t = time.perf_counter()
+    scores = {}
+    for method, what in PIXEL_SCORES.items():  # el2n, forgetting, craig-pixel: networks trained on the pixels
+        if any(f"{method}_{what}" in STRATEGIES.get(s).needs for s in strategies):
+            scores[method] = str(pixel_scores(ws, method=method, recipe=args.score_recipe).relative_to(ws.root))
+            print(f"{method} scores: {scores[method]}", flush=True)
     board = run_bench(ws, strategies=strategies, keeps=[float(k) for k in args.keep.split(",")],
                       seeds=list(range(args.seeds)), recipe=args.recipe, epochs=args.epochs, budget=args.budget,
                       trusted=trusted, full=not args.no_full, options=parse_options(args.options),
@@ -89,7 +103,7 @@ def main() -> None:
     write_result(out, {"bench": "curate_cifar10n", "date": time.strftime("%Y-%m-%d"), "labels": args.labels,
                        "label_noise": float(wrong.mean()), "recipe": args.recipe, "budget": args.budget,
                        "trusted_images": args.trusted, "features": "efficientnet_lite0@128",
-                       "options": parse_options(args.options),
+                       "options": parse_options(args.options), "pixel_scores": scores,
                        "summary": summary, "cells": board.drop(columns=["curve"]).to_dict("records")})
     print(f"-> {out}")
 

@@ -254,15 +254,20 @@ def oof(
 @command
 def score(
     workspace: Path = typer.Argument(..., help="An ingested workspace with labelled training images."),
-    method: str = typer.Option("el2n", help="el2n: the error L2 norm of networks early in training (Paul et al.)."),
+    method: str = typer.Option("el2n", help="el2n: the error L2 norm of networks early in training (Paul et al.); "
+                               "forgetting: forgetting events over a whole training (Toneva et al.); craig: "
+                               "last-layer gradient proxies for CRAIG coresets (Mirzasoleiman et al.)."),
     recipe: str = typer.Option("cifar-resnet8-fast", help="Training recipe of the scoring networks."),
-    epochs: int = typer.Option(2, help="Epochs each network trains before it scores (the paper: 20 of 200)."),
-    runs: int = typer.Option(4, help="Independent initialisations averaged (the paper: 10)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs each network trains before it scores (default: el2n 2, "
+                                         "the paper 20 of 200; forgetting the recipe's whole training; craig 2)."),
+    runs: Optional[int] = typer.Option(None, help="Independent initialisations (default: el2n 4, the paper 10; "
+                                       "forgetting 2, the paper 5; craig 1)."),
     seed: int = typer.Option(0, min=0, help="Seed of the runs."),
     force: bool = typer.Option(False, help="Retrain and rescore."),
 ):
-    """Per-image pruning scores from networks trained on the pixels (cached runs); `clearset curate
-    --strategy el2n` then keeps the highest. The linear-probe adaptation, `el2n-probe`, needs no score."""
+    """Per-image pruning scores from networks trained on the pixels (cached runs); `clearset curate --strategy
+    el2n` (or forgetting, craig-pixel, craig-augment-pixel) then uses them. The linear-probe adaptations
+    (`el2n-probe`, `forgetting-probe`, `craig-probe`) need no score."""
     from .scores import pixel_scores
 
     typer.echo(str(pixel_scores(workspace, method=method, recipe=recipe, epochs=epochs, runs=runs, seed=seed,

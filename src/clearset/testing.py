@@ -168,7 +168,8 @@ def tiny_curate_data(n: int = 90, classes: int = 3, seed: int = 0, d: int = 8):
                       is_outlier=np.zeros(n, bool), trusted=trusted,
                       reviewed_label=(labels + (rng.random(n) < 0.05)) % classes,
                       reviewed_keep=(rng.random(n) < 0.2) & ~dropped, reviewed_drop=dropped,
-                      el2n_score=rng.random(n))
+                      el2n_score=rng.random(n), forgetting_score=rng.integers(0, 5, n).astype(np.float64),
+                      craig_gradients=rng.dirichlet(np.ones(classes), n) - np.eye(classes)[labels])
 
 
 @contract("strategies")

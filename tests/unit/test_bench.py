@@ -139,3 +139,55 @@ def test_pixel_el2n_scores_feed_the_el2n_strategy(ws):
     assert score[kept].min() >= np.sort(score[idx])[::-1][len(kept) - 1] - 1e-6  # the highest EL2N
     with pytest.raises(ParameterError, match="runs"):
         pixel_scores(ws, recipe="bench-tiny", runs=0)
+
+
+def test_forgetting_events_count_correct_to_wrong_presentations():
+    """Toneva et al.: a forgetting event is a correct -> wrong change between consecutive presentations;
+    an image never classified correctly is forgotten at every presentation; unpresented epochs carry over."""
+    from clearset.scores import forgetting_events
+
+    correct = np.array([[1, 0, 1, 1, 0],
+                        [0, 0, -1, 1, 0],
+                        [1, 0, 0, -1, -1],
+                        [0, 0, 1, 1, -1]], np.int8)  # (presentations, images)
+    # columns: image 0: 1,0,1,0 -> 2 events; image 1: 0,0,0,0 -> never learned, 4 presentations;
+    # image 2: 1,-,0,1 -> 1 event; image 3: 1,1,-,1 -> 0; image 4: 0,0,-,- -> never learned, 2 presentations
+    assert forgetting_events(correct).tolist() == [2, 4, 1, 0, 2]
+
+
+def test_pixel_forgetting_and_craig_scores_feed_their_strategies(ws):
+    """``clearset score --method forgetting`` counts forgetting events over the minibatch presentations the
+    training records; ``--method craig`` stores (N, K) softmax - one-hot proxies; the strategies read them."""
+    from clearset.curate import curate
+    from clearset.scores import forgetting_events, pixel_scores
+    from clearset.train import train
+    from clearset.train.api import PRESENTATIONS
+
+    for strategy, method in (("forgetting", "forgetting"), ("craig-pixel", "craig")):
+        with pytest.raises(ParameterError, match=f"clearset score WS --method {method}"):
+            curate(ws, strategy=strategy, keep=0.3)
+    path = pixel_scores(ws, method="forgetting", recipe="bench-tiny", epochs=3, runs=2)
+    score = np.load(path)
+    m = ws.manifest()
+    idx = np.flatnonzero(((m["split"] == "train") & (m["label"] >= 0)).to_numpy())
+    events = 0
+    for r in range(2):
+        run = train(ws, recipe="bench-tiny", epochs=3, seed=r, eval_split=None, record_presentations=True)
+        assert run.cached
+        with np.load(run.root / PRESENTATIONS) as z:
+            assert z["correct"].shape == (3, len(z["index"])) and set(np.unique(z["correct"])) <= {-1, 0, 1}
+            assert (z["correct"] >= 0).all()  # every image is presented every epoch of a plain run
+            events = events + forgetting_events(z["correct"][:, np.searchsorted(z["index"], idx)])
+    assert np.array_equal(score[idx], events) and np.isnan(np.delete(score, idx)).all()
+    kept = pd.read_parquet(curate(ws, strategy="forgetting", keep=0.3).path)["index"].to_numpy()
+    assert score[kept].min() >= np.sort(score[idx])[::-1][len(kept) - 1]  # the most forgotten
+
+    grads = np.load(pixel_scores(ws, method="craig", recipe="bench-tiny", epochs=1))
+    assert grads.shape == (len(m), len(ws.classes()))
+    g = grads[idx]
+    assert np.allclose(g.sum(1), 0, atol=1e-5)  # softmax - one-hot sums to zero
+    assert (g[np.arange(len(idx)), m["label"].to_numpy()[idx]] <= 0).all()
+    sub = pd.read_parquet(curate(ws, strategy="craig-pixel", keep=0.3).path)
+    assert len(sub) == round(0.3 * len(idx)) and np.isclose(sub["weight"].mean(), 1.0)
+    aug = pd.read_parquet(curate(ws, strategy="craig-augment-pixel", keep=0.3).path)
+    assert len(aug) == len(idx) and aug["augment"].sum() == len(sub)

@@ -22,7 +22,7 @@ from ..errors import ParameterError, check_seed
 from ..registry import check_options, import_submodules
 from ..scale.config import DEFAULT as DEFAULT_PARTITION, PartitionConfig
 from ..workspace import Workspace, fingerprint_path, hash_json, read_json, write_table
-from .base import STRATEGIES, CurateData, Subset, register_strategy, select
+from .base import PIXEL_SCORES, STRATEGIES, CurateData, Subset, register_strategy, select
 
 import_submodules(__name__)  # every file here registers its entries: adding one is a file and a decorator
 
@@ -73,10 +73,11 @@ def curate_data(ws: Workspace, *, split: str = "train", features: str | None = N
         o = pd.read_parquet(audit / "outliers.parquet", columns=["index", "is_outlier"]).set_index("index").reindex(index)
         data.is_outlier = o["is_outlier"].fillna(False).to_numpy(bool)
         inputs["outliers"] = ws.fingerprint(audit / "outliers.parquet")
-    scored = stored_score(ws, "el2n") if "el2n_score" in need else None
-    if scored is not None:
-        data.el2n_score = np.load(scored)[index].astype(np.float64)
-        inputs["el2n"] = ws.fingerprint(scored)
+    for method, what in PIXEL_SCORES.items():  # read only by the strategies that rank by them
+        scored = stored_score(ws, method) if f"{method}_{what}" in need else None
+        if scored is not None:
+            setattr(data, f"{method}_{what}", np.load(scored)[index].astype(np.float64))
+            inputs[method] = ws.fingerprint(scored)
     version = latest_version(ws) if "reviewed_label" in need else None  # read only by strategies that use it,
     if version is not None:  # so applying a review leaves every other strategy's subsets cached
         r = read_version(version).set_index("index").reindex(index)

@@ -19,6 +19,9 @@ from ..ops.kmeans import spherical_kmeans  # noqa: F401  (re-exported for the st
 from ..ops.quotas import bounded_quotas
 from ..registry import Registry
 
+# ``clearset score`` methods and the CurateData field each fills (``<method>_<what>``)
+PIXEL_SCORES = {"el2n": "score", "forgetting": "score", "craig": "gradients"}
+
 
 @dataclass
 class Subset:
@@ -44,7 +47,10 @@ class CurateData:
     duplicate_of: np.ndarray | None = None  # (N,) int64 row of an earlier copy, -1 if none
     is_outlier: np.ndarray | None = None  # (N,) bool
     trusted: np.ndarray | None = None  # (N,) bool: rows whose labels were verified (the filter strategy)
-    el2n_score: np.ndarray | None = None  # (N,) EL2N of networks trained on the pixels (clearset score)
+    # scores of networks trained on the pixels (``clearset score --method el2n|forgetting|craig``)
+    el2n_score: np.ndarray | None = None  # (N,) EL2N
+    forgetting_score: np.ndarray | None = None  # (N,) forgetting events
+    craig_gradients: np.ndarray | None = None  # (N, K) last-layer gradient proxies, softmax - one-hot
     # the newest applied review (``clearset review --apply``): label after review, and what the human decided
     reviewed_label: np.ndarray | None = None  # (N,) int64
     reviewed_keep: np.ndarray | None = None  # (N,) bool: a person kept or relabelled the image
@@ -71,7 +77,8 @@ class CurateData:
                     "label_quality": "run `clearset audit WS --checks label_issues` first",
                     "is_label_issue": "run `clearset audit WS --checks label_issues` first",
                     "trusted": f"pass {param('trusted')} (a file of rows with verified labels)",
-                    "el2n_score": "run `clearset score WS --method el2n` first (networks trained on the pixels)",
+                    **{f"{method}_{what}": f"run `clearset score WS --method {method}` first (networks trained "
+                                           "on the pixels)" for method, what in PIXEL_SCORES.items()},
                     "reviewed_label": "review the findings and apply them first: `clearset review WS`, then "
                                       "the Apply button or `clearset review WS --apply`"}.get(name, "")
             raise ParameterError(f"{who} needs {name.replace('_', ' ')}; {hint}".rstrip("; "))

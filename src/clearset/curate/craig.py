@@ -1,6 +1,7 @@
 """CRAIG coresets (methods.md, Data-efficient augmentation card): per class, a weighted facility-location
 coreset of the per-example gradient proxies g_i = softmax(f(x_i)) - onehot(y_i), from an un-augmented
-pass of a model (here: a short linear-probe run on the embeddings).
+pass of a model: a short linear-probe run on the embeddings (``-probe``), or networks trained on the
+pixels (``-pixel``, ``clearset score --method craig``).
 
 Per class, greedy maximisation of F(S) = sum_i max_{j in S} (d_max - ||g_i - g_j||) by stochastic greedy
 ("lazier than lazy greedy": each step evaluates a seeded random sample of n/q·ln(100) candidates), with
@@ -49,23 +50,54 @@ def facility_location(g: np.ndarray, q: int, seed: int) -> tuple[np.ndarray, np.
     return chosen_rows, np.bincount(nearest, minlength=len(chosen_rows)).astype(np.float32)
 
 
+def craig_coreset(g: np.ndarray, labels: np.ndarray, n_classes: int, n_keep: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per class (quota proportional to its size), facility-location medoids of the gradient proxies ``g``;
+    (rows, weights normalised to mean 1)."""
+    rows, weights = [], []
+    for c, q in enumerate(quotas_by_class(labels, n_classes, n_keep)):
+        if q == 0:
+            continue
+        members = np.flatnonzero(labels == c)
+        picks, w = facility_location(g[members], int(q), seed + c)
+        rows.append(members[picks])
+        weights.append(w)
+    kept, weight = np.concatenate(rows), np.concatenate(weights)
+    return kept, weight / weight.mean()
+
+
+def probe_gradients(data: CurateData, seed: int, epochs: int) -> np.ndarray:
+    probs = probe_trajectory(data.normalised(), data.labels, data.n_classes, epochs=epochs, seed=seed)[-1]
+    return probs - np.eye(data.n_classes, dtype=np.float32)[data.labels]
+
+
+def pixel_gradients(data: CurateData) -> np.ndarray:
+    assert data.craig_gradients is not None
+    return np.nan_to_num(data.craig_gradients).astype(np.float32)
+
+
+def augment(data: CurateData, core: Subset) -> Subset:
+    """All images (weight 1), plus the coreset again as strongly augmented copies."""
+    return Subset(np.arange(data.n), np.ones(data.n, np.float32), {"augment_rows": np.sort(core.rows),
+                                                                     "model": core.info["model"]})
+
+
 @register_strategy("craig-probe", needs=("features",),
                    description="per-class facility-location coresets of gradient proxies, weighted by cluster size",
                    differs="the gradient proxies come from a 2-epoch linear probe on frozen embeddings, not from "
                            "the network being trained, and the coreset is chosen once, not every R epochs")
 def craig_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
-    probs = probe_trajectory(data.normalised(), data.labels, data.n_classes, epochs=epochs, seed=seed)[-1]
-    g = probs - np.eye(data.n_classes, dtype=np.float32)[data.labels]
-    rows, weights = [], []
-    for c, q in enumerate(quotas_by_class(data.labels, data.n_classes, n_keep)):
-        if q == 0:
-            continue
-        members = np.flatnonzero(data.labels == c)
-        picks, w = facility_location(g[members], int(q), seed + c)
-        rows.append(members[picks])
-        weights.append(w)
-    kept, weight = np.concatenate(rows), np.concatenate(weights)
-    return Subset(kept, weight / weight.mean(), {"epochs": epochs, "model": "linear probe on embeddings"})
+    kept, weight = craig_coreset(probe_gradients(data, seed, epochs), data.labels, data.n_classes, n_keep, seed)
+    return Subset(kept, weight, {"epochs": epochs, "model": "linear probe on embeddings"})
+
+
+@register_strategy("craig-pixel", needs=("craig_gradients",),
+                   description="CRAIG coresets of the gradient proxies of networks trained on the pixels "
+                               "(clearset score --method craig)",
+                   differs="the coreset is chosen once, from networks trained for a few epochs on all the "
+                           "images, not re-selected from the network being trained every epoch")
+def craig_pixel(data: CurateData, n_keep: int, seed: int) -> Subset:
+    kept, weight = craig_coreset(pixel_gradients(data), data.labels, data.n_classes, n_keep, seed)
+    return Subset(kept, weight, {"model": "networks trained on the pixels"})
 
 
 @register_strategy("craig-augment-probe", needs=("features",), exact=False,
@@ -74,9 +106,15 @@ def craig_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Su
                    differs="the coreset is craig-probe's (linear-probe gradient proxies, chosen once), not one "
                            "re-selected from the training network's gradients")
 def craig_augment_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 2) -> Subset:
-    core = craig_probe(data, n_keep, seed, epochs=epochs)
-    return Subset(np.arange(data.n), np.ones(data.n, np.float32), {"augment_rows": np.sort(core.rows),
-                                                                     "model": "linear probe on embeddings"})
+    return augment(data, craig_probe(data, n_keep, seed, epochs=epochs))
+
+
+@register_strategy("craig-augment-pixel", needs=("craig_gradients",), exact=False,
+                   description="all images, plus strongly augmented copies of a craig-pixel coreset of keep·N",
+                   differs="the coreset is chosen once, from networks trained for a few epochs on all the "
+                           "images, not re-selected from the training network's gradients")
+def craig_augment_pixel(data: CurateData, n_keep: int, seed: int) -> Subset:
+    return augment(data, craig_pixel(data, n_keep, seed))
 
 
 STRATEGIES.rename("craig", "craig-probe", "CRAIG on linear-probe gradient proxies")

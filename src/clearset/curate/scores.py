@@ -1,8 +1,9 @@
-"""Scores from short training runs: ``el2n`` (Paul et al., "Deep learning on a data diet") and
-``forgetting`` (Toneva et al.). Both keep the hardest examples.
+"""Scores from training runs: ``el2n`` (Paul et al., "Deep learning on a data diet") and ``forgetting``
+(Toneva et al.). Both keep the hardest examples.
 
-CPU-sized adaptation, stated plainly: the short runs are softmax-regression probes on the normalised
-embeddings (minibatch SGD, a few epochs, several seeds), not networks trained on the pixels.
+``el2n`` and ``forgetting`` read the scores of networks trained on the pixels (``clearset score``). The
+``-probe`` adaptations need no score, stated plainly: their short runs are softmax-regression probes on the
+normalised embeddings (minibatch SGD, a few epochs, several seeds), not networks trained on the pixels.
 - EL2N: ||softmax - onehot(label)||₂ after ``epochs`` epochs, averaged over ``runs`` seeds.
 - forgetting: per example, how often it goes from correctly to incorrectly classified between
   consecutive epochs, summed over runs; examples never learned count as forgotten every epoch.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import STRATEGIES, CurateData, Subset, ones, register_strategy, take_top
+from .base import CurateData, Subset, ones, register_strategy, take_top
 
 
 def probe_trajectory(x: np.ndarray, labels: np.ndarray, n_classes: int, *, epochs: int, seed: int,
@@ -82,7 +83,14 @@ def forgetting_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 8, 
     return Subset(rows, ones(len(rows)), {"epochs": epochs, "runs": runs, "model": "linear probe on embeddings"})
 
 
-STRATEGIES.rename("forgetting", "forgetting-probe", "forgetting events of a linear probe on the embeddings")
+@register_strategy("forgetting", needs=("forgetting_score",),
+                   description="keep the most forgotten examples: forgetting events of networks trained on the "
+                               "pixels (clearset score --method forgetting)")
+def forgetting(data: CurateData, n_keep: int, seed: int) -> Subset:
+    """Toneva et al.: unforgettable examples go first; never-learned ones count as the most forgotten."""
+    assert data.forgetting_score is not None
+    rows = take_top(np.nan_to_num(data.forgetting_score, nan=-np.inf), n_keep, seed)
+    return Subset(rows, ones(len(rows)), {"model": "networks trained on the pixels"})
 
 
 @register_strategy("el2n", needs=("el2n_score",),

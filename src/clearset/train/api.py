@@ -22,7 +22,7 @@ from ..artifacts.runs import Run, load_run, map_labels, run_step, write_run
 from ..data.loading import load_images, load_split, split_rows
 from ..device import choose_precision, resolve_device
 from ..errors import ParameterError, WorkspaceError, check_seed, param
-from ..io import read_json, write_json
+from ..io import read_json, write_json, write_npz
 from ..models.inference import predict
 from ..ops.linear import accuracy
 from ..workspace import Step, Workspace
@@ -44,7 +44,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
           teachers: list[str | Path] | None = None, kd_temperature: float = 1.0, kd_hard_weight: float = 0.0,
           device: str = "auto", eval_every: int = 0, reinforced: str | Path | None = None,
           features: str | None = None, resume: bool = True, compile: str = "auto",
-          distilled: str | Path | None = None, kd_discriminator: bool = False) -> Run:
+          distilled: str | Path | None = None, kd_discriminator: bool = False,
+          record_presentations: bool = False) -> Run:
     """Train ``recipe`` on the workspace's ``train_split`` and write ``WS/runs/<name>/``.
 
     subset: a file of manifest ``index`` (+ ``weight``) rows to train on (what ``clearset curate`` writes).
@@ -68,6 +69,9 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
       compilation costs more than it saves on these small nets: bench/train/compile.py).
     distilled: a ``clearset distill`` set (.npz): train on its synthetic images and labels alone (kept in
       float, unclipped, normalised as distilled), evaluate on ``eval_split`` as usual.
+    record_presentations: also write ``presentations.npz`` in the run: ``index`` (manifest index of each
+      training image) and ``correct`` (epochs, N) int8, whether each image was classified correctly when
+      presented in its augmented minibatch (-1: not presented that epoch), for forgetting events.
     A finished run with the same configuration is a cache hit; an unfinished one resumes where it stopped
     (``resume=False`` discards its checkpoint and starts at epoch 1); ``force`` starts over in every case.
     """
@@ -99,6 +103,11 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
             raise ParameterError(f"{param('kd_discriminator')} tells the student's outputs from the teachers': "
                                  f"pass {param('teachers')}")
         config["kd"]["discriminator"] = "meal-v2"  # only present when used: other runs keep their keys
+    if record_presentations:
+        if rec.model == "linear":
+            raise ParameterError("record_presentations= records a network's minibatches; the linear-probe "
+                                 "recipe has none")
+        config["record"] = "presentations"  # only present when used: other runs keep their keys
     use_compile = compile == "on" or (compile == "auto" and dev.type == "cuda")
     if use_compile:
         config["compile"] = True
@@ -118,6 +127,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
                         kd_hard_weight=kd_hard_weight, kd_discriminator=kd_discriminator)
 
 
+PRESENTATIONS = "presentations.npz"
 PROBE_MIN_IMAGES = 20_000  # a run that sees this many images (a minute or more on a CPU) measures its own network
 
 
@@ -159,6 +169,7 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, s
     autocast = choice.precision == "bf16"
     opts = FitOptions(seed=seed, autocast=autocast, sampler=rows.sampler, kd_temperature=kd_temperature,
                       kd_hard_weight=kd_hard_weight, eval_every=eval_every,
+                      record_presentations=config.get("record") == "presentations",
                       teachers=[load_teacher(t, dev) for t in rows.teacher_runs],
                       discriminator=OutputDiscriminator(len(rows.classes)).to(dev) if kd_discriminator else None)
     if rows.dist is None:
@@ -190,6 +201,8 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, s
             preds["known"] = ev[3]
         history[-1]["eval_acc"] = accuracy(logits, ev[1])
         log.info("%s accuracy %.4f", eval_split, history[-1]["eval_acc"])
+    if fit.presentations is not None:
+        write_npz(root / PRESENTATIONS, index=train_index, correct=fit.presentations.numpy())
     run = write_run(root, net.state_dict(), history, preds, config, step, **choice.record(), epochs=rec.epochs)
     ckpt.unlink(missing_ok=True)
     return run

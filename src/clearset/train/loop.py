@@ -82,6 +82,9 @@ class FitOptions:
     discriminator: torch.nn.Module | None = None
     eval_every: int = 0  # evaluate every N epochs (0: never during the run)
     evaluate: Callable[[torch.nn.Module], float] | None = None  # the network -> evaluation accuracy
+    # forgetting events (Toneva et al.): per epoch and image row, whether the image was classified correctly
+    # when it was presented in its (augmented) minibatch; -1 where it was not presented that epoch
+    record_presentations: bool = False
 
 
 def make_optimizer(net: torch.nn.Module, rec: Recipe, extra: torch.nn.Module | None = None) -> torch.optim.Optimizer:
@@ -125,6 +128,8 @@ class Fit:
         # alternating flips: one coin per image row, the other side every other epoch
         self.flip_base = (torch.rand(len(data.images), generator=torch.Generator().manual_seed(opts.seed + 7919)) < 0.5
                           if rec.flip and rec.flip_mode == "alternating" else None)
+        self.presentations = (torch.full((rec.epochs, len(data.images)), -1, dtype=torch.int8)
+                              if opts.record_presentations else None)
         steps_per_epoch = math.ceil(len(data.positions) / rec.batch_size) if opts.sampler is None else 0
         self.total_steps = steps_per_epoch * rec.epochs  # a sampler sets it at its first epoch
 
@@ -141,6 +146,8 @@ class Fit:
         self.opt.load_state_dict(state["optimizer"])
         self.start_epoch, self.history, self.step = state["epoch"], state["history"], state["step"]
         self.partial = state.get("partial")
+        if self.presentations is not None and state.get("presentations") is not None:
+            self.presentations = state["presentations"]
         if self.average is not None and state.get("average") is not None:
             self.average = state["average"]
         log.info("train: resuming %s at epoch %d%s", self.checkpoint.parent.name, self.start_epoch + 1,
@@ -257,7 +264,10 @@ class Fit:
             loss = loss + discriminator_loss(opts.discriminator, logits, teacher_logits)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        batch_loss, batch_correct = loss.item(), float((logits.argmax(1) == t.argmax(1)).sum())
+        hit = logits.argmax(1) == t.argmax(1)
+        batch_loss, batch_correct = loss.item(), float(hit.sum())
+        if self.presentations is not None:  # the last presentation in an epoch wins (strong copies repeat rows)
+            self.presentations[epoch, d.positions[sel]] = hit.to(torch.int8).cpu()
         self.opt.step()
         self.step += 1  # from here on the batch counts as done (an interrupt saves after it)
         if self.average is not None and self.step % rec.lookahead == 0:
@@ -278,7 +288,7 @@ class Fit:
         with atomic_path(self.checkpoint) as tmp:
             torch.save({"key": self.key, "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                         "epoch": epochs_done, "history": self.history, "step": self.step, "partial": partial,
-                        "average": self.average, "discriminator": self.opts.discriminator.state_dict()
+                        "average": self.average, "presentations": self.presentations, "discriminator": self.opts.discriminator.state_dict()
                         if self.opts.discriminator is not None else None}, tmp)
 
 def augment_batch(x: torch.Tensor, t: torch.Tensor, rec: Recipe, gen: torch.Generator, mean: torch.Tensor,
