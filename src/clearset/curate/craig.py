@@ -11,6 +11,7 @@ it, normalised so the kept weights average 1.
 ``craig-augment`` is the card's training mode: every image stays (weight 1) and the coreset is appended
 again as strongly augmented copies (the subset file's ``augment`` column; the trainer applies crop, flip,
 two RandAugment operations and random erase to those copies). ``keep`` is the coreset's share.
+``random-augment`` is the card's baseline: the same, with a random keep·N instead of the coreset.
 """
 
 from __future__ import annotations
@@ -115,6 +116,14 @@ def craig_augment_probe(data: CurateData, n_keep: int, seed: int, epochs: int = 
                            "images, not re-selected from the training network's gradients")
 def craig_augment_pixel(data: CurateData, n_keep: int, seed: int) -> Subset:
     return augment(data, craig_pixel(data, n_keep, seed))
+
+
+@register_strategy("random-augment", exact=False,
+                   description="all images, plus strongly augmented copies of a random keep·N (the data-efficient "
+                               "augmentation card's baseline for craig-augment)")
+def random_augment(data: CurateData, n_keep: int, seed: int) -> Subset:
+    core = np.random.default_rng(seed).choice(data.n, n_keep, replace=False)
+    return augment(data, Subset(core, np.ones(n_keep, np.float32), {"model": "none (random rows)"}))
 
 
 STRATEGIES.rename("craig", "craig-probe", "CRAIG on linear-probe gradient proxies")

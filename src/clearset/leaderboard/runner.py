@@ -3,7 +3,8 @@ seed) cell curated, trained with the same recipe and evaluated, as DataComp and 
 
 - Budgets, named in the output: ``epochs`` (every cell trains the recipe's epochs over its own subset, so
   smaller subsets cost less) and ``iterations`` (every cell trains as many iterations as the full data
-  would: epochs / keep, the fair comparison of the RS2 card). RS2 draws keep·N fresh rows per epoch, so at
+  would: epochs / keep, the fair comparison of the RS2 card; for a strategy that appends augmented copies,
+  epochs / (its rows plus copies over N)). RS2 draws keep·N fresh rows per epoch, so at
   either budget it sees as many images per epoch as a static subset of the same keep.
 - A reference cell trains on all the data (strategy ``full``) per seed.
 - Distilled sets (``clearset distill``) enter as strategies named ``distilled:<method>``, their keep being
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ..errors import ParameterError, param
 from ..train.recipes import DEFAULT_RECIPE
@@ -79,13 +81,15 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
             synthetic[label] = Path(path)
             cells += [Cell(label, len(d.labels) / n_train, seed) for seed in seeds]
 
+    n_labelled = int((ws.manifest(["split", "label"]).query("split == 'train'")["label"] >= 0).sum())
+
     def run_cell(cell: Cell) -> dict:
         t0 = time.perf_counter()
         subset = None
         if cell.strategy != "full" and cell.strategy not in synthetic:
             subset = curate(ws, strategy=cell.strategy, keep=cell.keep, seed=cell.seed, trusted=trusted,
                             features=features, **(options or {}).get(cell.strategy, {})).path
-        n_epochs = rec.epochs if budget == "epochs" else max(1, math.ceil(rec.epochs / cell.keep))
+        n_epochs = rec.epochs if budget == "epochs" else max(1, math.ceil(rec.epochs / _epoch_share(cell, subset)))
         run = train(ws, recipe=rec.with_overrides(epochs=n_epochs), seed=cell.seed, subset=subset,
                     eval_every=eval_every, distilled=synthetic.get(cell.strategy))
         seconds = sum(m.get("seconds", 0) for m in run.metrics)
@@ -103,6 +107,16 @@ def run_bench(workspace: str | Path | Workspace, *, strategies: list[str], keeps
         log.info("bench: %-14s keep %.2f seed %d -> test accuracy %.4f", cell.strategy, cell.keep, cell.seed,
                  row["test_acc"] or float("nan"))
         return row
+
+    def _epoch_share(cell: Cell, subset: Path | None) -> float:
+        """Rows one epoch trains on, as a share of the training set: keep, or for a strategy that appends
+        strongly augmented copies (craig-augment) all its rows plus the copies."""
+        if subset is not None:
+            columns = pq.read_schema(subset).names
+            if "augment" in columns:
+                table = pd.read_parquet(subset, columns=["augment"])
+                return (len(table) + int(table["augment"].sum())) / n_labelled
+        return cell.keep
 
     from ..engines.local import ordered_map
 
