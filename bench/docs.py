@@ -19,6 +19,9 @@ Renderers:
   same keep, the all-data row, and (``noise=1``) the kept label noise.
 - ``review_human FILE``: bench/review/human.py's arms per keep, with the difference from ``clean``.
 - ``provenance FILE``: the command, commit, date and machine line a table cites.
+- ``methods bench/methods.toml``: the methods table (reference, what matches, what differs, the paper's
+  claim, the measured difference with its interval and test, the verdict) from the facts written in the
+  TOML file and the numbers its evidence names in bench/results.
 """
 
 from __future__ import annotations
@@ -138,6 +141,90 @@ def provenance(name: str) -> str:
     p = load(name).get("provenance", {})
     return (f"bench/results/{name}: commit {str(p.get('commit', '?'))[:7]}, {p.get('date', '?')}, "
             f"{p.get('machine', '?')}.")
+
+
+def _dig(obj, path: str):
+    for key in path.split("."):
+        obj = obj[key]
+    return obj
+
+
+def _values(result: dict, arm, ev: dict) -> list:
+    """One arm's rows (a filter of ``ev['rows']``) or values (a dotted path to a list)."""
+    if isinstance(arm, str):
+        return list(_dig(result, arm))
+    rows = [r for r in _dig(result, ev.get("rows", "cells"))
+            if all(r.get(k) == v or (isinstance(v, float) and abs(r.get(k, 0) - v) < 1e-9) for k, v in arm.items())]
+    if not rows:
+        raise SystemExit(f"bench/methods.toml: no rows of {ev['file']} match {arm}")
+    return rows
+
+
+def _evidence(ev: dict) -> tuple[str, str]:
+    """(measured text, verdict) of one comparison named in bench/methods.toml."""
+    result = load(ev["file"])
+    expect, note = ev.get("expect", "greater"), ev.get("note", "")
+    if "flag" in ev:
+        ok = bool(_dig(result, ev["flag"]))
+        return f"{note}: {'yes' if ok else 'no'}", "reproduced" if ok == (expect == "true") else "not reproduced"
+    if "stat" in ev:
+        c = _dig(result, ev["stat"])
+    else:
+        a, b = _values(result, ev["a"], ev), _values(result, ev["b"], ev)
+        value, key = ev.get("value", "test_acc"), ev.get("paired")
+        if key:
+            b_by = {r[key]: r for r in b}
+            a = [r for r in a if r[key] in b_by]
+            b = [b_by[r[key]] for r in a]
+        pick = (lambda rows: [_dig(r, value) for r in rows]) if not isinstance(ev["a"], str) else (lambda v: v)
+        xa, xb = pick(a), pick(b)
+        if ev.get("flatten"):
+            xa, xb = [v for x in xa for v in x], [v for x in xb for v in x]
+        c = compare(xa, xb, paired=bool(key))
+    n = "/".join(map(str, c.get("n", [])))
+    text = f"{note}: {verdict(c, unit=100)} points, n {n}"
+    if ev.get("whole_runs", 3) < 3:  # the spread covers part of the pipeline only (e.g. evaluation seeds)
+        return text, f"not tested: {ev['whole_runs']} run(s) of the whole pipeline (3 owed)"
+    if c.get("p") is None:
+        return text, "not testable"
+    if c["significant"]:
+        good = c["diff"] > 0 if expect in ("greater", "not_worse") else c["diff"] < 0
+        return text, "reproduced" if good else ("opposite" if expect == "greater" else "not reproduced")
+    return text, "reproduced (no significant loss)" if expect == "not_worse" else "not reproduced (n.s.)"
+
+
+@renderer
+def methods(name: str) -> str:
+    import tomllib
+
+    path = ROOT / name
+    if not path.exists():
+        raise SystemExit(f"{name}: no such methods file (a generated block names it)")
+    table = tomllib.loads(path.read_text())["method"]
+    lines = ["| method | reference | matches the paper | differs | the paper's claim | measured (a - b, 95% CI) "
+             "| verdict |", "|---|---|---|---|---|---|---|"]
+
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|")
+
+    for m in table:
+        found = [_evidence(ev) for ev in m.get("evidence", [])]
+        measured = "<br>".join(t for t, _ in found) or "–"
+        verdicts = sorted({v for _, v in found})
+        if not found:
+            verdict_text = m.get("status", "not measured yet")
+        else:
+            verdict_text = verdicts[0] if len(verdicts) == 1 else "mixed: " + ", ".join(v for _, v in found)
+            if m.get("status"):
+                verdict_text += f"; {m['status']}"
+        lines.append("| " + " | ".join(cell(x) for x in (f"**{m['name']}** (`{m['ships']}`)", m["reference"],
+                                                          m["matches"], m["differs"], m["claim"], measured,
+                                                          verdict_text)) + " |")
+    lines.append("")
+    lines.append("a - b in points of accuracy (or AUROC) with its 95% interval; Welch t-test unless paired; "
+                 "n = runs per arm. Verdicts: reproduced = the paper's direction, significant (or, for a "
+                 "'no worse' claim, no significant loss); n.s. = not significant.")
+    return "\n".join(lines)
 
 
 def render_block(spec: str) -> str:

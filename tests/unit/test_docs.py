@@ -33,3 +33,30 @@ def test_a_drifted_number_is_rendered_back_and_a_bad_block_is_one_line(docs):
         docs.render_text("<!-- results: nosuch x.json -->\n<!-- /results -->")
     with pytest.raises(SystemExit, match="no such result file"):
         docs.render_text("<!-- results: leaderboard missing.json -->\n<!-- /results -->")
+
+
+def test_the_methods_table_judges_each_claim_by_the_shared_rule(docs, tmp_path, monkeypatch):
+    """A row's verdict comes from its evidence: the paper's direction and significant = reproduced; the
+    opposite and significant = opposite; else n.s.; a 'no worse' claim holds unless significantly worse;
+    a spread over part of the pipeline only is not a test."""
+    cells = [{"strategy": s, "keep": 0.5, "seed": i, "test_acc": v}
+             for s, vals in {"a": [0.80, 0.81, 0.82], "b": [0.70, 0.71, 0.72], "c": [0.79, 0.83, 0.805]}.items()
+             for i, v in enumerate(vals)]
+    monkeypatch.setattr(docs, "load", lambda name: {"cells": cells, "ok": True})
+
+    def ev(a, b, **kw):
+        return {"file": "x.json", "a": {"strategy": a, "keep": 0.5}, "b": {"strategy": b, "keep": 0.5}, "note": "n", **kw}
+
+    assert docs._evidence(ev("a", "b"))[1] == "reproduced"
+    assert docs._evidence(ev("b", "a"))[1] == "opposite"
+    assert docs._evidence(ev("a", "c"))[1] == "not reproduced (n.s.)"
+    assert docs._evidence(ev("c", "a", expect="not_worse"))[1] == "reproduced (no significant loss)"
+    assert docs._evidence(ev("b", "a", expect="not_worse"))[1] == "not reproduced"
+    assert docs._evidence(ev("a", "b", whole_runs=1))[1].startswith("not tested: 1 run")
+    assert "+10.00" in docs._evidence(ev("a", "b"))[0]
+    assert docs._evidence({"file": "x.json", "flag": "ok", "expect": "true", "note": "n"})[1] == "reproduced"
+    with pytest.raises(SystemExit, match="no rows"):
+        docs._evidence(ev("zzz", "b"))
+    monkeypatch.undo()
+    table = docs.methods("bench/methods.toml")
+    assert table.count("\n| **") >= 15  # one row per shipped method
