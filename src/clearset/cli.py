@@ -401,6 +401,9 @@ def distill(
     depth: int = typer.Option(3, help="ConvNet depth (each block halves the side)."),
     width: int = typer.Option(128, help="ConvNet width."),
     norm: str = typer.Option("instance", help="ConvNet normalisation: instance, batch or none."),
+    batching: str = typer.Option("class", help="class: one forward per class; all: every class in one batch "
+                                 "(the reference code's; with --norm batch, DataDAM's reference protocol)."),
+    eval_batch: int = typer.Option(256, help="Evaluate: batch size (the DataDAM reference: 64)."),
     option: Optional[list[str]] = typer.Option(None, help="A method option as name=value (repeatable), e.g. "
                                                "sam_weight=100, task_balance=0.01."),
     eval_seeds: int = typer.Option(3, help="Evaluate: fresh ConvNets trained on the set (0 = skip)."),
@@ -425,7 +428,7 @@ def distill(
         raise ClearsetError("give a workspace (or --list to see the methods)")
     d = run_distill(workspace, method=method, ipc=ipc, iterations=iterations, seed=seed, init=init, lr=lr,
                     real_batch=real_batch, strategy=dsa_strategy, image_size=image_size, depth=depth, width=width,
-                    norm=norm, power=power, name=name, out=out, force=force, device=device,
+                    norm=norm, power=power, batching=batching, name=name, out=out, force=force, device=device,
                     **_parse_options(option or []))
     assert d.path is not None  # a set distil() wrote
     meta = read_json(Workspace.sidecar_of(d.path))
@@ -433,7 +436,8 @@ def distill(
     typer.echo(f"{d.path}: {len(d.labels)} images ({d.ipc} per class, {method}, {d.config['iterations']} iterations"
                + (f", {speed:.2f} it/s" if speed else "") + ")")
     if eval_seeds:
-        res = evaluate_distilled(workspace, d, seeds=eval_seeds, epochs=eval_epochs, device=device)
+        res = evaluate_distilled(workspace, d, seeds=eval_seeds, epochs=eval_epochs, device=device,
+                                 batch_size=eval_batch)
         typer.echo(f"test accuracy of ConvNets trained on it: {res['test_acc_mean']:.4f} ± {res['test_acc_sd']:.4f} "
                    f"({eval_seeds} seeds, {eval_epochs} epochs)")
 

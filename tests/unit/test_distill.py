@@ -1,5 +1,8 @@
 """Dataset distillation: DSA, attention maps, the flip wrapper, the shared loop, saving, and bad input."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -260,3 +263,34 @@ def test_mixed_size_photos_distil_at_the_protocol_size_and_say_so(tmp_path, capl
     assert default_image_size(ws, "train") == 32 and "mixed sizes" in caplog.text
     digits = clearset.ingest("builtin:digits", tmp_path / "digits")
     assert default_image_size(digits, "train") == 8  # one small size: its own
+
+
+def test_all_class_batching_matches_per_class_batching_where_the_network_is_per_image():
+    """The reference protocol's all-class batch changes what a BatchNorm net sees, nothing else: with a
+    per-image net (InstanceNorm) and no augmentation it gives the per-class loop's pixels; with BatchNorm
+    it does not. DataDAM's two terms' gradient norms on the pixels are logged."""
+    rng = np.random.default_rng(0)
+    real = torch.from_numpy(rng.normal(size=(60, 3, 8, 8)).astype(np.float32))
+    labels = np.arange(60) % 3
+    dam = DISTILLERS.get("datadam")
+    runs = {}
+    for norm in ("instance", "batch"):
+        for batching in ("class", "all"):
+            cfg = MatchConfig(ipc=2, iterations=3, width=8, real_batch=8, seed=1, strategy="none", norm=norm,
+                              batching=batching, fyi=True)
+            runs[norm, batching] = match(dam, real, labels, cfg)
+    assert torch.allclose(runs["instance", "all"][0], runs["instance", "class"][0], atol=1e-5)
+    assert not torch.allclose(runs["batch", "all"][0], runs["batch", "class"][0], atol=1e-5)
+    cfg_plain = MatchConfig(ipc=2, iterations=3, width=8, real_batch=8, seed=1, strategy="none")
+    grads = match(dam, real, labels, cfg_plain)[2]["gradient_norms"]
+    assert [g["iteration"] for g in grads] == [0] and set(grads[0]) == {"iteration", "attention", "mmd"}
+    assert all(v > 0 for k, v in grads[0].items() if k != "iteration")
+    assert match(DISTILLERS.get("dm"), real, labels, cfg_plain)[2]["gradient_norms"] == []  # one term: nothing
+    from clearset.distill.datadam import datadam_parts
+
+    p = probe(ConvNet(3, depth=3, width=8, image_size=8), real[:5], attention=True)
+    q = probe(ConvNet(3, depth=3, width=8, image_size=8), real[5:9], attention=True)
+    assert torch.allclose(sum(datadam_parts(p, q).values()), dam.loss(p, q))
+    with pytest.raises(ParameterError, match="batching"):
+        distill(clearset.ingest("builtin:digits", Path(tempfile.mkdtemp()) / "ws"), method="dm", ipc=1,
+                iterations=1, batching="some")

@@ -93,12 +93,14 @@ def _options_of(distiller: Distiller, options: dict) -> dict:
 def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int = 10,
             iterations: int | None = None, seed: int = 0, init: str = "real", lr: float = 1.0,
             real_batch: int = 64, strategy: str = dsa.DEFAULT_STRATEGY, image_size: int | None = None,
-            depth: int = 3, width: int = 128, norm: str = "instance", power: float = 1.0, split: str = "train",
+            depth: int = 3, width: int = 128, norm: str = "instance", power: float = 1.0, batching: str = "class",
+            split: str = "train",
             name: str | None = None, out: str | Path | None = None, save_every: int = 100, force: bool = False,
             device: str = "auto", **options) -> Distilled:
     """Distil the workspace's ``split`` into ``ipc`` synthetic images per class with ``method`` (see the
     module docstring); a finished run with the same configuration is a cache hit, an interrupted one
-    resumes from its last checkpoint."""
+    resumes from its last checkpoint. ``batching``: "class" (one forward per class) or "all" (the reference
+    code's all-class batches; with ``norm="batch"`` the DataDAM reference protocol)."""
 
     ws = Workspace.of(workspace)
     ws.require_manifest()
@@ -114,13 +116,20 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     from ..models.cifar import make_norm
 
     make_norm(norm, 1)  # an unknown --norm fails before any work
+    from .matching import BATCHINGS
+
+    if batching not in BATCHINGS:
+        raise ParameterError(f"{param('batching')} must be one of {', '.join(BATCHINGS)}, got {batching!r}")
     size = image_size or default_image_size(ws, split)
     from .matching import check_network_fits
 
     check_network_fits(size, depth)
     cfg = MatchConfig(ipc=ipc, iterations=0 if distiller.loss is None else iterations, seed=seed, fyi=fyi, init=init,
-                      lr=lr, real_batch=real_batch, strategy=strategy, depth=depth, width=width, norm=norm, power=power)
+                      lr=lr, real_batch=real_batch, strategy=strategy, depth=depth, width=width, norm=norm, power=power,
+                      batching=batching)
     params = {"method": method, "image_size": size, "split": split, **asdict(cfg), "options": options}
+    if batching == "class":  # the default keeps the keys sets were cached under before the option existed
+        params.pop("batching")
     step = ws.step("distill", params=params, inputs={"manifest": ws.fingerprint(ws.manifest_path)}, outputs=[],
                    sidecar=Path())
     key = step.key
@@ -156,7 +165,12 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
     result = Distilled(images.numpy().astype(np.float32), syn_labels.astype(np.int64), mean, std, ws.classes(),
                        {**params, "key": key, "workspace": str(ws.root)}, path)
     save_distilled(result, path)
+    grads = stats.get("gradient_norms") or []
+    if grads:  # how much of the pixels' update each loss term drives (DataDAM: attention vs MMD)
+        names = [k for k in grads[0] if k != "iteration"]
+        stats["gradient_norm_mean"] = {k: float(np.mean([g[k] for g in grads])) for k in names}
     step.finish(name=name, iterations_per_second=stats.get("iterations_per_second"), seconds=stats["seconds"],
+                gradient_norms=grads, gradient_norm_mean=stats.get("gradient_norm_mean"),
                 loss_first=stats["losses"][0] if stats["losses"] else None,
                 loss_last=stats["losses"][-1] if stats["losses"] else None, losses_every_10=stats["losses"][::10])
     if partial.exists():
@@ -169,7 +183,7 @@ def distill(workspace: str | Path | Workspace, *, method: str = "dm", ipc: int =
 
 def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path | Distilled, *, seeds: int = 3,
                        epochs: int = 300, split: str = "test", force: bool = False, device: str = "auto",
-                       **protocol) -> dict:
+                       first_seed: int = 0, **protocol) -> dict:
     """Train ``seeds`` fresh ConvNets on the distilled set and test them on ``split`` (evaluate.py);
     the result is written beside the set as ``<name>.eval.json`` (cached)."""
 
@@ -184,7 +198,11 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
                                        "norm": d.config.get("norm", "instance"), **protocol})
     if seeds < 1 or epochs < 1:
         raise ParameterError(f"{param('seeds')} and {param('epochs')} must be at least 1")
-    step = ws.step("distill.eval", params={"protocol": cfg.as_dict(), "seeds": seeds, "split": split},
+    check_seed(first_seed)
+    params = {"protocol": cfg.as_dict(), "seeds": seeds, "split": split}
+    if first_seed:  # the default keeps the keys evaluations were cached under before the option existed
+        params["first_seed"] = first_seed
+    step = ws.step("distill.eval", params=params,
                    inputs={"set": d.key, "manifest": ws.fingerprint(ws.manifest_path)}, outputs=[], sidecar=Path())
     key = step.key
     step.sidecar = target = (d.path.with_name(d.path.name[: -len(".npz")] + ".eval.json") if d.path is not None
@@ -199,7 +217,8 @@ def evaluate_distilled(workspace: str | Path | Workspace, distilled: str | Path 
     res = evaluate_synthetic(torch.from_numpy(d.images), torch.from_numpy(d.labels), test_x, torch.from_numpy(test_y),
                              len(d.classes), cfg, seeds, resolve_device(device), done=done,
                              on_seed=lambda accs, secs: write_json(partial, {"key": key, "test_acc": accs,
-                                                                             "seconds": round(secs, 2)}))
+                                                                             "seconds": round(secs, 2)}),
+                             first_seed=first_seed)
     res.update(split=split, images=int(len(d.labels)), ipc=d.ipc, method=d.config.get("method"))
     res = {**step.finish(**res), **res}
     partial.unlink(missing_ok=True)

@@ -25,16 +25,20 @@ class Distiller:
     loss: Callable[..., torch.Tensor] | None  # None: no matching (the initialisation is the result)
     description: str
     probe: dict[str, Any] = field(default_factory=dict)  # what the loss needs: {"attention": True}
+    # the loss as named terms {name: scalar} (summed = loss), for logging each term's pull on the pixels
+    parts: Callable[..., dict[str, torch.Tensor]] | None = None
 
 
 DISTILLERS: Registry[Distiller] = Registry("distillation method", listing="distillers")
 
 
-def register_distiller(name: str, *, description: str = "", attention: bool = False, differs: str = ""):
-    """``differs``: one line on how the method differs from its paper (``clearset list distillers``)."""
+def register_distiller(name: str, *, description: str = "", attention: bool = False, differs: str = "",
+                       parts: Callable[..., dict[str, torch.Tensor]] | None = None):
+    """``differs``: one line on how the method differs from its paper (``clearset list distillers``);
+    ``parts``: the loss split into named terms with the loss's options (their sum is the loss)."""
     def decorator(fn):
         DISTILLERS.register(name, differs=differs)(Distiller(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
-                                            {"attention": attention}))
+                                            {"attention": attention}, parts))
         return fn
 
     return decorator
@@ -61,6 +65,11 @@ class Probe:
 
     attention: list[torch.Tensor]  # per layer (B, H_l·W_l), L2-normalised per image
     embedding: torch.Tensor  # (B, D)
+
+
+def rows_of(p: Probe, rows: torch.Tensor) -> Probe:
+    """The probe of a sub-batch (one class of an all-class batch)."""
+    return Probe([a[rows] for a in p.attention], p.embedding[rows])
 
 
 def attention_map(f: torch.Tensor, power: float) -> torch.Tensor:

@@ -26,12 +26,20 @@ SAM_WEIGHT = 100.0
 TASK_BALANCE = 0.01
 
 
-@register_distiller("datadam", attention=True,
-                    description="attention matching at every ReLU but the last, plus the embedding term",
-                    differs="the harness, not the loss: InstanceNorm matching and evaluation nets (the reference "
-                            "builds BatchNorm), evaluation 300 epochs at batch 256 (reference 1800 at 64), one "
-                            "forward per class (reference: all classes in one batch)")
-def datadam(real: Probe, syn: Probe, sam_weight: float = SAM_WEIGHT, task_balance: float = TASK_BALANCE) -> torch.Tensor:
+def datadam_parts(real: Probe, syn: Probe, sam_weight: float = SAM_WEIGHT,
+                  task_balance: float = TASK_BALANCE) -> dict[str, torch.Tensor]:
+    """The two weighted terms: attention matching and the embedding's MMD."""
     sam = sum(((r.mean(0) - s.mean(0)).pow(2).sum() for r, s in zip(real.attention, syn.attention)),
               torch.zeros((), device=real.embedding.device))
-    return sam_weight * sam + sam_weight * task_balance * mean_embedding_distance(real, syn)
+    return {"attention": sam_weight * sam, "mmd": sam_weight * task_balance * mean_embedding_distance(real, syn)}
+
+
+@register_distiller("datadam", attention=True, parts=datadam_parts,
+                    description="attention matching at every ReLU but the last, plus the embedding term",
+                    differs="the default harness, not the loss: InstanceNorm matching and evaluation nets (the "
+                            "reference builds BatchNorm), evaluation 300 epochs at batch 256 (reference 1800 at "
+                            "64), one forward per class (reference: all classes in one batch); "
+                            "--norm batch --batching all and the evaluation settings give the reference's")
+def datadam(real: Probe, syn: Probe, sam_weight: float = SAM_WEIGHT, task_balance: float = TASK_BALANCE) -> torch.Tensor:
+    terms = datadam_parts(real, syn, sam_weight, task_balance)
+    return terms["attention"] + terms["mmd"]

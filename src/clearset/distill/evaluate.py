@@ -75,16 +75,17 @@ def accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, b
 def evaluate_synthetic(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                        n_classes: int, cfg: EvalConfig = EvalConfig(), seeds: int = 3,
                        device: torch.device | None = None, done: tuple[Sequence[float], float] = ((), 0.0),
-                       on_seed: Callable[[list[float], float], None] | None = None) -> dict:
+                       on_seed: Callable[[list[float], float], None] | None = None, first_seed: int = 0) -> dict:
     """Test accuracy of ``seeds`` fresh networks trained on the synthetic set: per seed, mean, sd.
 
     ``done`` = (accuracies of seeds 0..k-1, their seconds) resumes after seed k-1 (seed i always trains
     the same network, so a resumed run equals an uninterrupted one); ``on_seed(accs, seconds)`` is called
-    after every seed, for the caller to save them."""
+    after every seed, for the caller to save them. The networks' seeds are first_seed .. first_seed + seeds - 1
+    (a bench that varies the whole pipeline's seed passes its seed here)."""
     accs, spent = list(done[0]), float(done[1])
     for seed in progress.bar(range(len(accs), seeds), desc="evaluate distilled", unit="seed"):
         t0 = time.perf_counter()
-        net = train_on_synthetic(images, labels, n_classes, cfg, seed, device)
+        net = train_on_synthetic(images, labels, n_classes, cfg, first_seed + seed, device)
         accs.append(accuracy(net, test_images, test_labels))
         spent += time.perf_counter() - t0
         if on_seed is not None:

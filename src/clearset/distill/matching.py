@@ -5,12 +5,17 @@ Each iteration:
 2. per class: draw a batch of real images of that class, take the class's synthetic images (with FYI:
    the synthetic batch concatenated with its horizontal flip -- the real batch is never flipped), draw
    one DSA parameter set and apply it to both (siamese), and add the distiller's loss between what the
-   network sees in the two;
+   network sees in the two (``batching="all"``: every class's batches in one forward each, as the
+   reference code, the loss still per class);
 3. one SGD step on the synthetic pixels (lr 1, momentum 0.5: the cards' image optimiser).
 
 Synthetic images start from random real images of their class (``init="real"``) or Gaussian noise. All
 random draws come from generators seeded by (seed, iteration), so a run resumed from a checkpoint
 finishes with the same pixels as one that never stopped.
+
+For a distiller whose loss has named terms (DataDAM: attention and MMD), every ``GRADIENT_EVERY``-th
+iteration also records each term's gradient norm on the synthetic pixels (``stats["gradient_norms"]``):
+how much of the update each term drives.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ import torch
 
 from .. import progress
 from ..errors import ParameterError, param
-from .base import Distiller, probe
+from .base import Distiller, probe, rows_of
 from .dsa import DEFAULT_STRATEGY, apply as dsa_apply, draw as dsa_draw
 
 log = logging.getLogger("clearset")
+GRADIENT_EVERY = 10
+BATCHINGS = ("class", "all")
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,10 @@ class MatchConfig:
     width: int = 128
     norm: str = "instance"
     power: float = 1.0  # attention power (distillers that match attention)
+    # "class": one forward per class (real batch and synthetic images of that class, one DSA draw each);
+    # "all": the reference code's -- all classes' real batches in one forward, all synthetic images in
+    # another, one DSA draw for both, the loss summed over classes (matters with BatchNorm nets)
+    batching: str = "class"
 
 
 def flip_batch(x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -107,9 +118,11 @@ def match(distiller: Distiller, real: torch.Tensor, labels: np.ndarray, cfg: Mat
     options = options or {}
     n_classes = int(labels.max()) + 1
 
+    gradient_norms: list[dict] = list(state.get("gradient_norms", [])) if state else []
+
     def snapshot(done: int) -> dict:
         return {"images": syn.detach().cpu().clone(), "optimizer": opt.state_dict(), "iteration": done,
-                "losses": losses, "seconds": seconds}
+                "losses": losses, "seconds": seconds, "gradient_norms": gradient_norms}
 
     bar = progress.bar(total=cfg.iterations, desc=f"distil {distiller.name}{'+fyi' if cfg.fyi else ''}", unit="it")
     bar.update(start)
@@ -120,18 +133,12 @@ def match(distiller: Distiller, real: torch.Tensor, labels: np.ndarray, cfg: Mat
             net = ConvNet(n_classes, depth=cfg.depth, width=cfg.width, norm=cfg.norm, image_size=real.shape[-1]).to(device)
             net.requires_grad_(False)
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)
-            loss = torch.zeros((), device=device)
-            for c in classes:
-                pool = by_class[int(c)]
-                pick = pool[torch.randperm(len(pool), generator=gen)[: cfg.real_batch]]
-                xs = syn[syn_rows[int(c)]]
-                if cfg.fyi:
-                    xs, _ = flip_batch(xs)
-                params = dsa_draw(gen, cfg.strategy)
-                with torch.no_grad():
-                    seen_real = probe(net, dsa_apply(real[pick].to(device), params), attention=attention, power=cfg.power)
-                seen_syn = probe(net, dsa_apply(xs, params), attention=attention, power=cfg.power)
-                loss = loss + distiller.loss(seen_real, seen_syn, **options)
+            terms = _terms(distiller, net, real, syn, classes, by_class, syn_rows, cfg, gen, device, attention,
+                           options)
+            loss = sum(terms.values(), torch.zeros((), device=device))
+            if len(terms) > 1 and it % GRADIENT_EVERY == 0:
+                norms = {k: float(torch.autograd.grad(v, syn, retain_graph=True)[0].norm()) for k, v in terms.items()}
+                gradient_norms.append({"iteration": it, **norms})
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -148,4 +155,59 @@ def match(distiller: Distiller, real: torch.Tensor, labels: np.ndarray, cfg: Mat
         bar.close()
     return syn.detach().cpu(), syn_labels, {"iterations": cfg.iterations, "seconds": round(seconds, 2),
                                             "iterations_per_second": round(len(losses) / max(seconds, 1e-9), 3),
-                                            "losses": losses}
+                                            "losses": losses, "gradient_norms": gradient_norms}
+
+
+def _terms(distiller: Distiller, net, real: torch.Tensor, syn: torch.Tensor, classes, by_class: dict, syn_rows: dict,
+           cfg: MatchConfig, gen: torch.Generator, device: torch.device, attention: bool,
+           options: dict) -> dict[str, torch.Tensor]:
+    """The iteration's loss summed over classes, as the distiller's named terms ({"loss": ...} without)."""
+    def loss_of(seen_real, seen_syn) -> dict[str, torch.Tensor]:
+        if distiller.parts is not None:
+            return distiller.parts(seen_real, seen_syn, **options)
+        assert distiller.loss is not None
+        return {"loss": distiller.loss(seen_real, seen_syn, **options)}
+
+    def add(total: dict, more: dict) -> dict:
+        return {k: total.get(k, 0) + v for k, v in more.items()}
+
+    def pick(c) -> torch.Tensor:
+        pool = by_class[int(c)]
+        return pool[torch.randperm(len(pool), generator=gen)[: cfg.real_batch]]
+
+    total: dict = {}
+    if cfg.batching == "class":  # draws in the order: class 0's real batch, its DSA draw, class 1's, ...
+        for c in classes:
+            rows = pick(c)
+            xs = syn[syn_rows[int(c)]]
+            if cfg.fyi:
+                xs, _ = flip_batch(xs)
+            params = dsa_draw(gen, cfg.strategy)
+            with torch.no_grad():
+                seen_real = probe(net, dsa_apply(real[rows].to(device), params), attention=attention,
+                                  power=cfg.power)
+            seen_syn = probe(net, dsa_apply(xs, params), attention=attention, power=cfg.power)
+            total = add(total, loss_of(seen_real, seen_syn))
+        return total
+    # all classes at once: row ranges of each class in the two batches
+    picks = {int(c): pick(c) for c in classes}
+    real_rows = torch.cat([picks[int(c)] for c in classes])
+    syn_order = torch.cat([syn_rows[int(c)] for c in classes])
+    xs = syn[syn_order]
+    sizes_real = [len(picks[int(c)]) for c in classes]
+    sizes_syn = [len(syn_rows[int(c)]) for c in classes]
+    if cfg.fyi:  # each class's images followed by their flips, kept together per class
+        parts = xs.split(sizes_syn)
+        xs = torch.cat([torch.cat([p, p.flip(3)]) for p in parts])
+        sizes_syn = [2 * n for n in sizes_syn]
+    params = dsa_draw(gen, cfg.strategy)
+    with torch.no_grad():
+        seen_real = probe(net, dsa_apply(real[real_rows].to(device), params), attention=attention, power=cfg.power)
+    seen_syn = probe(net, dsa_apply(xs, params), attention=attention, power=cfg.power)
+    r0 = s0 = 0
+    for nr, ns in zip(sizes_real, sizes_syn):
+        rr = torch.arange(r0, r0 + nr, device=seen_real.embedding.device)
+        ss = torch.arange(s0, s0 + ns, device=seen_syn.embedding.device)
+        total = add(total, loss_of(rows_of(seen_real, rr), rows_of(seen_syn, ss)))
+        r0, s0 = r0 + nr, s0 + ns
+    return total
