@@ -150,7 +150,8 @@ def ingest(
 @command
 def embed(
     workspace: Path = typer.Argument(..., help="An ingested workspace."),
-    backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0|1|2 (ImageNet weights, offline) "
+    backbone: str = typer.Option("efficientnet_lite0", help="ws:NAME (this workspace's `clearset pretrain` NAME), "
+                                 "efficientnet_lite0|1|2 (ImageNet weights, offline) "
                                  "or any timm model name (random weights)."),
     image_size: Optional[int] = typer.Option(None, help="Model input side in pixels (default: the backbone's "
                                              "native size; 128 suits 32-px images)."),
@@ -249,6 +250,35 @@ def oof(
 
     typer.echo(str(pixel_oof(workspace, recipe=recipe, folds=folds, seed=seed, epochs=epochs, clean=clean,
                              features=features, force=force)))
+
+
+@command
+def pretrain(
+    workspace: Path = typer.Argument(..., help="An ingested workspace (labels are never read for training)."),
+    method: str = typer.Option("simclr", help="simclr (2-layer head, embed the trunk) or simclrv2 (3-layer head, "
+                               "embed its first layer)."),
+    model: str = typer.Option("resnet18_cifar", help="Trunk network (a `clearset list models` name)."),
+    image_size: Optional[int] = typer.Option(None, help="Side of the views (default: the images' median side, "
+                                             "at most 64; at least 16)."),
+    epochs: int = typer.Option(20, help="Epochs over the split's images (the CIFAR recipe: 1000 on a GPU)."),
+    batch_size: int = typer.Option(256, help="Images per batch (each gives two views)."),
+    lr: Optional[float] = typer.Option(None, help="LARS learning rate (default 1.0 x batch / 512)."),
+    temperature: float = typer.Option(0.5, help="NT-Xent temperature (CIFAR recipe 0.5; ImageNet 0.1)."),
+    jitter: float = typer.Option(0.5, help="Colour-jitter strength s (CIFAR recipe 0.5; ImageNet 1.0)."),
+    split: str = typer.Option("train", help="Which split's images to learn from."),
+    seed: int = typer.Option(0, min=0, help="Seed of the initialisation and the views."),
+    name: Optional[str] = typer.Option(None, help="Name under WS/pretrained/ (then `embed --backbone ws:NAME`)."),
+    device: str = typer.Option("auto", help="auto (CUDA when visible), cpu, cuda[:N]."),
+    force: bool = typer.Option(False, help="Train again even if cached."),
+):
+    """Self-supervised pre-training on the workspace's own images (SimCLR / SimCLRv2), with a per-epoch kNN
+    monitor when the split has labels. Resumes after Ctrl-C; then `clearset embed WS --backbone ws:NAME`."""
+    from .pretrain import pretrain as run_pretrain
+
+    root = run_pretrain(workspace, method=method, model=model, image_size=image_size, epochs=epochs,
+                        batch_size=batch_size, lr=lr, temperature=temperature, jitter=jitter, split=split, seed=seed,
+                        name=name, device=device, force=force)
+    typer.echo(f"{root}  (clearset embed {workspace} --backbone ws:{root.name})")
 
 
 @command

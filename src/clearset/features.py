@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .artifacts.pretrained import is_workspace_backbone, load_backbone, pretrained_root
 from .data.arrays import RowFile
 from .data.images import resize_center
 from .device import choose_precision, resolve_device
 from .engines import Engine, using
 from .engines.local import default_threads, ordered_map
 from .errors import ParameterError, param
+from .io import fingerprint_path
 from .models.backbones import Backbone, create_backbone
 from .progress import bar
 from .workspace import Workspace, read_json, write_json
@@ -99,17 +101,20 @@ def embed(workspace: str | Path | Workspace, *, backbone: str = "efficientnet_li
     if chunk_size < 1:
         raise ParameterError(f"chunk_size {chunk_size}: give at least 1 row between progress saves")
     dev = resolve_device(device)
-    bb = create_backbone(backbone)
+    bb = backbone_of(ws, backbone)
     size = int(image_size or bb.default_size)
     if not 16 <= size <= 1024:
         raise ParameterError(f"{param('image_size')} {size}: use a size between 16 and 1024")
     choice = choose_precision(precision, dev)
     prec = choice.precision
     feat_path, logit_path = ws.features_path(backbone, size), ws.logits_path(backbone, size)
+    inputs = {"pixels": ws.pixel_fingerprint()}
+    if is_workspace_backbone(backbone):  # a new pre-training of the same name is a new embedding
+        inputs["backbone"] = fingerprint_path(pretrained_root(ws, backbone[3:]) / "model.safetensors")
     outputs = [feat_path] + ([logit_path] if bb.has_imagenet_head else [])
     step = ws.step("embed", params={"backbone": backbone, "image_size": size, "precision": prec,
                                     "dtype": dtype, "resize": RESIZE_POLICY},
-                   inputs={"pixels": ws.pixel_fingerprint()}, outputs=outputs,
+                   inputs=inputs, outputs=outputs,
                    sidecar=ws.sidecar_of(feat_path))
     if step.cached() and not force:
         meta = read_json(step.sidecar)
@@ -169,6 +174,11 @@ def _load_batch(store, size: int, idx: range) -> np.ndarray:
     return np.stack([resize_center(store.load(i), size) for i in idx])
 
 
+def backbone_of(ws: Workspace, name: str) -> Backbone:
+    """A registered or timm backbone, or ``ws:NAME``: the workspace's own ``clearset pretrain NAME``."""
+    return load_backbone(ws, name) if is_workspace_backbone(name) else create_backbone(name)
+
+
 @dataclass(frozen=True)
 class Embedder:
     """What a worker needs to embed rows of a workspace; calling it builds the model once per worker."""
@@ -185,7 +195,7 @@ class Embedder:
         dev = resolve_device(self.device)
         if dev.type == "cpu":
             keep_large_allocations_in_heap()
-        bb = create_backbone(self.backbone)
+        bb = backbone_of(Workspace(self.workspace), self.backbone)
         bb.model.to(dev).to(memory_format=torch.channels_last)  # in place
         mean = torch.tensor(bb.mean, device=dev).view(1, 3, 1, 1) * 255
         std = torch.tensor(bb.std, device=dev).view(1, 3, 1, 1) * 255

@@ -53,7 +53,7 @@ from .io import (  # noqa: F401
 SIDECAR_SUFFIX = ".meta.json"
 # Folders of artifacts derived from the manifest: a new manifest sets them aside (data.ingest.set_aside_stale).
 DERIVED = ("features", "audit", "oof", "probe", "subsets", "distilled", "reinforced", "runs", "bench", "report",
-           "review", "scores")
+           "review", "scores", "pretrained")
 LAZY_LOCATORS = 2_000_000  # above this many images the image store reads locators a row group at a time
 
 
@@ -157,10 +157,11 @@ class Workspace:
         return self.dir("audit") / "partition" / Path(features).stem
 
     def features_path(self, backbone: str, image_size: int) -> Path:
-        return self.dir("features") / f"{backbone}@{image_size}.npy"
+        """``features/<backbone>@<size>.npy`` (a workspace backbone ``ws:NAME`` is stored as ``ws-NAME``)."""
+        return self.dir("features") / f"{backbone.replace(':', '-')}@{image_size}.npy"
 
     def logits_path(self, backbone: str, image_size: int) -> Path:
-        return self.dir("features") / f"{backbone}@{image_size}.logits.npy"
+        return self.dir("features") / f"{backbone.replace(':', '-')}@{image_size}.logits.npy"
 
     @staticmethod
     def sidecar_of(artifact: Path) -> Path:

@@ -1,0 +1,201 @@
+"""``clearset pretrain WS --method simclr``: a backbone learned on the workspace's own images, no labels.
+
+Methods (methods.md, SimCLRv2 card):
+- ``simclr``: NT-Xent (temperature ``temperature``, CIFAR recipe 0.5) over two views of each image
+  (pretrain/views.py), a 2-layer projection head, LARS, linear warm-up then cosine decay; the embedding is
+  the trunk's pooled output.
+- ``simclrv2``: the same with SimCLRv2's 3-layer head (128 out); the embedding is the output of the head's
+  first layer (SimCLRv2 fine-tunes from there, ``ft_proj_selector=1``).
+Defaults follow the SimCLRv2 CIFAR-10 single-GPU recipe where a CPU allows (lr 1.0 at batch 512 scaled
+linearly with the batch, weight decay 1e-4, jitter 0.5, no blur) with far fewer epochs; batch norm is
+per batch (one device: there is no cross-device BN to need).
+
+The training never reads labels. If the split has labelled images of at least two classes, a kNN
+monitor (20 neighbours, cosine, on un-augmented images: 1,000 held-out queries against a bank of 5,000
+other images) reports accuracy after every epoch; only the monitor reads those labels.
+
+Writes ``WS/pretrained/<name>/`` (artifacts/pretrained.py), checkpointed every epoch and on Ctrl-C (the
+same command resumes; every epoch's random draws come from (seed, epoch), so a resumed run ends with the
+weights of one that never stopped); a finished one with the same settings is a cache hit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import progress
+from ..artifacts.pretrained import SIDECAR, build_encoder, pretrained_root, save_pretrained
+from ..data.loading import load_images
+from ..device import resolve_device
+from ..errors import ParameterError, check_seed, param
+from ..io import atomic_path
+from ..models.encoder import pooled, trunk_width
+from ..registry import Registry
+from ..workspace import Workspace
+from .simclr import LARS, nt_xent
+from .views import view
+
+log = logging.getLogger("clearset")
+# method -> (projection head layers, head layers the embedding keeps)
+METHODS: Registry = Registry("pre-training method")
+METHODS.register("simclr", description="SimCLR: NT-Xent, 2-layer projection head, embed the trunk")((2, 0))
+METHODS.register("simclrv2", description="SimCLRv2: NT-Xent, 3-layer projection head, embed its first layer")((3, 1))
+MIN_IMAGES = 16
+MIN_SIZE = 16
+KNN_K, KNN_QUERIES, KNN_BANK = 20, 1000, 5000
+
+
+def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model: str = "resnet18_cifar",
+             image_size: int | None = None, epochs: int = 20, batch_size: int = 256, lr: float | None = None,
+             temperature: float = 0.5, weight_decay: float = 1e-4, jitter: float = 0.5, warmup_epochs: float = 1.0,
+             split: str = "train", seed: int = 0, name: str | None = None, device: str = "auto",
+             force: bool = False, monitor: bool = True) -> Path:
+    """Pre-train ``model`` (a clearset.models name) on the ``split`` images of the workspace with ``method``;
+    returns ``WS/pretrained/<name>``. lr: default 1.0 · batch / 512 (the CIFAR recipe, scaled linearly)."""
+    ws = Workspace.of(workspace)
+    ws.require_manifest()
+    check_seed(seed)
+    head_layers, embed_from = METHODS.get(method)
+    m = ws.manifest(["index", "split", "label", "height", "width"])
+    rows = m[m["split"] == split]
+    if len(rows) < MIN_IMAGES:
+        raise ParameterError(f"{ws.root}: {len(rows)} images in split {split!r}; contrastive pre-training needs at "
+                             f"least {MIN_IMAGES} (each batch contrasts an image with the others)")
+    size = int(image_size or min(int(rows[["height", "width"]].max(axis=1).median()), 64))
+    if size < MIN_SIZE:
+        raise ParameterError(f"{param('image_size')} {size}: the random crops need at least {MIN_SIZE} px")
+    if epochs < 1 or batch_size < 2 or temperature <= 0:
+        raise ParameterError(f"{param('epochs')} >= 1, {param('batch_size')} >= 2 and {param('temperature')} > 0 needed")
+    batch = min(batch_size, len(rows))
+    lr = 1.0 * batch / 512 if lr is None else lr
+    config = {"method": method, "model": model, "image_size": size, "epochs": epochs, "batch_size": batch, "lr": lr,
+              "temperature": temperature, "weight_decay": weight_decay, "jitter": jitter,
+              "warmup_epochs": warmup_epochs, "split": split, "seed": seed, "optimizer": "lars",
+              "head": {"hidden": 512, "out": 128, "layers": head_layers}, "embed_from": embed_from}
+    torch.manual_seed(seed)
+    probe = build_encoder({**config, "trunk_width": 1})[0].trunk  # an unknown model fails before any work
+    config["trunk_width"] = trunk_width(probe, size)
+    config["head"]["hidden"] = max(config["trunk_width"], 128)
+    step = ws.step("pretrain", params=json.loads(json.dumps(config)), inputs={"manifest": ws.fingerprint(ws.manifest_path)}, outputs=[],
+                   sidecar=Path())
+    root = pretrained_root(ws, name or f"{method}-{model}-s{seed}-{step.key[:8]}")
+    step.sidecar, step.outputs = root / SIDECAR, [root / "model.safetensors"]
+    if step.cached() and not force:
+        log.info("pretrain: cached %s", root)
+        return root
+    index = rows["index"].to_numpy(np.int64)
+    images = load_images(ws, index, size, desc=f"load {split}")
+    seen = images.float() / 255.0
+    mean = seen.mean((0, 2, 3)).view(1, 3, 1, 1)
+    std = seen.std((0, 2, 3)).clamp_min(1e-3).view(1, 3, 1, 1)
+    del seen
+    config["normalisation"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    encoder, head = build_encoder({**config, "embed_from": 0})
+    trunk = encoder.trunk.to(dev).train()
+    head = head.to(dev).train()
+    params = list(trunk.parameters()) + list(head.parameters())
+    opt = LARS(params, lr=lr, weight_decay=weight_decay)
+    monitor_rows = _monitor_rows(rows, seed) if monitor else None
+    steps_per_epoch = len(index) // batch
+    total, warm = steps_per_epoch * epochs, int(warmup_epochs * steps_per_epoch)
+    ckpt = root / "checkpoint.pt"
+    start, history = 0, []
+    if ckpt.exists() and not force:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state.get("key") == step.key:
+            trunk.load_state_dict(state["trunk"])
+            head.load_state_dict(state["head"])
+            opt.load_state_dict(state["optimizer"])
+            start, history = state["epoch"], state["history"]
+            log.info("pretrain: resuming %s at epoch %d", root.name, start + 1)
+    root.mkdir(parents=True, exist_ok=True)
+    mean_d, std_d = mean.to(dev), std.to(dev)
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(len(index), generator=gen)
+        trunk.train()
+        head.train()
+        losses = []
+        bar = progress.bar(total=steps_per_epoch, desc=f"pretrain {epoch + 1}/{epochs}", unit="batch")
+        try:
+            for b in range(steps_per_epoch):
+                s = epoch * steps_per_epoch + b
+                factor = ((s + 1) / max(1, warm) if s < warm
+                          else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+                for group in opt.param_groups:
+                    group["lr"] = lr * factor
+                x = images[order[b * batch : (b + 1) * batch]].to(dev)
+                v1, v2 = view(x, size, gen, mean_d, std_d, jitter), view(x, size, gen, mean_d, std_d, jitter)
+                z = head(pooled(trunk, torch.cat([v1, v2]).contiguous(memory_format=torch.channels_last)))
+                loss = nt_xent(z[: len(x)], z[len(x):], temperature)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        except KeyboardInterrupt:
+            log.warning("pretrain: interrupted in epoch %d; the same command resumes at its start", epoch + 1)
+            raise
+        finally:
+            bar.close()
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - t0, 2)}
+        if monitor_rows is not None:
+            row["knn_acc"] = knn_monitor(trunk, images, rows["label"].to_numpy(), monitor_rows, mean_d, std_d, dev)
+        history.append(row)
+        log.info("pretrain epoch %d/%d: loss %.4f%s", epoch + 1, epochs, row["loss"],
+                 f", kNN accuracy {row['knn_acc']:.4f}" if "knn_acc" in row else "")
+        with atomic_path(ckpt) as tmp:
+            torch.save({"key": step.key, "trunk": trunk.state_dict(), "head": head.state_dict(),
+                        "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history}, tmp)
+    save_pretrained(root, trunk, head, config, history)
+    step.finish(epochs=epochs, loss_last=history[-1]["loss"], knn_acc=history[-1].get("knn_acc"),
+                seconds=round(sum(r["seconds"] for r in history), 1))
+    ckpt.unlink(missing_ok=True)
+    return root
+
+
+def _monitor_rows(rows, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(query positions, bank positions) among the split's labelled images, or None (fewer than two classes)."""
+    labels = rows["label"].to_numpy()
+    labelled = np.flatnonzero(labels >= 0)
+    if len(np.unique(labels[labelled])) < 2 or len(labelled) < 2 * KNN_K:
+        log.info("pretrain: no kNN monitor (it needs labelled images of at least two classes)")
+        return None
+    pick = np.random.default_rng(seed + 17).permutation(labelled)
+    n_query = min(KNN_QUERIES, len(pick) // 4)
+    return pick[:n_query], pick[n_query : n_query + KNN_BANK]
+
+
+@torch.no_grad()
+def knn_monitor(trunk: torch.nn.Module, images: torch.Tensor, labels: np.ndarray,
+                monitor_rows: tuple[np.ndarray, np.ndarray], mean: torch.Tensor, std: torch.Tensor,
+                dev: torch.device) -> float:
+    """Accuracy of a similarity-weighted 20-NN vote (cosine, temperature 0.07 as in the kNN monitors of
+    self-supervised training) of held-out queries against the bank, on un-augmented images."""
+    was = trunk.training
+    trunk.eval()
+
+    def feats(pos: np.ndarray) -> torch.Tensor:
+        out = [pooled(trunk, ((images[pos[s : s + 512]].to(dev).float() / 255.0 - mean) / std)).float()
+               for s in range(0, len(pos), 512)]
+        return torch.nn.functional.normalize(torch.cat(out), dim=1)
+
+    q_pos, b_pos = monitor_rows
+    q, bank = feats(q_pos), feats(b_pos)
+    sims, idx = (q @ bank.T).topk(min(KNN_K, len(b_pos)), dim=1)
+    bank_labels = torch.from_numpy(labels[b_pos]).to(dev)
+    votes = torch.zeros(len(q), int(labels.max()) + 1, device=dev)
+    votes.scatter_add_(1, bank_labels[idx], (sims / 0.07).exp())
+    trunk.train(was)
+    return float((votes.argmax(1).cpu().numpy() == labels[q_pos]).mean())

@@ -1,0 +1,108 @@
+"""Self-supervised pre-training (clearset pretrain): NT-Xent, the views, LARS, the stage's cache, resume,
+the kNN monitor, and the learned backbone in `clearset embed`."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import clearset
+from clearset.errors import ParameterError
+from clearset.pretrain import pretrain
+from clearset.pretrain.simclr import LARS, nt_xent
+from clearset.pretrain.views import resized_crop, view
+
+
+def test_nt_xent_is_the_cross_entropy_of_each_view_against_its_pair():
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g)
+    tau = 0.5
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
+    total = 0.0
+    for i in range(8):
+        pos = (i + 4) % 8
+        num = torch.exp(z[i] @ z[pos] / tau)
+        den = sum(torch.exp(z[i] @ z[k] / tau) for k in range(8) if k != i)
+        total += -torch.log(num / den)
+    assert torch.isclose(nt_xent(z1, z2, tau), total / 8, atol=1e-5)
+    assert nt_xent(z1, z1 + 1e-4, 0.1) < nt_xent(z1, z2, 0.1)  # matching pairs: a lower loss
+
+
+def test_views_are_random_crops_of_the_same_images_and_repeatable():
+    x = torch.randint(0, 256, (6, 3, 20, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.25)
+    a = view(x, 16, torch.Generator().manual_seed(3), mean, std, 0.5)
+    b = view(x, 16, torch.Generator().manual_seed(3), mean, std, 0.5)
+    c = view(x, 16, torch.Generator().manual_seed(4), mean, std, 0.5)
+    assert a.shape == (6, 3, 16, 16) and torch.equal(a, b) and not torch.equal(a, c)
+    assert (a * 0.25 + 0.5).min() >= -1e-5 and (a * 0.25 + 0.5).max() <= 1 + 1e-5
+    whole = resized_crop(x.float() / 255, 20, torch.Generator().manual_seed(0), scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    flipped = torch.isclose(whole, (x.float() / 255).flip(3), atol=1e-4).flatten(1).all(1)
+    same = torch.isclose(whole, x.float() / 255, atol=1e-4).flatten(1).all(1)
+    assert (flipped | same).all() and flipped.any() and same.any()  # the whole image, mirrored or not
+
+
+def test_lars_scales_each_weight_step_by_the_trust_ratio():
+    w = torch.nn.Parameter(torch.full((2, 2), 3.0))
+    bias = torch.nn.Parameter(torch.ones(2))
+    opt = LARS([w, bias], lr=1.0, momentum=0.0, weight_decay=0.0, eta=0.1)
+    w.grad, bias.grad = torch.full((2, 2), 0.5), torch.full((2,), 0.5)
+    opt.step()
+    ratio = 0.1 * 6.0 / 1.0  # eta ||w|| / ||g||
+    assert torch.allclose(w, torch.full((2, 2), 3.0 - ratio * 0.5)) and torch.allclose(bias, torch.full((2,), 0.5))
+
+
+@pytest.fixture()
+def ws(tmp_path):
+    return clearset.ingest("builtin:digits", tmp_path / "ws")
+
+
+def test_pretrain_learns_caches_resumes_and_embeds(ws, monkeypatch):
+    kw = dict(model="resnet8", image_size=16, epochs=2, batch_size=64, name="d")
+    root = pretrain(ws, **kw)
+    history = [__import__("json").loads(line) for line in (root / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2] and all(0 < h["knn_acc"] <= 1 for h in history)
+    assert history[-1]["knn_acc"] > 0.3  # well above chance (0.1) after two epochs on digits
+    assert pretrain(ws, **kw) == root and (root / "pretrain.meta.json").exists()  # cached
+    whole = load_file(root / "model.safetensors")
+
+    import clearset.pretrain as module
+
+    calls = {"n": 0}
+    real = module.nt_xent
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 30:  # inside epoch 2 (22 batches per epoch)
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, "nt_xent", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(ws, **{**kw, "name": "r"})
+    monkeypatch.setattr(module, "nt_xent", real)
+    resumed = load_file(pretrain(ws, **{**kw, "name": "r"}) / "model.safetensors")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)  # resumed at epoch 2's start, same weights
+
+    from clearset.features import embed
+
+    r = embed(ws, backbone="ws:d")
+    feats = np.load(r.features)
+    assert feats.shape == (1797, 64) and np.isfinite(feats).all()
+    v2 = pretrain(ws, **{**kw, "method": "simclrv2", "name": "v2", "epochs": 1})
+    assert np.load(embed(ws, backbone=f"ws:{v2.name}").features).shape == (1797, 128)  # the head's 1st layer
+
+
+def test_pretrain_refuses_bad_input_in_one_line(ws, tmp_path):
+    with pytest.raises(ParameterError, match="at least 16 px"):
+        pretrain(ws, model="resnet8")  # digits are 8 px
+    with pytest.raises(ParameterError, match="unknown pre-training method"):
+        pretrain(ws, method="byol", image_size=16)
+    with pytest.raises(ParameterError, match="no finished `clearset pretrain` named 'nope'"):
+        from clearset.features import embed
+
+        embed(ws, backbone="ws:nope")
+    small = tmp_path / "small.npz"
+    np.savez(small, x_train=np.zeros((3, 20, 20, 3), np.uint8), y_train=np.array([0, 1, 0]))
+    with pytest.raises(ParameterError, match="3 images"):
+        pretrain(clearset.ingest(str(small), tmp_path / "small"), image_size=16)
