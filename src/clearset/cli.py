@@ -255,8 +255,9 @@ def oof(
 @command
 def pretrain(
     workspace: Path = typer.Argument(..., help="An ingested workspace (labels are never read for training)."),
-    method: str = typer.Option("simclr", help="simclr (2-layer head, embed the trunk) or simclrv2 (3-layer head, "
-                               "embed its first layer)."),
+    method: str = typer.Option("simclr", help="simclr (2-layer head, embed the trunk), simclrv2 (3-layer head, "
+                               "embed its first layer) or gsimclr (simclr with one image per pseudo-class in "
+                               "each batch)."),
     model: str = typer.Option("resnet18_cifar", help="Trunk network (a `clearset list models` name)."),
     image_size: Optional[int] = typer.Option(None, help="Side of the views (default: the images' median side, "
                                              "at most 64; at least 16)."),
@@ -271,7 +272,7 @@ def pretrain(
     device: str = typer.Option("auto", help="auto (CUDA when visible), cpu, cuda[:N]."),
     force: bool = typer.Option(False, help="Train again even if cached."),
 ):
-    """Self-supervised pre-training on the workspace's own images (SimCLR / SimCLRv2), with a per-epoch kNN
+    """Self-supervised pre-training on the workspace's own images (SimCLR / SimCLRv2 / G-SimCLR), with a per-epoch kNN
     monitor when the split has labels. Resumes after Ctrl-C; then `clearset embed WS --backbone ws:NAME`."""
     from .pretrain import pretrain as run_pretrain
 

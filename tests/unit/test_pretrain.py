@@ -106,3 +106,21 @@ def test_pretrain_refuses_bad_input_in_one_line(ws, tmp_path):
     np.savez(small, x_train=np.zeros((3, 20, 20, 3), np.uint8), y_train=np.array([0, 1, 0]))
     with pytest.raises(ParameterError, match="3 images"):
         pretrain(clearset.ingest(str(small), tmp_path / "small"), image_size=16)
+
+
+def test_gsimclr_batches_hold_one_image_per_pseudo_class_in_a_fixed_order(ws):
+    from clearset.pretrain.gsimclr import pseudo_class_order
+
+    labels = np.repeat(np.arange(8), 5)  # 8 pseudo-classes of 5
+    order = pseudo_class_order(labels, seed=0)
+    assert sorted(order.tolist()) == list(range(40))
+    for b in range(5):  # every batch of K = 8 holds each pseudo-class once
+        assert sorted(labels[order[b * 8 : (b + 1) * 8]].tolist()) == list(range(8))
+    assert np.array_equal(order, pseudo_class_order(labels, seed=0))
+    root = pretrain(ws, method="gsimclr", model="resnet8", image_size=16, epochs=1, batch_size=32, name="g",
+                    autoencoder_epochs=2)
+    info = __import__("json").loads((root / "pseudo_classes.json").read_text())
+    n_train = int((ws.manifest()["split"] == "train").sum())
+    assert len(info["cluster_sizes"]) == 32 and sum(info["cluster_sizes"]) == n_train and info["epochs"] >= 1
+    with np.load(root / "pseudo_classes.npz") as z:
+        assert sorted(z["order"].tolist()) == list(range(n_train))

@@ -6,6 +6,9 @@ Methods (methods.md, SimCLRv2 card):
   the trunk's pooled output.
 - ``simclrv2``: the same with SimCLRv2's 3-layer head (128 out); the embedding is the output of the head's
   first layer (SimCLRv2 fine-tunes from there, ``ft_proj_selector=1``).
+- ``gsimclr``: ``simclr`` with G-SimCLR's batches (pretrain/gsimclr.py): one image per pseudo-class of a
+  denoising autoencoder's k-means with K = the batch size, in the same order every epoch. The G-SimCLR
+  notebook trains with temperature 0.1, jitter 0.2 and batch 64 (pass them to follow it).
 Defaults follow the SimCLRv2 CIFAR-10 single-GPU recipe where a CPU allows (lr 1.0 at batch 512 scaled
 linearly with the batch, weight decay 1e-4, jitter 0.5, no blur) with far fewer epochs; batch norm is
 per batch (one device: there is no cross-device BN to need).
@@ -43,10 +46,17 @@ from .simclr import LARS, nt_xent
 from .views import view
 
 log = logging.getLogger("clearset")
-# method -> (projection head layers, head layers the embedding keeps)
+# method -> (projection head layers, head layers the embedding keeps, batch order)
 METHODS: Registry = Registry("pre-training method")
-METHODS.register("simclr", description="SimCLR: NT-Xent, 2-layer projection head, embed the trunk")((2, 0))
-METHODS.register("simclrv2", description="SimCLRv2: NT-Xent, 3-layer projection head, embed its first layer")((3, 1))
+METHODS.register("simclr", description="SimCLR: NT-Xent, 2-layer projection head, embed the trunk")(
+    (2, 0, "random"))
+METHODS.register("simclrv2", description="SimCLRv2: NT-Xent, 3-layer projection head, embed its first layer")(
+    (3, 1, "random"))
+METHODS.register("gsimclr", description="G-SimCLR: simclr with batches of one image per pseudo-class (denoising "
+                 "autoencoder + k-means with K = batch size), the same order every epoch",
+                 differs="the head, optimiser and augmentations are simclr's (LARS, 2 layers), not the notebook's "
+                         "(SGD with cosine restarts, 256-128-50), so G-SimCLR vs simclr changes the batching only")(
+    (2, 0, "pseudo-class"))
 MIN_IMAGES = 16
 MIN_SIZE = 16
 KNN_K, KNN_QUERIES, KNN_BANK = 20, 1000, 5000
@@ -56,13 +66,14 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
              image_size: int | None = None, epochs: int = 20, batch_size: int = 256, lr: float | None = None,
              temperature: float = 0.5, weight_decay: float = 1e-4, jitter: float = 0.5, warmup_epochs: float = 1.0,
              split: str = "train", seed: int = 0, name: str | None = None, device: str = "auto",
-             force: bool = False, monitor: bool = True) -> Path:
+             force: bool = False, monitor: bool = True, autoencoder_epochs: int = 20) -> Path:
     """Pre-train ``model`` (a clearset.models name) on the ``split`` images of the workspace with ``method``;
-    returns ``WS/pretrained/<name>``. lr: default 1.0 · batch / 512 (the CIFAR recipe, scaled linearly)."""
+    returns ``WS/pretrained/<name>``. lr: default 1.0 · batch / 512 (the CIFAR recipe, scaled linearly).
+    autoencoder_epochs: gsimclr's autoencoder trains at most this many epochs (early stopping ends it sooner)."""
     ws = Workspace.of(workspace)
     ws.require_manifest()
     check_seed(seed)
-    head_layers, embed_from = METHODS.get(method)
+    head_layers, embed_from, batching = METHODS.get(method)
     m = ws.manifest(["index", "split", "label", "height", "width"])
     rows = m[m["split"] == split]
     if len(rows) < MIN_IMAGES:
@@ -78,7 +89,10 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
     config = {"method": method, "model": model, "image_size": size, "epochs": epochs, "batch_size": batch, "lr": lr,
               "temperature": temperature, "weight_decay": weight_decay, "jitter": jitter,
               "warmup_epochs": warmup_epochs, "split": split, "seed": seed, "optimizer": "lars",
-              "head": {"hidden": 512, "out": 128, "layers": head_layers}, "embed_from": embed_from}
+              "head": {"hidden": 512, "out": 128, "layers": head_layers}, "embed_from": embed_from,
+              "batching": batching}
+    if batching == "pseudo-class":
+        config["autoencoder_epochs"] = autoencoder_epochs
     torch.manual_seed(seed)
     probe = build_encoder({**config, "trunk_width": 1})[0].trunk  # an unknown model fails before any work
     config["trunk_width"] = trunk_width(probe, size)
@@ -118,11 +132,13 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
             start, history = state["epoch"], state["history"]
             log.info("pretrain: resuming %s at epoch %d", root.name, start + 1)
     root.mkdir(parents=True, exist_ok=True)
+    fixed = (_pseudo_class_order(root, step.key, images, batch, seed, dev, autoencoder_epochs)
+             if batching == "pseudo-class" else None)
     mean_d, std_d = mean.to(dev), std.to(dev)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(len(index), generator=gen)
+        order = torch.randperm(len(index), generator=gen) if fixed is None else fixed
         trunk.train()
         head.train()
         losses = []
@@ -163,6 +179,22 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
                 seconds=round(sum(r["seconds"] for r in history), 1))
     ckpt.unlink(missing_ok=True)
     return root
+
+
+def _pseudo_class_order(root: Path, key: str, images: torch.Tensor, batch: int, seed: int,
+                        dev: torch.device, max_epochs: int) -> torch.Tensor:
+    """G-SimCLR's fixed order, computed once per run (saved beside the checkpoint for a resume)."""
+    from ..io import read_json, write_json, write_npz
+    from .gsimclr import gsimclr_order
+
+    path = root / "pseudo_classes.npz"
+    if path.exists() and read_json(root / "pseudo_classes.json").get("key") == key:
+        with np.load(path) as z:
+            return torch.from_numpy(z["order"])
+    order, info = gsimclr_order(images, batch, seed, dev, max_epochs)
+    write_npz(path, order=order)
+    write_json(root / "pseudo_classes.json", {"key": key, **info})
+    return torch.from_numpy(order)
 
 
 def _monitor_rows(rows, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
