@@ -357,6 +357,8 @@ def train(
     compile: str = typer.Option("auto", help="torch.compile for training: auto (on for CUDA, off on CPU), on, off."),
     distilled: Optional[Path] = typer.Option(None, help="Train on a synthetic set from `clearset distill` (.npz) "
                                              "instead of the training images (e.g. with --recipe convnet3)."),
+    init: Optional[str] = typer.Option(None, help="ws:NAME: start from the trunk of this workspace's "
+                                       "`clearset pretrain` NAME (the same model as the recipe's)."),
     resume: bool = typer.Option(True, help="Continue an interrupted run where it stopped (--no-resume: start "
                                 "it again from epoch 1; a finished run stays a cache hit)."),
     force: bool = typer.Option(False, help="Start over even if the run is finished or resumable."),
@@ -371,7 +373,7 @@ def train(
                   tract=tract_lambda if tract else None,
                   known_classes=_class_indices(workspace, known) if known else None, device=device,
                   precision=precision, eval_every=eval_every, reinforced=reinforced, features=features,
-                  resume=resume, compile=compile, distilled=distilled)
+                  resume=resume, compile=compile, distilled=distilled, init=init)
     last = r.metrics[-1] if r.metrics else {}
     acc = last.get("eval_acc")
     typer.echo(f"{r.root}{' (cached)' if r.cached else ''}: {len(r.metrics)} epochs"

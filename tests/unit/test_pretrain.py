@@ -84,6 +84,27 @@ def test_pretrain_learns_caches_resumes_and_embeds(ws, monkeypatch):
     resumed = load_file(pretrain(ws, **{**kw, "name": "r"}) / "model.safetensors")
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)  # resumed at epoch 2's start, same weights
 
+    from clearset.train import train
+    from clearset.train.recipes import RECIPES, Recipe, register_recipe
+
+    if "pretrain-tiny" not in RECIPES:
+        register_recipe(Recipe("pretrain-tiny", "test", model="resnet8", epochs=1, batch_size=64, lr=0.05,
+                               image_size=16, crop_pad=0))
+    from clearset.artifacts.pretrained import load_trunk
+    from clearset.models.cifar import create_model
+
+    net = create_model("resnet8", 10)
+    assert load_trunk(net, root) == ["fc.bias", "fc.weight"]  # everything but the new classifier
+    assert torch.equal(net.conv1.weight, whole["trunk.conv1.weight"])
+    run = train(ws, recipe="pretrain-tiny", init="ws:d", epochs=1)
+    assert run.config["init"]["pretrained"] == "ws:d"
+    fresh = train(ws, recipe="pretrain-tiny", epochs=1)
+    assert fresh.name != run.name  # the pre-trained start is part of the run's key
+    with pytest.raises(ParameterError, match="pre-trained resnet8, the recipe trains"):
+        train(ws, recipe="pretrain-tiny", init="ws:d", model="resnet20")
+    with pytest.raises(ParameterError, match="no finished"):
+        train(ws, recipe="pretrain-tiny", init="ws:zzz")
+
     from clearset.features import embed
 
     r = embed(ws, backbone="ws:d")

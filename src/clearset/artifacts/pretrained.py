@@ -76,3 +76,25 @@ def load_backbone(ws: Workspace, backbone: str):
     norm = config["normalisation"]
     return Backbone(backbone, encoder.eval(), tuple(norm["mean"]), tuple(norm["std"]), int(config["image_size"]),
                     has_imagenet_head=False)
+
+
+def pretrained_config(ws: Workspace, backbone: str) -> tuple[Path, dict]:
+    """(folder, config) of the finished pre-training ``ws:NAME``; one line if there is none."""
+    if not is_workspace_backbone(backbone):
+        raise ParameterError(f"{backbone!r}: name a pre-training of this workspace as ws:NAME (`clearset pretrain`)")
+    root = pretrained_root(ws, backbone[len(PREFIX):])
+    if not (root / SIDECAR).exists():
+        raise ParameterError(f"{backbone!r}: no finished `clearset pretrain` named {root.name!r} in {ws.root}")
+    return root, read_json(root / "config.json")
+
+
+def load_trunk(net: torch.nn.Module, root: Path) -> list[str]:
+    """Copy a pre-trained trunk's weights into ``net`` (the same model; its own classifier stays freshly
+    initialised). Returns the keys of ``net`` left as they were (the classifier)."""
+    from safetensors.torch import load_file
+
+    trunk = {k[6:]: v for k, v in load_file(root / "model.safetensors").items() if k.startswith("trunk.")}
+    own = net.state_dict()
+    fitting = {k: v for k, v in trunk.items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(fitting, strict=False)
+    return sorted(set(own) - set(fitting))

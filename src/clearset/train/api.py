@@ -22,7 +22,7 @@ from ..artifacts.runs import Run, load_run, map_labels, run_step, write_run
 from ..data.loading import load_images, load_split, split_rows
 from ..device import choose_precision, resolve_device
 from ..errors import ParameterError, WorkspaceError, check_seed, param
-from ..io import read_json, write_json, write_npz
+from ..io import fingerprint_path, read_json, write_json, write_npz
 from ..models.inference import predict
 from ..ops.linear import accuracy
 from ..workspace import Step, Workspace
@@ -45,7 +45,7 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
           device: str = "auto", eval_every: int = 0, reinforced: str | Path | None = None,
           features: str | None = None, resume: bool = True, compile: str = "auto",
           distilled: str | Path | None = None, kd_discriminator: bool = False,
-          record_presentations: bool = False) -> Run:
+          record_presentations: bool = False, init: str | None = None) -> Run:
     """Train ``recipe`` on the workspace's ``train_split`` and write ``WS/runs/<name>/``.
 
     subset: a file of manifest ``index`` (+ ``weight``) rows to train on (what ``clearset curate`` writes).
@@ -69,6 +69,8 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
       compilation costs more than it saves on these small nets: bench/train/compile.py).
     distilled: a ``clearset distill`` set (.npz): train on its synthetic images and labels alone (kept in
       float, unclipped, normalised as distilled), evaluate on ``eval_split`` as usual.
+    init: ``ws:NAME``, a ``clearset pretrain`` of this workspace with the recipe's model: the network starts
+      from its pre-trained trunk (the classifier is new).
     record_presentations: also write ``presentations.npz`` in the run: ``index`` (manifest index of each
       training image) and ``correct`` (epochs, N) int8, whether each image was classified correctly when
       presented in its augmented minibatch (-1: not presented that epoch), for forgetting events.
@@ -103,6 +105,14 @@ def train(workspace: str | Path | Workspace, *, recipe: str | Recipe = DEFAULT_R
             raise ParameterError(f"{param('kd_discriminator')} tells the student's outputs from the teachers': "
                                  f"pass {param('teachers')}")
         config["kd"]["discriminator"] = "meal-v2"  # only present when used: other runs keep their keys
+    if init is not None:
+        from ..artifacts.pretrained import pretrained_config
+
+        init_root, init_config = pretrained_config(ws, init)
+        if init_config["model"] != rec.model:
+            raise ParameterError(f"{param('init')} {init}: it pre-trained {init_config['model']}, the recipe trains "
+                                 f"{rec.model}; pre-train that model or pass --model {init_config['model']}")
+        config["init"] = {"pretrained": init, "model": fingerprint_path(init_root / "model.safetensors")}
     if record_presentations:
         if rec.model == "linear":
             raise ParameterError("record_presentations= records a network's minibatches; the linear-probe "
@@ -163,6 +173,11 @@ def _fit_network(ws: Workspace, rec: Recipe, rows: TrainingRows, config: dict, s
     key, root = config["key"], step.sidecar.parent
     torch.manual_seed(seed)
     net = _network(rec, len(rows.classes), tract)  # an unknown model fails before any write
+    if config.get("init"):
+        from ..artifacts.pretrained import load_trunk, pretrained_root
+
+        fresh = load_trunk(net, pretrained_root(ws, config["init"]["pretrained"][3:]))
+        log.info("train: trunk from %s (new: %s)", config["init"]["pretrained"], ", ".join(fresh) or "nothing")
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / "config.json", config)
     net = net.to(dev, memory_format=torch.channels_last)  # type: ignore[call-overload]
