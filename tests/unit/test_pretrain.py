@@ -52,6 +52,14 @@ def test_lars_scales_each_weight_step_by_the_trust_ratio():
     assert torch.allclose(w, torch.full((2, 2), 3.0 - ratio * 0.5)) and torch.allclose(bias, torch.full((2,), 0.5))
 
 
+def tiny_recipe():
+    from clearset.train.recipes import RECIPES, Recipe, register_recipe
+
+    if "pretrain-tiny" not in RECIPES:
+        register_recipe(Recipe("pretrain-tiny", "test", model="resnet8", epochs=1, batch_size=64, lr=0.05,
+                               image_size=16, crop_pad=0))
+
+
 @pytest.fixture()
 def ws(tmp_path):
     return clearset.ingest("builtin:digits", tmp_path / "ws")
@@ -85,11 +93,8 @@ def test_pretrain_learns_caches_resumes_and_embeds(ws, monkeypatch):
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)  # resumed at epoch 2's start, same weights
 
     from clearset.train import train
-    from clearset.train.recipes import RECIPES, Recipe, register_recipe
 
-    if "pretrain-tiny" not in RECIPES:
-        register_recipe(Recipe("pretrain-tiny", "test", model="resnet8", epochs=1, batch_size=64, lr=0.05,
-                               image_size=16, crop_pad=0))
+    tiny_recipe()
     from clearset.artifacts.pretrained import load_trunk
     from clearset.models.cifar import create_model
 
@@ -145,3 +150,34 @@ def test_gsimclr_batches_hold_one_image_per_pseudo_class_in_a_fixed_order(ws):
     assert len(info["cluster_sizes"]) == 32 and sum(info["cluster_sizes"]) == n_train and info["epochs"] >= 1
     with np.load(root / "pseudo_classes.npz") as z:
         assert sorted(z["order"].tolist()) == list(range(n_train))
+
+
+def test_fractal_pretraining_multi_instance_targets_and_weights(ws):
+    """The card: 1-5 fractals per image, multi-hot targets, BCE with pos_weight = classes / positives of each
+    image; the trunk then starts a training or embeds."""
+    from clearset.pretrain.fractal import fractal_images, multi_instance_loss, one_cycle
+
+    images, targets = fractal_images(6, 4, 24, seed=0, multi=True)
+    assert images.shape == (24, 3, 24, 24) and images.dtype == torch.uint8
+    k = targets.sum(1)
+    assert (k >= 1).all() and (k <= 5).all() and (k > 1).any()
+    assert (targets[torch.arange(24), torch.arange(24) // 4] == 1).all()  # each image holds its own class
+    assert torch.equal(fractal_images(6, 4, 24, seed=0, multi=True)[0], images)  # seeded
+    single = fractal_images(6, 4, 24, seed=0, multi=False)[1]
+    assert (single.sum(1) == 1).all()
+    logits = torch.zeros(2, 4)
+    t = torch.tensor([[1.0, 0, 0, 0], [1.0, 1, 1, 0]])
+    manual = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, t, pos_weight=torch.tensor([[4.0] * 4, [4 / 3] * 4]))
+    assert torch.isclose(multi_instance_loss(logits, t), manual)
+    assert abs(one_cycle(0, 100) - 1 / 25) < 1e-9 and abs(one_cycle(30, 100) - 1) < 1e-9 and one_cycle(99, 100) < 0.01
+    root = pretrain(ws, method="fractal", model="resnet8", image_size=16, epochs=1, batch_size=32,
+                    fractal_classes=4, fractal_per_class=16, name="fr")
+    history = __import__("json").loads((root / "metrics.jsonl").read_text().splitlines()[0])
+    assert 0 <= history["held_out_hit"] <= 1
+    from clearset.features import embed
+    from clearset.train import train
+
+    assert np.load(embed(ws, backbone="ws:fr").features).shape == (1797, 64)
+    tiny_recipe()
+    assert train(ws, recipe="pretrain-tiny", init="ws:fr", epochs=1).config["init"]["pretrained"] == "ws:fr"

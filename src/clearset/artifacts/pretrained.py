@@ -36,8 +36,11 @@ def build_encoder(config: dict, head_layers: int | None = None):
     from ..models.cifar import create_model
     from ..models.encoder import Encoder, ProjectionHead
 
-    trunk = create_model(config["model"], 1, image_size=config["image_size"])
     h = config["head"]
+    if h is None:  # a trunk trained with its own classifier (fractal pre-training): embed the pooled trunk
+        trunk = create_model(config["model"], config["classes"], image_size=config["image_size"])
+        return Encoder(trunk, None, config["trunk_width"]), torch.nn.Sequential()
+    trunk = create_model(config["model"], 1, image_size=config["image_size"])
     head = ProjectionHead(config["trunk_width"], h["hidden"], h["out"], h["layers"])
     keep = config["embed_from"] if head_layers is None else head_layers
     width = config["trunk_width"] if keep == 0 else (h["out"] if keep == h["layers"] else h["hidden"])

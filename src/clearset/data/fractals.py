@@ -127,28 +127,53 @@ def smooth_noise(rng: np.random.Generator, size: int) -> np.ndarray:
     return out
 
 
+def draw(system: dict, rng: np.random.Generator, canvas: np.ndarray, side: int, top: int, left: int,
+         fill: float | None = None) -> None:
+    """Render ``system``'s attractor (chaos game) into ``canvas`` (H, W, 3 floats in [0, 1]) inside the
+    ``side``-px square at (top, left), its extent ``fill`` of the square (default: drawn in [0.55, 0.95]),
+    coloured in HSV per map."""
+    pts, which = chaos_game(system, rng, n_points=max(4000, 6 * side * side))
+    lo, hi = np.percentile(pts, [0.5, 99.5], axis=0)
+    extent = max(float((hi - lo).max()), 1e-6)
+    fill = rng.uniform(0.55, 0.95) if fill is None else fill
+    scale = fill * (side - 1) / extent
+    offset = rng.uniform(0, 1, 2) * ((side - 1) - (hi - lo) * scale)
+    ij = np.rint((pts - lo) * scale + np.maximum(offset, 0)).astype(np.int64) + np.array([left, top])
+    h, w = canvas.shape[:2]
+    keep = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
+    ij, which = ij[keep], which[keep]
+    hue0 = rng.random()
+    colours = np.array([colorsys.hsv_to_rgb((hue0 + 0.15 * k) % 1.0, rng.uniform(0.6, 1), rng.uniform(0.7, 1))
+                        for k in range(int(which.max(initial=0)) + 1)])
+    counts = np.zeros((h, w))
+    np.add.at(counts, (ij[:, 1], ij[:, 0]), 1)
+    colour_sum = np.zeros((h, w, 3))
+    np.add.at(colour_sum, (ij[:, 1], ij[:, 0]), colours[which])
+    mask = counts > 0
+    canvas[mask] = colour_sum[mask] / counts[mask][:, None]
+
+
 def render(cfg: FractalConfig, gid: int) -> np.ndarray:
     """The RGB uint8 image with global id ``gid`` (class gid // per_class)."""
     label = gid // cfg.per_class
     system = sample_system(np.random.default_rng([cfg.seed, 1, label]))
     rng = np.random.default_rng([cfg.seed, 2, gid])
     size = cfg.size
-    pts, which = chaos_game(jitter(system, rng), rng, n_points=max(4000, 6 * size * size))
-    lo, hi = np.percentile(pts, [0.5, 99.5], axis=0)
-    extent = max(float((hi - lo).max()), 1e-6)
-    scale = rng.uniform(0.55, 0.95) * (size - 1) / extent
-    offset = rng.uniform(0, 1, 2) * ((size - 1) - (hi - lo) * scale)
-    ij = np.rint((pts - lo) * scale + np.maximum(offset, 0)).astype(np.int64)
-    keep = ((ij >= 0) & (ij < size)).all(1)
-    ij, which = ij[keep], which[keep]
-    hue0 = rng.random()
-    colours = np.array([colorsys.hsv_to_rgb((hue0 + 0.15 * k) % 1.0, rng.uniform(0.6, 1), rng.uniform(0.7, 1))
-                        for k in range(int(which.max(initial=0)) + 1)])
+    canvas = np.zeros((size, size, 3))
+    draw(jitter(system, rng), rng, canvas, size, 0, 0)
+    background = smooth_noise(rng, size) * rng.uniform(0.3, 0.7)
+    drawn = canvas.any(2)
+    canvas[~drawn] = background[~drawn]
+    return np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8)
+
+
+def render_instances(systems: list[dict], classes: np.ndarray, rng: np.random.Generator, size: int,
+                     scale: tuple[float, float] = (0.15, 0.6)) -> np.ndarray:
+    """Multi-instance fractal image (the card's pre-training data): one jittered fractal of each system in
+    ``classes`` (1-5 of them), each ``scale`` x the image side, at a random place on a random background."""
     canvas = smooth_noise(rng, size) * rng.uniform(0.3, 0.7)
-    counts = np.zeros((size, size))
-    np.add.at(counts, (ij[:, 1], ij[:, 0]), 1)
-    colour_sum = np.zeros((size, size, 3))
-    np.add.at(colour_sum, (ij[:, 1], ij[:, 0]), colours[which])
-    mask = counts > 0
-    canvas[mask] = colour_sum[mask] / counts[mask][:, None]
+    for c in classes:
+        side = max(4, int(round(rng.uniform(*scale) * size)))
+        top, left = (int(v) for v in rng.integers(0, size - side + 1, 2))
+        draw(jitter(systems[int(c)], rng), rng, canvas, side, top, left, fill=0.9)
     return np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8)

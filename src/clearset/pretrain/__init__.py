@@ -57,6 +57,10 @@ METHODS.register("gsimclr", description="G-SimCLR: simclr with batches of one im
                  differs="the head, optimiser and augmentations are simclr's (LARS, 2 layers), not the notebook's "
                          "(SGD with cosine restarts, 256-128-50), so G-SimCLR vs simclr changes the batching only")(
     (2, 0, "pseudo-class"))
+METHODS.register("fractal", description="fractal pre-training: multi-instance fractal images (1-5 per image), "
+                 "BCE with per-image pos_weight; no real image is read")((0, 0, "fractal-multi"))
+METHODS.register("fractal-single", description="fractal pre-training with one fractal per image and "
+                 "cross-entropy (the card's single-instance arm)")((0, 0, "fractal-single"))
 MIN_IMAGES = 16
 MIN_SIZE = 16
 KNN_K, KNN_QUERIES, KNN_BANK = 20, 1000, 5000
@@ -66,14 +70,21 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
              image_size: int | None = None, epochs: int = 20, batch_size: int = 256, lr: float | None = None,
              temperature: float = 0.5, weight_decay: float = 1e-4, jitter: float = 0.5, warmup_epochs: float = 1.0,
              split: str = "train", seed: int = 0, name: str | None = None, device: str = "auto",
-             force: bool = False, monitor: bool = True, autoencoder_epochs: int = 20) -> Path:
+             force: bool = False, monitor: bool = True, autoencoder_epochs: int = 20, fractal_classes: int = 100,
+             fractal_per_class: int = 100) -> Path:
     """Pre-train ``model`` (a clearset.models name) on the ``split`` images of the workspace with ``method``;
     returns ``WS/pretrained/<name>``. lr: default 1.0 · batch / 512 (the CIFAR recipe, scaled linearly).
-    autoencoder_epochs: gsimclr's autoencoder trains at most this many epochs (early stopping ends it sooner)."""
+    autoencoder_epochs: gsimclr's autoencoder trains at most this many epochs (early stopping ends it sooner).
+    fractal_classes, fractal_per_class: the fractal methods' data (lr default 0.1, image size 32)."""
     ws = Workspace.of(workspace)
     ws.require_manifest()
     check_seed(seed)
     head_layers, embed_from, batching = METHODS.get(method)
+    if batching.startswith("fractal"):
+        return _fractal(ws, method=method, model=model, image_size=image_size or 32, epochs=epochs,
+                        batch_size=batch_size, lr=0.1 if lr is None else lr, weight_decay=weight_decay, seed=seed,
+                        name=name, device=device, force=force, classes=fractal_classes,
+                        per_class=fractal_per_class, multi=batching == "fractal-multi")
     m = ws.manifest(["index", "split", "label", "height", "width"])
     rows = m[m["split"] == split]
     if len(rows) < MIN_IMAGES:
@@ -121,22 +132,12 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
     monitor_rows = _monitor_rows(rows, seed) if monitor else None
     steps_per_epoch = len(index) // batch
     total, warm = steps_per_epoch * epochs, int(warmup_epochs * steps_per_epoch)
-    ckpt = root / "checkpoint.pt"
-    start, history = 0, []
-    if ckpt.exists() and not force:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state.get("key") == step.key:
-            trunk.load_state_dict(state["trunk"])
-            head.load_state_dict(state["head"])
-            opt.load_state_dict(state["optimizer"])
-            start, history = state["epoch"], state["history"]
-            log.info("pretrain: resuming %s at epoch %d", root.name, start + 1)
     root.mkdir(parents=True, exist_ok=True)
     fixed = (_pseudo_class_order(root, step.key, images, batch, seed, dev, autoencoder_epochs)
              if batching == "pseudo-class" else None)
     mean_d, std_d = mean.to(dev), std.to(dev)
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
+
+    def one_epoch(epoch: int) -> dict:
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(len(index), generator=gen) if fixed is None else fixed
         trunk.train()
@@ -160,25 +161,96 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
                 losses.append(float(loss.detach()))
                 bar.update(1)
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        finally:
+            bar.close()
+        row = {"loss": float(np.mean(losses))}
+        if monitor_rows is not None:
+            row["knn_acc"] = knn_monitor(trunk, images, rows["label"].to_numpy(), monitor_rows, mean_d, std_d, dev)
+        return row
+
+    return run_epochs(root, step, trunk, head, opt, epochs, one_epoch, config, force)
+
+
+def run_epochs(root: Path, step, trunk: torch.nn.Module, head: torch.nn.Module, opt: torch.optim.Optimizer,
+               epochs: int, one_epoch, config: dict, force: bool) -> Path:
+    """The epochs of a pre-training, resumed from ``root/checkpoint.pt`` when it holds this step's key and
+    checkpointed after each; then the backbone written and the step finished. ``one_epoch(epoch)`` trains
+    one epoch and returns its metrics (``loss`` and any monitor)."""
+    ckpt = root / "checkpoint.pt"
+    start, history = 0, []
+    if ckpt.exists() and not force:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state.get("key") == step.key:
+            trunk.load_state_dict(state["trunk"])
+            head.load_state_dict(state["head"])
+            opt.load_state_dict(state["optimizer"])
+            start, history = state["epoch"], state["history"]
+            log.info("pretrain: resuming %s at epoch %d", root.name, start + 1)
+    root.mkdir(parents=True, exist_ok=True)
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        try:
+            metrics = one_epoch(epoch)
         except KeyboardInterrupt:
             log.warning("pretrain: interrupted in epoch %d; the same command resumes at its start", epoch + 1)
             raise
-        finally:
-            bar.close()
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": round(time.perf_counter() - t0, 2)}
-        if monitor_rows is not None:
-            row["knn_acc"] = knn_monitor(trunk, images, rows["label"].to_numpy(), monitor_rows, mean_d, std_d, dev)
+        row = {"epoch": epoch + 1, **metrics, "seconds": round(time.perf_counter() - t0, 2)}
         history.append(row)
-        log.info("pretrain epoch %d/%d: loss %.4f%s", epoch + 1, epochs, row["loss"],
-                 f", kNN accuracy {row['knn_acc']:.4f}" if "knn_acc" in row else "")
+        log.info("pretrain epoch %d/%d: %s", epoch + 1, epochs,
+                 ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         with atomic_path(ckpt) as tmp:
             torch.save({"key": step.key, "trunk": trunk.state_dict(), "head": head.state_dict(),
                         "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history}, tmp)
     save_pretrained(root, trunk, head, config, history)
-    step.finish(epochs=epochs, loss_last=history[-1]["loss"], knn_acc=history[-1].get("knn_acc"),
+    last = history[-1]
+    step.finish(epochs=epochs, **{k: v for k, v in last.items() if k not in ("epoch", "seconds")},
                 seconds=round(sum(r["seconds"] for r in history), 1))
     ckpt.unlink(missing_ok=True)
     return root
+
+
+def _fractal(ws: Workspace, *, method: str, model: str, image_size: int, epochs: int, batch_size: int, lr: float,
+             weight_decay: float, seed: int, name: str | None, device: str, force: bool, classes: int,
+             per_class: int, multi: bool) -> Path:
+    """Fractal pre-training (pretrain/fractal.py): the trunk learns on rendered fractals, not the workspace."""
+    from ..models.cifar import create_model
+    from .fractal import fractal_images, held_out_hit_rate, train_epoch
+
+    if image_size < MIN_SIZE or classes < 2 or per_class < 2 or epochs < 1:
+        raise ParameterError(f"fractal pre-training needs {param('image_size')} >= {MIN_SIZE}, at least 2 classes of "
+                             f"2 images and 1 epoch")
+    config = {"method": method, "model": model, "image_size": image_size, "epochs": epochs,
+              "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed, "optimizer": "sgd",
+              "schedule": "one-cycle", "classes": classes, "per_class": per_class, "head": None, "embed_from": 0}
+    torch.manual_seed(seed)
+    net = create_model(model, classes, image_size=image_size)
+    config["trunk_width"] = trunk_width(net, image_size)
+    step = ws.step("pretrain", params=json.loads(json.dumps(config)), inputs={}, outputs=[], sidecar=Path())
+    root = pretrained_root(ws, name or f"{method}-{model}-s{seed}-{step.key[:8]}")
+    step.sidecar, step.outputs = root / SIDECAR, [root / "model.safetensors"]
+    if step.cached() and not force:
+        log.info("pretrain: cached %s", root)
+        return root
+    images, targets = fractal_images(classes, per_class, image_size, seed, multi)
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 5))
+    held, train_rows = perm[: len(perm) // 10], perm[len(perm) // 10 :]
+    seen = images.float() / 255.0
+    mean, std = seen.mean((0, 2, 3)).view(1, 3, 1, 1), seen.std((0, 2, 3)).clamp_min(1e-3).view(1, 3, 1, 1)
+    del seen
+    config["normalisation"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+    dev = resolve_device(device)
+    net = net.to(dev).to(memory_format=torch.channels_last)
+    head = torch.nn.Sequential()
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    batch = min(batch_size, len(train_rows))
+    mean_d, std_d = mean.to(dev), std.to(dev)
+
+    def one_epoch(epoch: int) -> dict:
+        loss = train_epoch(net, opt, images, targets, train_rows, epoch=epoch, epochs=epochs, batch=batch, lr=lr,
+                           seed=seed, multi=multi, mean=mean_d, std=std_d, dev=dev)
+        return {"loss": loss, "held_out_hit": held_out_hit_rate(net, images, targets, held, mean_d, std_d, dev)}
+
+    return run_epochs(root, step, net, head, opt, epochs, one_epoch, config, force)
 
 
 def _pseudo_class_order(root: Path, key: str, images: torch.Tensor, batch: int, seed: int,
