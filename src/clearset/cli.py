@@ -257,7 +257,8 @@ def pretrain(
     workspace: Path = typer.Argument(..., help="An ingested workspace (labels are never read for training)."),
     method: str = typer.Option("simclr", help="simclr (2-layer head, embed the trunk), simclrv2 (3-layer head, "
                                "embed its first layer), gsimclr (simclr with one image per pseudo-class in "
-                               "each batch), fractal or fractal-single (rendered fractals, no real image)."),
+                               "each batch), distill (a student reproducing --teacher's embedding), fractal "
+                               "or fractal-single (rendered fractals, no real image)."),
     model: str = typer.Option("resnet18_cifar", help="Trunk network (a `clearset list models` name)."),
     image_size: Optional[int] = typer.Option(None, help="Side of the views (default: the images' median side, "
                                              "at most 64; at least 16)."),
@@ -269,6 +270,8 @@ def pretrain(
     split: str = typer.Option("train", help="Which split's images to learn from."),
     seed: int = typer.Option(0, min=0, help="Seed of the initialisation and the views."),
     name: Optional[str] = typer.Option(None, help="Name under WS/pretrained/ (then `embed --backbone ws:NAME`)."),
+    teacher: Optional[str] = typer.Option(None, help="distill: ws:NAME, the pre-training whose embedding the "
+                                          "student (--model) learns to reproduce."),
     fractal_classes: int = typer.Option(100, help="fractal: number of fractal systems (classes)."),
     fractal_per_class: int = typer.Option(100, help="fractal: images rendered per class."),
     device: str = typer.Option("auto", help="auto (CUDA when visible), cpu, cuda[:N]."),
@@ -281,7 +284,7 @@ def pretrain(
     root = run_pretrain(workspace, method=method, model=model, image_size=image_size, epochs=epochs,
                         batch_size=batch_size, lr=lr, temperature=temperature, jitter=jitter, split=split, seed=seed,
                         name=name, device=device, force=force, fractal_classes=fractal_classes,
-                        fractal_per_class=fractal_per_class)
+                        fractal_per_class=fractal_per_class, teacher=teacher)
     typer.echo(f"{root}  (clearset embed {workspace} --backbone ws:{root.name})")
 
 

@@ -115,6 +115,10 @@ def test_pretrain_learns_caches_resumes_and_embeds(ws, monkeypatch):
     r = embed(ws, backbone="ws:d")
     feats = np.load(r.features)
     assert feats.shape == (1797, 64) and np.isfinite(feats).all()
+    student = pretrain(ws, method="distill", teacher="ws:d", model="resnet8", epochs=1, batch_size=64, name="st")
+    assert np.load(embed(ws, backbone="ws:st").features).shape == (1797, 64)  # the teacher's width
+    with pytest.raises(ParameterError, match="pass teacher ws:NAME"):
+        pretrain(ws, method="distill", model="resnet8", image_size=16)
     v2 = pretrain(ws, **{**kw, "method": "simclrv2", "name": "v2", "epochs": 1})
     assert np.load(embed(ws, backbone=f"ws:{v2.name}").features).shape == (1797, 128)  # the head's 1st layer
 

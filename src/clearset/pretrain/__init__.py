@@ -57,6 +57,11 @@ METHODS.register("gsimclr", description="G-SimCLR: simclr with batches of one im
                  differs="the head, optimiser and augmentations are simclr's (LARS, 2 layers), not the notebook's "
                          "(SGD with cosine restarts, 256-128-50), so G-SimCLR vs simclr changes the batching only")(
     (2, 0, "pseudo-class"))
+METHODS.register("distill", description="a small student trained on unlabelled images to reproduce a "
+                 "pre-trained teacher's embedding (--teacher ws:NAME): the fast embedder to run on many images",
+                 differs="SimCLRv2 distils the fine-tuned classifier's softmax at temperature 1; this matches the "
+                         "teacher's embedding (cosine) through a 1-layer head, so it needs no labels at all")(
+    (1, 1, "distill"))
 METHODS.register("fractal", description="fractal pre-training: multi-instance fractal images (1-5 per image), "
                  "BCE with per-image pos_weight; no real image is read")((0, 0, "fractal-multi"))
 METHODS.register("fractal-single", description="fractal pre-training with one fractal per image and "
@@ -71,11 +76,12 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
              temperature: float = 0.5, weight_decay: float = 1e-4, jitter: float = 0.5, warmup_epochs: float = 1.0,
              split: str = "train", seed: int = 0, name: str | None = None, device: str = "auto",
              force: bool = False, monitor: bool = True, autoencoder_epochs: int = 20, fractal_classes: int = 100,
-             fractal_per_class: int = 100) -> Path:
+             fractal_per_class: int = 100, teacher: str | None = None) -> Path:
     """Pre-train ``model`` (a clearset.models name) on the ``split`` images of the workspace with ``method``;
     returns ``WS/pretrained/<name>``. lr: default 1.0 · batch / 512 (the CIFAR recipe, scaled linearly).
     autoencoder_epochs: gsimclr's autoencoder trains at most this many epochs (early stopping ends it sooner).
-    fractal_classes, fractal_per_class: the fractal methods' data (lr default 0.1, image size 32)."""
+    fractal_classes, fractal_per_class: the fractal methods' data (lr default 0.1, image size 32).
+    teacher: for ``distill``, ``ws:NAME`` of a finished pre-training whose embedding the student learns."""
     ws = Workspace.of(workspace)
     ws.require_manifest()
     check_seed(seed)
@@ -85,6 +91,16 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
                         batch_size=batch_size, lr=0.1 if lr is None else lr, weight_decay=weight_decay, seed=seed,
                         name=name, device=device, force=force, classes=fractal_classes,
                         per_class=fractal_per_class, multi=batching == "fractal-multi")
+    teacher_bb = None
+    if batching == "distill":
+        if teacher is None:
+            raise ParameterError(f"the distill method learns a teacher's embedding: pass {param('teacher')} ws:NAME")
+        from ..artifacts.pretrained import load_backbone
+
+        teacher_bb = load_backbone(ws, teacher)
+        image_size = image_size or teacher_bb.default_size
+    elif teacher is not None:
+        raise ParameterError(f"{param('teacher')} is for the distill method only")
     m = ws.manifest(["index", "split", "label", "height", "width"])
     rows = m[m["split"] == split]
     if len(rows) < MIN_IMAGES:
@@ -104,12 +120,19 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
               "batching": batching}
     if batching == "pseudo-class":
         config["autoencoder_epochs"] = autoencoder_epochs
+    inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
+    if teacher_bb is not None:
+        from ..io import fingerprint_path
+
+        assert teacher is not None
+        config["teacher"] = teacher
+        config["head"]["out"] = teacher_bb.feature_dim
+        inputs["teacher"] = fingerprint_path(pretrained_root(ws, teacher[3:]) / "model.safetensors")
     torch.manual_seed(seed)
     probe = build_encoder({**config, "trunk_width": 1})[0].trunk  # an unknown model fails before any work
     config["trunk_width"] = trunk_width(probe, size)
     config["head"]["hidden"] = max(config["trunk_width"], 128)
-    step = ws.step("pretrain", params=json.loads(json.dumps(config)), inputs={"manifest": ws.fingerprint(ws.manifest_path)}, outputs=[],
-                   sidecar=Path())
+    step = ws.step("pretrain", params=json.loads(json.dumps(config)), inputs=inputs, outputs=[], sidecar=Path())
     root = pretrained_root(ws, name or f"{method}-{model}-s{seed}-{step.key[:8]}")
     step.sidecar, step.outputs = root / SIDECAR, [root / "model.safetensors"]
     if step.cached() and not force:
@@ -136,6 +159,11 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
     fixed = (_pseudo_class_order(root, step.key, images, batch, seed, dev, autoencoder_epochs)
              if batching == "pseudo-class" else None)
     mean_d, std_d = mean.to(dev), std.to(dev)
+    zero, one = torch.zeros(1, 3, 1, 1, device=dev), torch.ones(1, 3, 1, 1, device=dev)
+    teacher_net = None
+    if teacher_bb is not None:
+        teacher_net = teacher_bb.model.to(dev).eval().requires_grad_(False)
+        t_mean, t_std = (torch.tensor(v, device=dev).view(1, 3, 1, 1) for v in (teacher_bb.mean, teacher_bb.std))
 
     def one_epoch(epoch: int) -> dict:
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -152,9 +180,16 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
                 for group in opt.param_groups:
                     group["lr"] = lr * factor
                 x = images[order[b * batch : (b + 1) * batch]].to(dev)
-                v1, v2 = view(x, size, gen, mean_d, std_d, jitter), view(x, size, gen, mean_d, std_d, jitter)
-                z = head(pooled(trunk, torch.cat([v1, v2]).contiguous(memory_format=torch.channels_last)))
-                loss = nt_xent(z[: len(x)], z[len(x):], temperature)
+                if teacher_net is not None:  # one view, seen by both in their own normalisation
+                    v = view(x, size, gen, zero, one, jitter)
+                    with torch.no_grad():
+                        target = pooled(teacher_net, (v - t_mean) / t_std).float()
+                    z = head(pooled(trunk, ((v - mean_d) / std_d).contiguous(memory_format=torch.channels_last)))
+                    loss = 1 - torch.nn.functional.cosine_similarity(z.float(), target, dim=1).mean()
+                else:
+                    v1, v2 = view(x, size, gen, mean_d, std_d, jitter), view(x, size, gen, mean_d, std_d, jitter)
+                    z = head(pooled(trunk, torch.cat([v1, v2]).contiguous(memory_format=torch.channels_last)))
+                    loss = nt_xent(z[: len(x)], z[len(x):], temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -164,8 +199,12 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
         finally:
             bar.close()
         row = {"loss": float(np.mean(losses))}
-        if monitor_rows is not None:
-            row["knn_acc"] = knn_monitor(trunk, images, rows["label"].to_numpy(), monitor_rows, mean_d, std_d, dev)
+        if monitor_rows is not None:  # of the embedding this method keeps (the student's: its head's output)
+            from ..models.encoder import Encoder
+
+            embedder = Encoder(trunk, head, 0) if teacher_net is not None else trunk
+            row["knn_acc"] = knn_monitor(embedder, images, rows["label"].to_numpy(), monitor_rows, mean_d, std_d,
+                                         dev)
         return row
 
     return run_epochs(root, step, trunk, head, opt, epochs, one_epoch, config, force)
