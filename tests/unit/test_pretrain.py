@@ -116,6 +116,7 @@ def test_pretrain_learns_caches_resumes_and_embeds(ws, monkeypatch):
     feats = np.load(r.features)
     assert feats.shape == (1797, 64) and np.isfinite(feats).all()
     student = pretrain(ws, method="distill", teacher="ws:d", model="resnet8", epochs=1, batch_size=64, name="st")
+    assert __import__("json").loads((student / "config.json").read_text())["teacher"] == "ws:d"
     assert np.load(embed(ws, backbone="ws:st").features).shape == (1797, 64)  # the teacher's width
     with pytest.raises(ParameterError, match="pass teacher ws:NAME"):
         pretrain(ws, method="distill", model="resnet8", image_size=16)
