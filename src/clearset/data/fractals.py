@@ -157,8 +157,11 @@ def render(cfg: FractalConfig, gid: int) -> np.ndarray:
     """The RGB uint8 image with global id ``gid`` (class gid // per_class)."""
     label = gid // cfg.per_class
     system = sample_system(np.random.default_rng([cfg.seed, 1, label]))
-    rng = np.random.default_rng([cfg.seed, 2, gid])
-    size = cfg.size
+    return render_single(system, np.random.default_rng([cfg.seed, 2, gid]), cfg.size)
+
+
+def render_single(system: dict, rng: np.random.Generator, size: int) -> np.ndarray:
+    """One jittered fractal of ``system`` filling most of a ``size``-px image on a random background."""
     canvas = np.zeros((size, size, 3))
     draw(jitter(system, rng), rng, canvas, size, 0, 0)
     background = smooth_noise(rng, size) * rng.uniform(0.3, 0.7)

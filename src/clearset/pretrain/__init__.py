@@ -42,7 +42,7 @@ from ..io import atomic_path
 from ..models.encoder import pooled, trunk_width
 from ..registry import Registry
 from ..workspace import Workspace
-from .simclr import LARS, nt_xent
+from .simclr import LARS, nt_xent, optimise
 from .views import view
 
 log = logging.getLogger("clearset")
@@ -170,7 +170,7 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
         order = torch.randperm(len(index), generator=gen) if fixed is None else fixed
         trunk.train()
         head.train()
-        losses = []
+        losses: list[float] = []
         bar = progress.bar(total=steps_per_epoch, desc=f"pretrain {epoch + 1}/{epochs}", unit="batch")
         try:
             for b in range(steps_per_epoch):
@@ -190,12 +190,7 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
                     v1, v2 = view(x, size, gen, mean_d, std_d, jitter), view(x, size, gen, mean_d, std_d, jitter)
                     z = head(pooled(trunk, torch.cat([v1, v2]).contiguous(memory_format=torch.channels_last)))
                     loss = nt_xent(z[: len(x)], z[len(x):], temperature)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+                optimise(opt, loss, losses, bar)
         finally:
             bar.close()
         row = {"loss": float(np.mean(losses))}

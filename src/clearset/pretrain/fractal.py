@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import progress
-from ..data.fractals import jitter, render_instances, sample_system
+from ..data.fractals import render_instances, render_single, sample_system
+from .simclr import optimise
 
 log = logging.getLogger("clearset")
 MAX_INSTANCES = 5
@@ -42,21 +43,9 @@ def fractal_images(classes: int, per_class: int, size: int, seed: int, multi: bo
         k = int(rng.integers(1, min(MAX_INSTANCES, classes) + 1)) if multi else 1
         others = rng.choice(np.delete(np.arange(classes), own), k - 1, replace=False)
         chosen = np.concatenate([[own], others]).astype(np.int64)
-        images[i] = render_instances(systems, chosen, rng, size) if multi else _single(systems[own], rng, size)
+        images[i] = render_instances(systems, chosen, rng, size) if multi else render_single(systems[own], rng, size)
         targets[i, chosen] = 1
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(targets)
-
-
-def _single(system: dict, rng: np.random.Generator, size: int) -> np.ndarray:
-    """One jittered fractal filling most of the image (as builtin:fractals renders a class image)."""
-    from ..data.fractals import draw, smooth_noise
-
-    canvas = np.zeros((size, size, 3))
-    draw(jitter(system, rng), rng, canvas, size, 0, 0)
-    background = smooth_noise(rng, size) * rng.uniform(0.3, 0.7)
-    drawn = canvas.any(2)
-    canvas[~drawn] = background[~drawn]
-    return np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8)
 
 
 def multi_instance_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -83,7 +72,7 @@ def train_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer, images: torch.
     order = rows[torch.randperm(len(rows), generator=gen)]
     steps = len(order) // batch
     net.train()
-    losses = []
+    losses: list[float] = []
     bar = progress.bar(total=steps, desc=f"fractal pretrain {epoch + 1}/{epochs}", unit="batch")
     try:
         for b in range(steps):
@@ -96,12 +85,7 @@ def train_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer, images: torch.
             t = targets[sel].to(dev)
             logits = net(x.contiguous(memory_format=torch.channels_last))
             loss = multi_instance_loss(logits, t) if multi else F.cross_entropy(logits.float(), t.argmax(1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            optimise(opt, loss, losses, bar)
     finally:
         bar.close()
     return float(np.mean(losses))

@@ -48,3 +48,13 @@ class LARS(torch.optim.Optimizer):
                     buf.mul_(group["momentum"]).add_(g)
                 p.add_(buf, alpha=-group["lr"])
         return None
+
+
+def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, losses: list[float], bar) -> None:
+    """One step on ``loss``; the loss recorded and the bar showing the running mean of the last 20."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    losses.append(float(loss.detach()))
+    bar.update(1)
+    bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
