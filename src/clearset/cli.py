@@ -692,7 +692,7 @@ def demo(workspace: Path = typer.Option(Path("demo-workspace"), "--workspace", "
 REGISTRY_MODULES = ("clearset.data.sources", "clearset.data.store", "clearset.models.backbones", "clearset.models.cifar",
                     "clearset.train.recipes", "clearset.audit", "clearset.curate", "clearset.distill",
                     "clearset.evaluate.metrics", "clearset.evaluate.corruptions", "clearset.evaluate.openset",
-                    "clearset.reporting.sections")
+                    "clearset.reporting.sections", "clearset.pretrain")
 
 
 def load_registries() -> dict:

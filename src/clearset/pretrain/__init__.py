@@ -47,7 +47,7 @@ from .views import view
 
 log = logging.getLogger("clearset")
 # method -> (projection head layers, head layers the embedding keeps, batch order)
-METHODS: Registry = Registry("pre-training method")
+METHODS: Registry = Registry("pre-training method", listing="pretrainers")
 METHODS.register("simclr", description="SimCLR: NT-Xent, 2-layer projection head, embed the trunk")(
     (2, 0, "random"))
 METHODS.register("simclrv2", description="SimCLRv2: NT-Xent, 3-layer projection head, embed its first layer")(
