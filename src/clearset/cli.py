@@ -289,6 +289,31 @@ def pretrain(
 
 
 @command
+def poison(
+    source: Path = typer.Argument(..., help="An ingested workspace with train and test splits (never changed)."),
+    out: Path = typer.Option(..., "-o", "--out", help="The poisoned copy to write (a new workspace)."),
+    attack: str = typer.Option("badnets", help="badnets (patch, labels set to the target), blend (a blended "
+                               "random pattern, labels set to the target) or clean-label-patch (patch on "
+                               "target-class images, labels unchanged)."),
+    rate: float = typer.Option(0.1, help="Share of the training images poisoned."),
+    target: str = typer.Option("0", help="Target class (name or number)."),
+    patch: int = typer.Option(3, help="badnets: side of the square trigger in pixels."),
+    position: str = typer.Option("bottom-right", help="badnets: bottom-right, top-left or random."),
+    pattern: str = typer.Option("checker", help="badnets: checker, white or random (seeded)."),
+    alpha: float = typer.Option(0.1, help="blend: weight of the pattern."),
+    seed: int = typer.Option(0, min=0, help="Seed of which images are poisoned and of the patterns."),
+):
+    """Write a poisoned copy of a workspace to test backdoor defences on: a share of the training images
+    carry a trigger, a test_triggered split holds the triggered test images, and
+    OUT/security/poison_truth.parquet says which rows were poisoned."""
+    from .security.poison import poison as run_poison
+
+    ws = run_poison(source, out, attack=attack, rate=rate, target=int(target) if target.isdigit() else target,
+                    patch=patch, position=position, pattern=pattern, alpha=alpha, seed=seed)
+    typer.echo(f"{ws.root}: poisoned copy ({attack}); truth in {ws.dir('security') / 'poison_truth.parquet'}")
+
+
+@command
 def score(
     workspace: Path = typer.Argument(..., help="An ingested workspace with labelled training images."),
     method: str = typer.Option("el2n", help="el2n: the error L2 norm of networks early in training (Paul et al.); "
