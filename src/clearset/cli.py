@@ -314,6 +314,34 @@ def poison(
 
 
 @command
+def expose(
+    workspace: Path = typer.Argument(..., help="The workspace the run belongs to."),
+    run: str = typer.Option(..., help="The suspect model: a run name under WS/runs/ (or its folder)."),
+    defence: str = typer.Option("0.01", help="Clean defence set: a share of the labelled training images "
+                                "(class-balanced) or a .csv/.parquet of 'index' (and 'label') rows."),
+    lr: float = typer.Option(1e-5, help="Adam learning rate of the gradient ascent (the card: 1e-5)."),
+    max_epochs: int = typer.Option(20, help="At most this many epochs over the defence set."),
+    threshold: float = typer.Option(0.5, help="Verdict: backdoor suspected when this share of the exposed "
+                                    "model's predictions fall on one class (not yet calibrated on clean models)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the defence set and the batch order."),
+):
+    """Expose a backdoor by clean unlearning (EBYD): gradient ascent on a small clean set until clean
+    accuracy is at chance; a backdoored model's predictions then pile up on its target label."""
+    from .security.expose import expose as run_expose
+
+    share: float | str
+    try:
+        share = float(defence)
+    except ValueError:
+        share = defence
+    r = run_expose(workspace, run, defence=share, lr=lr, max_epochs=max_epochs, threshold=threshold, seed=seed)
+    typer.echo(f"{r['verdict']}: {r['score']:.0%} of the exposed model's predictions on {r['suspected_target_name']} "
+               f"(margin {r['margin']:.2f}; clean accuracy {r['clean_acc_before']:.3f} -> {r['clean_acc_after']:.3f})"
+               + ("" if r["threshold_calibrated"] else "; threshold not calibrated on clean models yet")
+               + f"\n{r['path']}")
+
+
+@command
 def score(
     workspace: Path = typer.Argument(..., help="An ingested workspace with labelled training images."),
     method: str = typer.Option("el2n", help="el2n: the error L2 norm of networks early in training (Paul et al.); "

@@ -301,6 +301,8 @@ CASES = [
     Case("poison-target-out-of-range", ["poison", "{ws}", "-o", "{tmp}/p", "--target", "12"], "--target 12",
          "digits"),
     Case("poison-no-workspace", ["poison", "{tmp}/nows", "-o", "{tmp}/p"], "nows"),
+    Case("expose-no-run", ["expose", "{ws}", "--run", "ghost"], "ghost", "digits"),
+    Case("expose-bad-share", ["expose", "{ws}", "--run", "lp", "--defence", "1.5"], "lp", "run"),
     Case("pretrain-unknown-method", ["pretrain", "{ws}", "--method", "byol", "--image-size", "16"], "byol", "digits"),
     Case("pretrain-no-workspace", ["pretrain", "{tmp}/nows"], "nows"),
     Case("embed-unknown-ws-backbone", ["embed", "{ws}", "--backbone", "ws:nope"], "nope", "digits"),

@@ -69,3 +69,46 @@ def test_poison_refuses_bad_settings_in_one_line(src, tmp_path):
     np.savez(only, x=np.zeros((4, 8, 8, 3), np.uint8), y=np.array([0, 1, 0, 1]))
     with pytest.raises(ParameterError, match="train and test splits"):
         poison(clearset.ingest(str(only), tmp_path / "only"), tmp_path / "y")
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    from clearset.train import train
+    from clearset.train.recipes import RECIPES, Recipe, register_recipe
+
+    if "security-tiny" not in RECIPES:
+        register_recipe(Recipe("security-tiny", "test", model="resnet8", epochs=2, batch_size=64, lr=0.05,
+                               image_size=8, crop_pad=0))
+    ws = clearset.ingest("builtin:digits", tmp_path_factory.mktemp("d") / "ws")
+    return ws, train(ws, recipe="security-tiny", name="victim")
+
+
+def test_clean_unlearning_ascends_until_chance_and_reports_the_histogram(digits_run, tmp_path):
+    from clearset.security.expose import expose
+
+    ws, run = digits_run
+    res = expose(ws, "victim", defence=0.05, lr=1e-3, max_epochs=30)
+    assert res["clean_acc_before"] > 0.5  # the model had learned the digits
+    assert res["reached_chance"] and res["clean_acc_after"] <= 0.1  # ascent destroys the clean features
+    accs = [t["clean_acc"] for t in res["trajectory"]]
+    assert accs[0] == res["clean_acc_before"] and len(accs) == res["steps"] + 1
+    assert sum(res["histogram"]) == res["defence_images"] == np.asarray(res["confusion"]).sum()
+    assert res["suspected_target"] == int(np.argmax(res["histogram"]))
+    assert 0 <= res["margin"] <= res["score"] <= 1 and res["verdict"] in ("clean", "backdoor suspected")
+    assert not res["threshold_calibrated"]
+    from pathlib import Path
+
+    assert Path(res["path"]).exists() and Path(res["path"]).with_suffix(".safetensors").exists()
+    one = tmp_path / "one.csv"
+    m = ws.manifest(["index", "label"])
+    pd.DataFrame({"index": m.loc[m["label"] == 0, "index"].head(20)}).to_csv(one, index=False)
+    with pytest.raises(ParameterError, match="two"):
+        expose(ws, "victim", defence=one)
+    three = tmp_path / "three.csv"
+    pd.DataFrame({"index": m["index"].head(3)}).to_csv(three, index=False)
+    with pytest.raises(ParameterError, match="3 images"):
+        expose(ws, "victim", defence=three)
+    from clearset.errors import WorkspaceError
+
+    with pytest.raises(WorkspaceError, match="no finished training run"):
+        expose(ws, "ghost")
