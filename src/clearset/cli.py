@@ -342,6 +342,21 @@ def expose(
 
 
 @command
+def scan_poison(
+    workspace: Path = typer.Argument(..., help="The workspace whose training images to scan."),
+    run: str = typer.Option(..., help="The suspect model: a run name under WS/runs/ (or its folder)."),
+    eps: float = typer.Option(0.1, help="Upper bound of the poisoning rate: spectral signatures flag the "
+                              "1.5 x eps highest scores of each class."),
+    seed: int = typer.Option(0, min=0, help="Seed of the clustering."),
+):
+    """Which training images carry a trigger: spectral signatures and activation clustering on the suspect
+    model's penultimate features, per class. Writes WS/security/scan-<run>.parquet."""
+    from .security.scan import scan
+
+    typer.echo(str(scan(workspace, run, eps=eps, seed=seed)))
+
+
+@command
 def score(
     workspace: Path = typer.Argument(..., help="An ingested workspace with labelled training images."),
     method: str = typer.Option("el2n", help="el2n: the error L2 norm of networks early in training (Paul et al.); "

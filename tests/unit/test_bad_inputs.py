@@ -302,6 +302,7 @@ CASES = [
          "digits"),
     Case("poison-no-workspace", ["poison", "{tmp}/nows", "-o", "{tmp}/p"], "nows"),
     Case("expose-no-run", ["expose", "{ws}", "--run", "ghost"], "ghost", "digits"),
+    Case("scan-poison-no-run", ["scan-poison", "{ws}", "--run", "ghost"], "ghost", "digits"),
     Case("expose-bad-share", ["expose", "{ws}", "--run", "lp", "--defence", "1.5"], "lp", "run"),
     Case("pretrain-unknown-method", ["pretrain", "{ws}", "--method", "byol", "--image-size", "16"], "byol", "digits"),
     Case("pretrain-no-workspace", ["pretrain", "{tmp}/nows"], "nows"),

@@ -112,3 +112,34 @@ def test_clean_unlearning_ascends_until_chance_and_reports_the_histogram(digits_
 
     with pytest.raises(WorkspaceError, match="no finished training run"):
         expose(ws, "ghost")
+
+
+def test_spectral_signatures_and_activation_clustering_find_a_planted_direction():
+    """Features of 3 classes; 10% of class 0 shifted along one direction (the trigger's signature):
+    both detectors single them out, and clean classes are left alone."""
+    from clearset.security.scan import activation_clusters, spectral_flags, spectral_scores
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 200)
+    feats = rng.normal(0, 1, (600, 16)) + 5 * np.eye(16)[labels]
+    poisoned = np.zeros(600, bool)
+    poisoned[rng.choice(200, 20, replace=False)] = True  # rows of class 0
+    feats[poisoned] += 6 * np.eye(16)[9]
+    score = spectral_scores(feats, labels)
+    flag = spectral_flags(score, labels, eps=0.1)
+    assert flag[poisoned].all() and flag.sum() == 3 * 30  # 1.5 eps per class
+    ac, stats = activation_clusters(feats, labels, seed=0)
+    assert stats[0]["poisoned"] and not stats[1]["poisoned"] and not stats[2]["poisoned"]
+    assert np.array_equal(ac, poisoned)
+
+
+def test_scan_writes_the_table_for_a_run(digits_run):
+    from clearset.security.scan import scan
+
+    ws, _ = digits_run
+    t = pd.read_parquet(scan(ws, "victim"))
+    m = ws.manifest(["split", "label"])
+    assert len(t) == int(((m["split"] == "train") & (m["label"] >= 0)).sum())
+    assert (t["flagged"] == (t["spectral_flag"] & t["ac_flag"])).all() and (t["spectral_score"] >= 0).all()
+    with pytest.raises(ParameterError, match="eps"):
+        scan(ws, "victim", eps=0.7)
