@@ -97,7 +97,7 @@ def command(fn):
                         fg="yellow", err=True)
             raise typer.Exit(130) from None
 
-    return app.command(fn.__name__.rstrip("_"))(wrapper)
+    return app.command(fn.__name__.rstrip("_").replace("_", "-"))(wrapper)
 
 
 def _engine_option():
