@@ -68,6 +68,8 @@ BENCHES = {
     "scale_knn_faiss": ["scale/knn_faiss.py"],
     "pretrain_mnist": ["pretrain/ssl.py", "--dataset", "mnist"],
     "pretrain_finetune": ["pretrain/finetune.py"],
+    "security_badnets": ["security/badnets.py"],
+    "security_blend": ["security/badnets.py", "--attack", "blend"],
 }
 QUICK = {"precision": ["device/precision.py"],
          "train_airbench_quick": ["train/airbench.py", "--quick"],
