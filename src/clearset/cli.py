@@ -357,6 +357,28 @@ def scan_poison(
 
 
 @command
+def explain_diff(
+    workspace: Path = typer.Argument(..., help="An ingested workspace."),
+    a: str = typer.Option(..., "--a", help="Set A: key=value terms joined by commas, e.g. class=cat,split=test "
+                          "(keys: class, split, source, correct with --run, or a manifest column)."),
+    b: str = typer.Option(..., "--b", help="Set B, the same way."),
+    run: Optional[str] = typer.Option(None, help="A run whose predictions decide correct=true|false."),
+    max_images: int = typer.Option(5000, help="At most this many images of each set (a seeded sample)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the sample."),
+):
+    """How two sets of images differ: interpretable attributes (brightness, contrast, colourfulness,
+    saturation, sharpness, edge density, size) ranked by how well they separate A from B (AUROC)."""
+    from .explain.diff import diff
+
+    res = diff(workspace, a, b, run=run, max_images=max_images, seed=seed)
+    typer.echo(f"A: {res['images_a']} images, B: {res['images_b']} images (AUROC > 0.5: A higher)")
+    for r in res["ranked"]:
+        typer.echo(f"  {r['attribute']:14s} AUROC {r['auroc']:.3f}  A {r['mean_a']:.4g}  B {r['mean_b']:.4g}  "
+                   f"p {r['p']:.2g}")
+    typer.echo(res["path"])
+
+
+@command
 def score(
     workspace: Path = typer.Argument(..., help="An ingested workspace with labelled training images."),
     method: str = typer.Option("el2n", help="el2n: the error L2 norm of networks early in training (Paul et al.); "

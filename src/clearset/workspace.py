@@ -53,7 +53,7 @@ from .io import (  # noqa: F401
 SIDECAR_SUFFIX = ".meta.json"
 # Folders of artifacts derived from the manifest: a new manifest sets them aside (data.ingest.set_aside_stale).
 DERIVED = ("features", "audit", "oof", "probe", "subsets", "distilled", "reinforced", "runs", "bench", "report",
-           "review", "scores", "pretrained", "security")
+           "review", "scores", "pretrained", "security", "explain")
 LAZY_LOCATORS = 2_000_000  # above this many images the image store reads locators a row group at a time
 
 

@@ -28,7 +28,7 @@ FLOORS = {
     # floor 4: stages
     "clearset.data.ingest": 4, "clearset.features": 4, "clearset.audit": 4, "clearset.curate": 4,
     "clearset.distill": 4, "clearset.train": 4, "clearset.evaluate": 4, "clearset.review": 4,
-    "clearset.pretrain": 4, "clearset.security": 4,
+    "clearset.pretrain": 4, "clearset.security": 4, "clearset.explain": 4,
     # floor 5: what runs stages together or shows their results
     "clearset.leaderboard": 5, "clearset.reporting": 5, "clearset.oof": 5, "clearset.scores": 5,
     # floor 6: entry points
@@ -36,7 +36,7 @@ FLOORS = {
 }
 STAGES = ["clearset.data.ingest", "clearset.features", "clearset.audit", "clearset.curate", "clearset.distill",
           "clearset.train", "clearset.evaluate", "clearset.review", "clearset.pretrain",
-          "clearset.security"]
+          "clearset.security", "clearset.explain"]
 
 # (importing stage, imported stage): the cross-stage imports still to be replaced by artifact readers.
 STAGE_IMPORTS_TO_REMOVE: set[tuple[str, str]] = set()  # none left: clearset.oof (floor 5) runs train and audit

@@ -1,0 +1,53 @@
+"""explain-diff: the attributes that separate two sets of images, ranked by AUROC."""
+
+import numpy as np
+import pytest
+
+import clearset
+from clearset.errors import ParameterError
+from clearset.explain.diff import attributes, diff, select
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """60 images of 2 classes; half of class 1 brightened (the planted difference)."""
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(50, 110, (60, 1, 1, 1)) + rng.normal(0, rng.uniform(5, 25, (60, 1, 1, 1)), (60, 16, 16, 1))
+    chroma = rng.uniform(0, 50, (60, 1, 1, 1)) * rng.normal(0, 1, (60, 1, 1, 3))  # images differ in colour too
+    x = grey + chroma
+    y = np.arange(60) % 2
+    bright = (y == 1) & (np.arange(60) < 30)
+    x[bright] += 70  # the same on every channel: brighter, colour differences kept
+    x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("d") / "d.npz"
+    np.savez(path, x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:], class_names=np.array(["a", "b"]))
+    return clearset.ingest(str(path), tmp_path_factory.mktemp("w") / "ws"), bright
+
+
+def test_a_planted_brightness_difference_ranks_first(ws):
+    w, bright = ws
+    m = w.manifest(["index"])
+    assert len(m) == 60
+    res = diff(w, "class=b,split=train", "class=a,split=train")
+    top = res["ranked"][0]
+    assert top["attribute"] == "brightness" and top["auroc"] > 0.8 and top["p"] < 0.01
+    same = diff(w, "class=a,split=train", "class=a,split=train")
+    assert all(abs(r["auroc"] - 0.5) < 1e-9 for r in same["ranked"])  # a set against itself: no difference
+
+
+def test_attributes_and_selectors():
+    grey = np.full((8, 8, 3), 128, np.uint8)
+    a = attributes(grey)
+    assert abs(a["brightness"] - 128 / 255) < 1e-9 and a["contrast"] == 0 and a["saturation"] == 0
+    assert a["colourfulness"] == 0 and a["sharpness"] == 0 and a["edge_density"] == 0
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    assert attributes(red)["saturation"] == 1 and attributes(red)["colourfulness"] > 0
+
+
+def test_bad_selectors_are_one_line(ws):
+    w, _ = ws
+    for sel, match in [("", "empty"), ("class=zebra", "zebra"), ("colour=red", "colour"), ("split", "key=value"),
+                       ("correct=true", "run"), ("split=val", "matches no image")]:
+        with pytest.raises(ParameterError, match=match):
+            select(w, sel)
