@@ -64,9 +64,11 @@ def defence_rows(ws: Workspace, defence: float | str | Path, seed: int) -> tuple
         index = table["index"].to_numpy(np.int64)
         if not np.isin(index, m.index).all():
             raise ParameterError(f"{path}: indices that are not in the workspace's manifest")
-        if "label" in table.columns:
-            return index, table["label"].to_numpy(np.int64)
-    labels = m.loc[index, "label"].to_numpy(np.int64)
+    labels = (table["label"].to_numpy(np.int64) if not isinstance(defence, (int, float)) and "label" in table.columns
+              else m.loc[index, "label"].to_numpy(np.int64))
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(ws.classes())):
+        raise ParameterError(f"defence set: labels must be class numbers 0..{len(ws.classes()) - 1} (every image "
+                             "of a defence set needs its clean label)")
     if len(index) < MIN_DEFENCE or len(np.unique(labels[labels >= 0])) < 2:
         raise ParameterError(f"the defence set has {len(index)} images of {len(np.unique(labels[labels >= 0]))} "
                              f"class(es); clean unlearning needs at least {MIN_DEFENCE} labelled images of two "
