@@ -19,6 +19,7 @@ Renderers:
   same keep, the all-data row, and (``noise=1``) the kept label noise.
 - ``review_human FILE``: bench/review/human.py's arms per keep, with the difference from ``clean``.
 - ``provenance FILE``: the command, commit, date and machine line a table cites.
+- ``instructions FILE``: bench/explain/instructions.py's exemplar rules and their comparisons.
 - ``methods bench/methods.toml``: the methods table (reference, what matches, what differs, the paper's
   claim, the measured difference with its interval and test, the verdict) from the facts written in the
   TOML file and the numbers its evidence names in bench/results.
@@ -133,6 +134,19 @@ def review_human(name: str) -> str:
     lines.append("")
     lines.append(f"{result['seeds']} seeds per arm; annotator error {result['annotator_error']:g}; "
                  f"recipe `{result['recipe']}`; {result['label_issue_findings']} label-issue findings in the queue.")
+    return "\n".join(lines)
+
+
+@renderer
+def instructions(name: str) -> str:
+    r = load(name)
+    lines = ["| exemplar rule | retrieval mAP (mean ± sd) |", "|---|---|"]
+    for rule, d in r["map"].items():
+        lines.append(f"| {rule} | {d['mean']:.4f} ± {d['sd']:.4f} |")
+    lines.append("")
+    lines.append(f"medoids − random: {verdict(r['medoids_vs_random'], unit=100)} points; medoids − mean: "
+                 f"{verdict(r['medoids_vs_mean'], unit=100)} points ({len(r['runs']['medoids'])} seeds; the mean "
+                 "rule has no randomness).")
     return "\n".join(lines)
 
 

@@ -68,6 +68,7 @@ BENCHES = {
     "scale_knn_faiss": ["scale/knn_faiss.py"],
     "pretrain_mnist": ["pretrain/ssl.py", "--dataset", "mnist"],
     "pretrain_finetune": ["pretrain/finetune.py"],
+    "explain_instructions": ["explain/instructions.py"],
     "security_badnets": ["security/badnets.py"],
     "security_blend": ["security/badnets.py", "--attack", "blend"],
 }

@@ -379,6 +379,22 @@ def explain_diff(
 
 
 @command
+def explain_instructions(
+    workspace: Path = typer.Argument(..., help="A workspace with labelled train (and test) images and features."),
+    features: Optional[str] = typer.Option(None, help="Which embedding, backbone@size (default: the newest)."),
+    per_class: int = typer.Option(5, help="Exemplars and boundary examples per class."),
+    rule: str = typer.Option("medoids", help="medoids (k-means inside the class: representative and diverse), "
+                             "mean (nearest the class mean) or random."),
+    seed: int = typer.Option(0, min=0, help="Seed of the clustering / random choice."),
+):
+    """Labeling instructions from the data: per class, exemplars and boundary examples (nearest another
+    class), with the retrieval mAP of each exemplar rule on the held-out test split."""
+    from .explain.instructions import instructions
+
+    typer.echo(str(instructions(workspace, features=features, per_class=per_class, rule=rule, seed=seed)))
+
+
+@command
 def score(
     workspace: Path = typer.Argument(..., help="An ingested workspace with labelled training images."),
     method: str = typer.Option("el2n", help="el2n: the error L2 norm of networks early in training (Paul et al.); "

@@ -305,6 +305,7 @@ CASES = [
     Case("scan-poison-no-run", ["scan-poison", "{ws}", "--run", "ghost"], "ghost", "digits"),
     Case("explain-diff-unknown-class", ["explain-diff", "{ws}", "--a", "class=zebra", "--b", "split=test"], "zebra",
          "digits"),
+    Case("explain-instructions-no-features", ["explain-instructions", "{ws}"], "embed", "digits"),
     Case("explain-diff-empty", ["explain-diff", "{ws}", "--a", "split=val", "--b", "split=test"], "split=val",
          "digits"),
     Case("expose-bad-share", ["expose", "{ws}", "--run", "lp", "--defence", "1.5"], "lp", "run"),

@@ -51,3 +51,24 @@ def test_bad_selectors_are_one_line(ws):
                        ("correct=true", "run"), ("split=val", "matches no image")]:
         with pytest.raises(ParameterError, match=match):
             select(w, sel)
+
+
+def test_instruction_exemplars_are_diverse_held_out_and_scored():
+    """medoids pick one image per sub-cluster (not the near-duplicates nearest the mean); boundary examples
+    are the class's images nearest another class; mAP is computed on held-out queries."""
+    from clearset.explain.instructions import boundary, exemplars, retrieval_map
+
+    rng = np.random.default_rng(0)
+    # class 0: two tight sub-clusters far apart; class 1 elsewhere; one class-0 image sits next to class 1
+    a = np.r_[rng.normal(0, 0.01, (20, 3)) + [1, 0, 0], rng.normal(0, 0.01, (20, 3)) + [0, 1, 0]]
+    b = rng.normal(0, 0.01, (40, 3)) + [0, 0, 1]
+    x = np.r_[a, b, [[0.05, 0.0, 1.0]]]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.r_[np.zeros(40, int), np.ones(40, int), [0]]
+    med = exemplars(x, y, 2, 2, "medoids", seed=0)
+    assert sorted((x[med[0]][:, 1] > 0.5).tolist()) == [False, True]  # one from each sub-cluster
+    assert boundary(x, y, 2, 1)[0] == [(80, 1)]  # the class-0 image near class 1
+    score = retrieval_map(med, x, x[:80], y[:80])
+    assert 0.9 < score <= 1.0
+    with pytest.raises(ParameterError, match="rule"):
+        exemplars(x, y, 2, 2, "best", seed=0)
