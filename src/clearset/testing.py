@@ -169,7 +169,8 @@ def tiny_curate_data(n: int = 90, classes: int = 3, seed: int = 0, d: int = 8):
                       reviewed_label=(labels + (rng.random(n) < 0.05)) % classes,
                       reviewed_keep=(rng.random(n) < 0.2) & ~dropped, reviewed_drop=dropped,
                       el2n_score=rng.random(n), forgetting_score=rng.integers(0, 5, n).astype(np.float64),
-                      craig_gradients=rng.dirichlet(np.ones(classes), n) - np.eye(classes)[labels])
+                      craig_gradients=rng.dirichlet(np.ones(classes), n) - np.eye(classes)[labels],
+                      poison_flag=np.arange(n) % 13 == 5)
 
 
 @contract("strategies")

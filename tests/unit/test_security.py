@@ -143,3 +143,7 @@ def test_scan_writes_the_table_for_a_run(digits_run):
     assert (t["flagged"] == (t["spectral_flag"] & t["ac_flag"])).all() and (t["spectral_score"] >= 0).all()
     with pytest.raises(ParameterError, match="eps"):
         scan(ws, "victim", eps=0.7)
+    from clearset.curate import curate
+
+    kept = pd.read_parquet(curate(ws, strategy="unpoisoned", keep=1.0).path)["index"]
+    assert set(kept) == set(t.loc[~t["flagged"], "index"])  # every unflagged image, no flagged one

@@ -78,6 +78,12 @@ def curate_data(ws: Workspace, *, split: str = "train", features: str | None = N
         if scored is not None:
             setattr(data, f"{method}_{what}", np.load(scored)[index].astype(np.float64))
             inputs[method] = ws.fingerprint(scored)
+    scans = sorted(ws.dir("security").glob("scan-*.parquet"), key=lambda q: q.stat().st_mtime) \
+        if "poison_flag" in need else []
+    if scans:  # the newest poisoned-row scan (clearset scan-poison)
+        flags = pd.read_parquet(scans[-1], columns=["index", "flagged"]).set_index("index").reindex(index)
+        data.poison_flag = flags["flagged"].fillna(False).to_numpy(bool)
+        inputs["poison_scan"] = fingerprint_path(scans[-1])
     version = latest_version(ws) if "reviewed_label" in need else None  # read only by strategies that use it,
     if version is not None:  # so applying a review leaves every other strategy's subsets cached
         r = read_version(version).set_index("index").reindex(index)

@@ -55,6 +55,7 @@ class CurateData:
     reviewed_label: np.ndarray | None = None  # (N,) int64
     reviewed_keep: np.ndarray | None = None  # (N,) bool: a person kept or relabelled the image
     reviewed_drop: np.ndarray | None = None  # (N,) bool: a person dropped it (or marked it ambiguous)
+    poison_flag: np.ndarray | None = None  # (N,) bool: flagged by the newest `clearset scan-poison`
     _normalised: np.ndarray | None = None
 
     @property
@@ -79,6 +80,7 @@ class CurateData:
                     "trusted": f"pass {param('trusted')} (a file of rows with verified labels)",
                     **{f"{method}_{what}": f"run `clearset score WS --method {method}` first (networks trained "
                                            "on the pixels)" for method, what in PIXEL_SCORES.items()},
+                    "poison_flag": "run `clearset scan-poison WS --run NAME` first",
                     "reviewed_label": "review the findings and apply them first: `clearset review WS`, then "
                                       "the Apply button or `clearset review WS --apply`"}.get(name, "")
             raise ParameterError(f"{who} needs {name.replace('_', ' ')}; {hint}".rstrip("; "))

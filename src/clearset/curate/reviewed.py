@@ -36,3 +36,14 @@ def reviewed(data: CurateData, n_keep: int, seed: int, unreviewed: str = "audit"
             "kept_flagged": int(flagged[rows].sum()), "labels": labels[rows],
             "relabelled": int((labels[rows] != data.labels[rows]).sum())}
     return Subset(rows, ones(len(rows)), info)
+
+
+@register_strategy("unpoisoned", needs=("poison_flag",), exact=False,
+                   description="drops the training images `clearset scan-poison` flagged as carrying a trigger, "
+                               "then a random sample of the rest")
+def unpoisoned(data: CurateData, n_keep: int, seed: int) -> Subset:
+    """At keep 1: every image not flagged (fewer than N rows when some were)."""
+    assert data.poison_flag is not None
+    score = np.where(data.poison_flag, -np.inf, np.random.default_rng(seed).random(data.n))
+    rows = take_top(score, min(n_keep, int((~data.poison_flag).sum())), seed)
+    return Subset(rows, ones(len(rows)), {"dropped_as_poisoned": int(data.poison_flag.sum())})
