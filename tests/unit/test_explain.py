@@ -72,3 +72,24 @@ def test_instruction_exemplars_are_diverse_held_out_and_scored():
     assert 0.9 < score <= 1.0
     with pytest.raises(ParameterError, match="rule"):
         exemplars(x, y, 2, 2, "best", seed=0)
+
+
+def test_instructions_on_a_workspace_and_in_the_report(tmp_path):
+    import json
+    import re
+
+    from clearset.explain.instructions import instructions
+    from conftest import digits_with_features
+
+    ws = clearset.ingest("builtin:digits", tmp_path / "raw")
+    labels = ws.manifest()["label"].to_numpy()
+    feats = np.eye(10)[labels] + np.random.default_rng(0).normal(0, 0.3, (len(labels), 10))
+    ws = digits_with_features(tmp_path / "ws", feats)
+    out = json.loads(instructions(ws, per_class=3).read_text())
+    assert set(out["map"]) == {"medoids", "mean", "random"} and all(0 < v <= 1 for v in out["map"].values())
+    assert all(len(c["exemplars"]) == 3 and len(c["boundary"]) == 3 for c in out["classes"].values())
+    page = clearset.report(ws)
+    html = page.read_text()
+    assert 'id="instructions"' in html and "near " in html
+    assets = [a for a in re.findall(r'src="([^"]+)"', html) if "instructions/" in a]
+    assert len(assets) >= 10 * 6 and all((page.parent / a).is_file() for a in assets)  # every tile's image

@@ -147,3 +147,8 @@ def test_scan_writes_the_table_for_a_run(digits_run):
 
     kept = pd.read_parquet(curate(ws, strategy="unpoisoned", keep=1.0).path)["index"]
     assert set(kept) == set(t.loc[~t["flagged"], "index"])  # every unflagged image, no flagged one
+    from clearset.security.expose import expose
+
+    expose(ws, "victim", defence=0.05, lr=1e-3)
+    html = clearset.report(ws).read_text()
+    assert 'id="security"' in html and "clean unlearning" in html and "poisoned-row scan" in html

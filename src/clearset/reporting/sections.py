@@ -301,6 +301,65 @@ def distilled(ctx: ReportContext) -> dict[str, Any] | None:
     return {"rows": rows} if rows else None
 
 
+@section("instructions", "Labeling instructions", order=25)
+def labeling_instructions(ctx: ReportContext) -> dict[str, Any] | None:
+    """The newest ``clearset explain-instructions``: each class's exemplars and boundary examples."""
+    from ..views import Column, Table, Tile, Tiles
+    from ..workspace import read_json
+
+    found = sorted(ctx.ws.dir("explain").glob("instructions-*.json"), key=lambda q: q.stat().st_mtime)
+    if not found:
+        return None
+    r = read_json(found[-1])
+    views: list = []
+    if r.get("map"):
+        views.append(Table("Exemplar rules scored as a proxy annotator (retrieval mAP on the held-out test split)",
+                           (Column("rule", text=True), Column("map", "mAP", ".4f")),
+                           tuple({"rule": k, "map": v} for k, v in r["map"].items()), open=True))
+    for name, c in list(r["classes"].items())[:MAX_CLASSES_SHOWN]:
+        tiles = [Tile(i, caption="exemplar") for i in c["exemplars"]]
+        tiles += [Tile(b["index"], caption="boundary", note=f"near {b['near']}") for b in c["boundary"]]
+        views.append(Tiles(f"{name}: exemplars ({r['rule']}), then boundary examples", tuple(tiles)))
+    return {"features": r["features"], **render_views(ctx, views, "instructions")}
+
+
+@section("security", "Security", order=45)
+def security(ctx: ReportContext) -> dict[str, Any] | None:
+    """Backdoor checks: ``clearset expose`` verdicts per run, ``clearset scan-poison`` flags, and the
+    ground truth of a ``clearset poison`` copy."""
+    from ..views import Card, Facts, Tile, Tiles
+    from ..workspace import read_json
+
+    folder = ctx.ws.dir("security")
+    views: list = []
+    truth = folder / "poison_truth.parquet"
+    if truth.exists() and ctx.ws.sidecar_of(truth).exists():
+        t = read_json(ctx.ws.sidecar_of(truth))
+        views.append(Facts("This workspace is a poisoned copy (clearset poison)",
+                           tuple((k, t[k]) for k in ("attack", "rate", "target_name", "poisoned_train", "source")
+                                 if k in t)))
+    for path in sorted(folder.glob("expose-*.json")):
+        e = read_json(path)
+        views.append(Card(e["verdict"], f"{e['run']}: clean unlearning"))
+        views.append(Facts(f"{e['run']}: clean unlearning (EBYD)", (
+            ("suspected target", e["suspected_target_name"]), ("share of predictions there", round(e["score"], 3)),
+            ("margin over the runner-up", round(e["margin"], 3)),
+            ("clean accuracy before / after", f"{e['clean_acc_before']:.3f} / {e['clean_acc_after']:.3f}"),
+            ("reached chance", e["reached_chance"]),
+            ("threshold", f"{e['threshold']} ({'calibrated' if e['threshold_calibrated'] else 'not calibrated'})"))))
+    classes = ctx.ws.classes()
+    for path in sorted(folder.glob("scan-*.parquet")):
+        s = pd.read_parquet(path)
+        top = s[s["flagged"]].sort_values("spectral_score", ascending=False).head(24)
+        views.append(Facts(f"{path.stem}: poisoned-row scan", (("flagged by both detectors", int(s["flagged"].sum())),
+                                                                 ("spectral signatures", int(s["spectral_flag"].sum())),
+                                                                 ("activation clustering", int(s["ac_flag"].sum())))))
+        if len(top):
+            views.append(Tiles(f"{path.stem}: flagged images, highest spectral score first",
+                               tuple(Tile(int(i), caption=classes[int(y)]) for i, y in zip(top["index"], top["label"]))))
+    return render_views(ctx, views, "security") if views else None
+
+
 @section("bench", "Curation bench", order=50)
 def bench(ctx: ReportContext) -> dict[str, Any] | None:
     """The leaderboard of `clearset bench`: accuracy per strategy and fraction kept, mean ± sd over seeds."""
