@@ -76,6 +76,17 @@ def defence_rows(ws: Workspace, defence: float | str | Path, seed: int) -> tuple
     return index, labels
 
 
+def suspect_run(ws: Workspace, run: str | Path, verb: str):
+    """The finished network run ``run`` (a name under WS/runs/ or a folder); one line if there is none."""
+    root = Path(run) if Path(run).is_dir() else ws.named("runs", str(run))
+    if not (root / "config.json").exists():
+        raise WorkspaceError(f"{root}: no finished training run named {Path(run).name!r} (see WS/runs/)")
+    r = load_run(root)
+    if r.config["recipe"]["model"] == "linear":
+        raise ParameterError(f"{root}: a linear-probe run has no network on the pixels to {verb}")
+    return r
+
+
 def expose(workspace: str | Path | Workspace, run: str | Path, *, defence: float | str | Path = 0.01,
            lr: float = 1e-5, weight_decay: float = 5e-4, max_epochs: int = 20, stop_at: float = 1.0,
            batch_size: int = 128, clip: float | None = None, threshold: float = UNCALIBRATED,
@@ -83,12 +94,8 @@ def expose(workspace: str | Path | Workspace, run: str | Path, *, defence: float
     """Clean-unlearn the run's model on the defence set and report the suspected target (module docstring)."""
     ws = Workspace.of(workspace)
     check_seed(seed)
-    root = Path(run) if Path(run).is_dir() else ws.named("runs", str(run))
-    if not (root / "config.json").exists():
-        raise WorkspaceError(f"{root}: no finished training run named {Path(run).name!r} (see WS/runs/)")
-    r = load_run(root)
-    if r.config["recipe"]["model"] == "linear":
-        raise ParameterError(f"{root}: a linear-probe run has no network on the pixels to expose")
+    r = suspect_run(ws, run, "expose")
+    root = r.root
     if max_epochs < 1 or lr <= 0:
         raise ParameterError(f"{param('max_epochs')} >= 1 and {param('lr')} > 0 needed")
     index, labels = defence_rows(ws, defence, seed)

@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..artifacts.runs import load_run
 from ..data.loading import load_images
-from ..errors import ParameterError, WorkspaceError, param
+from ..errors import ParameterError, param
 from ..io import write_json, write_table
 from ..workspace import Workspace
+from .expose import suspect_run
 
 log = logging.getLogger("clearset")
 
@@ -99,12 +99,7 @@ def scan(workspace: str | Path | Workspace, run: str | Path, *, eps: float = 0.1
     ws = Workspace.of(workspace)
     if not 0 < eps < 0.5:
         raise ParameterError(f"{param('eps')} {eps}: an upper bound of the poisoning rate in (0, 0.5)")
-    root = Path(run) if Path(run).is_dir() else ws.named("runs", str(run))
-    if not (root / "config.json").exists():
-        raise WorkspaceError(f"{root}: no finished training run named {Path(run).name!r} (see WS/runs/)")
-    r = load_run(root)
-    if r.config["recipe"]["model"] == "linear":
-        raise ParameterError(f"{root}: a linear-probe run has no network on the pixels to scan with")
+    r = suspect_run(ws, run, "scan with")
     m = ws.manifest(["index", "split", "label"])
     rows = m[(m["split"] == "train") & (m["label"] >= 0)]
     index, labels = rows["index"].to_numpy(np.int64), rows["label"].to_numpy(np.int64)
