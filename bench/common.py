@@ -14,6 +14,20 @@ SHARED = Path(os.environ.get("CLEARSET_SHARED_DATA", ROOT.parent / "shared" / "d
 CACHE = ROOT / "bench" / ".cache"
 
 
+def _log_to_stderr() -> None:
+    """Benches run for minutes to hours, often in the background: the stages' progress lines (cached steps,
+    epochs, cells) go to stderr even when it is not a terminal (the bars stay hidden there)."""
+    try:
+        from clearset.progress import log, setup_logging
+    except ImportError:  # a bench run without clearset installed fails later, with its own message
+        return
+    if not log.handlers:
+        setup_logging()
+
+
+_log_to_stderr()
+
+
 def _cpuinfo() -> tuple[str, set[str]]:
     """(CPU model name, feature flags): clearset.device's reading of /proc/cpuinfo."""
     from clearset.device import cpu_flags, cpu_model as model
