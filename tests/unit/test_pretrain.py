@@ -72,6 +72,10 @@ def test_pretrain_learns_caches_resumes_and_embeds(ws, monkeypatch):
     assert [h["epoch"] for h in history] == [1, 2] and all(0 < h["knn_acc"] <= 1 for h in history)
     assert history[-1]["knn_acc"] > 0.3  # well above chance (0.1) after two epochs on digits
     assert pretrain(ws, **kw) == root and (root / "pretrain.meta.json").exists()  # cached
+    from clearset.errors import WorkspaceError
+
+    with pytest.raises(WorkspaceError, match="other settings"):
+        pretrain(ws, **{**kw, "temperature": 0.2})  # the same name, other settings: not overwritten
     whole = load_file(root / "model.safetensors")
 
     import clearset.pretrain as module

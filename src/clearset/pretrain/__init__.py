@@ -37,7 +37,7 @@ from .. import progress
 from ..artifacts.pretrained import SIDECAR, build_encoder, pretrained_root, save_pretrained
 from ..data.loading import load_images
 from ..device import resolve_device
-from ..errors import ParameterError, check_seed, param
+from ..errors import ParameterError, WorkspaceError, check_seed, param
 from ..io import atomic_path
 from ..models.encoder import pooled, trunk_width
 from ..registry import Registry
@@ -138,6 +138,7 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
     if step.cached() and not force:
         log.info("pretrain: cached %s", root)
         return root
+    _refuse_other(root, name, force)
     index = rows["index"].to_numpy(np.int64)
     images = load_images(ws, index, size, desc=f"load {split}")
     seen = images.float() / 255.0
@@ -205,6 +206,14 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
     return run_epochs(root, step, trunk, head, opt, epochs, one_epoch, config, force)
 
 
+def _refuse_other(root: Path, name: str | None, force: bool) -> None:
+    """A name the user chose that holds a finished pre-training of other settings is not overwritten
+    without --force (its embeddings and the runs started from it would change meaning)."""
+    if name is not None and not force and (root / SIDECAR).exists():
+        raise WorkspaceError(f"{root} holds a finished pre-training with other settings; choose another "
+                             f"{param('name')} or pass {param('force')}")
+
+
 def run_epochs(root: Path, step, trunk: torch.nn.Module, head: torch.nn.Module, opt: torch.optim.Optimizer,
                epochs: int, one_epoch, config: dict, force: bool) -> Path:
     """The epochs of a pre-training, resumed from ``root/checkpoint.pt`` when it holds this step's key and
@@ -265,6 +274,7 @@ def _fractal(ws: Workspace, *, method: str, model: str, image_size: int, epochs:
     if step.cached() and not force:
         log.info("pretrain: cached %s", root)
         return root
+    _refuse_other(root, name, force)
     images, targets = fractal_images(classes, per_class, image_size, seed, multi)
     perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 5))
     held, train_rows = perm[: len(perm) // 10], perm[len(perm) // 10 :]
