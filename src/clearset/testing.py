@@ -303,6 +303,19 @@ def check_distiller(name: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ data
+@contract("pretrainers")
+def check_pretrainer(name: str) -> None:
+    """A pre-training method names its head, the head layers its embedding keeps and its kind of batches,
+    one the stage knows how to run."""
+    from .pretrain import METHODS
+
+    head_layers, embed_from, batching = METHODS.get(name)
+    assert batching in ("random", "pseudo-class", "distill", "fractal-multi", "fractal-single"), batching
+    assert 0 <= embed_from <= head_layers, (embed_from, head_layers)
+    assert head_layers >= 1 or batching.startswith("fractal"), "a contrastive method needs a projection head"
+    assert METHODS.meta(name).get("description"), "a method describes itself for `clearset list pretrainers`"
+
+
 @contract("sources")
 def check_source(name: str) -> None:
     from .data.sources import SOURCES
