@@ -132,13 +132,9 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
     probe = build_encoder({**config, "trunk_width": 1})[0].trunk  # an unknown model fails before any work
     config["trunk_width"] = trunk_width(probe, size)
     config["head"]["hidden"] = max(config["trunk_width"], 128)
-    step = ws.step("pretrain", params=json.loads(json.dumps(config)), inputs=inputs, outputs=[], sidecar=Path())
-    root = pretrained_root(ws, name or f"{method}-{model}-s{seed}-{step.key[:8]}")
-    step.sidecar, step.outputs = root / SIDECAR, [root / "model.safetensors"]
-    if step.cached() and not force:
-        log.info("pretrain: cached %s", root)
+    step, root = _open_step(ws, config, inputs, name, force)
+    if step is None:
         return root
-    _refuse_other(root, name, force)
     index = rows["index"].to_numpy(np.int64)
     images = load_images(ws, index, size, desc=f"load {split}")
     seen = images.float() / 255.0
@@ -206,12 +202,20 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
     return run_epochs(root, step, trunk, head, opt, epochs, one_epoch, config, force)
 
 
-def _refuse_other(root: Path, name: str | None, force: bool) -> None:
-    """A name the user chose that holds a finished pre-training of other settings is not overwritten
-    without --force (its embeddings and the runs started from it would change meaning)."""
+def _open_step(ws: Workspace, config: dict, inputs: dict, name: str | None, force: bool):
+    """(step, folder) of this pre-training, or (None, folder) when it is a cache hit. A name the user chose
+    that holds a finished pre-training of other settings is not overwritten without --force (its
+    embeddings and the runs started from it would change meaning)."""
+    step = ws.step("pretrain", params=json.loads(json.dumps(config)), inputs=inputs, outputs=[], sidecar=Path())
+    root = pretrained_root(ws, name or f"{config['method']}-{config['model']}-s{config['seed']}-{step.key[:8]}")
+    step.sidecar, step.outputs = root / SIDECAR, [root / "model.safetensors"]
+    if step.cached() and not force:
+        log.info("pretrain: cached %s", root)
+        return None, root
     if name is not None and not force and (root / SIDECAR).exists():
         raise WorkspaceError(f"{root} holds a finished pre-training with other settings; choose another "
                              f"{param('name')} or pass {param('force')}")
+    return step, root
 
 
 def run_epochs(root: Path, step, trunk: torch.nn.Module, head: torch.nn.Module, opt: torch.optim.Optimizer,
@@ -268,13 +272,9 @@ def _fractal(ws: Workspace, *, method: str, model: str, image_size: int, epochs:
     torch.manual_seed(seed)
     net = create_model(model, classes, image_size=image_size)
     config["trunk_width"] = trunk_width(net, image_size)
-    step = ws.step("pretrain", params=json.loads(json.dumps(config)), inputs={}, outputs=[], sidecar=Path())
-    root = pretrained_root(ws, name or f"{method}-{model}-s{seed}-{step.key[:8]}")
-    step.sidecar, step.outputs = root / SIDECAR, [root / "model.safetensors"]
-    if step.cached() and not force:
-        log.info("pretrain: cached %s", root)
+    step, root = _open_step(ws, config, {}, name, force)
+    if step is None:
         return root
-    _refuse_other(root, name, force)
     images, targets = fractal_images(classes, per_class, image_size, seed, multi)
     perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 5))
     held, train_rows = perm[: len(perm) // 10], perm[len(perm) // 10 :]
