@@ -93,3 +93,21 @@ def test_instructions_on_a_workspace_and_in_the_report(tmp_path):
     assert 'id="instructions"' in html and "near " in html
     assets = [a for a in re.findall(r'src="([^"]+)"', html) if "instructions/" in a]
     assert len(assets) >= 10 * 6 and all((page.parent / a).is_file() for a in assets)  # every tile's image
+
+
+@pytest.mark.browser
+def test_the_instructions_section_renders_in_headless_chromium(tmp_path):
+    import subprocess
+
+    from clearset.explain.instructions import instructions
+    from conftest import digits_with_features, require_chromium
+
+    chromium = require_chromium()
+    ws = digits_with_features(tmp_path / "ws", dim=8)
+    instructions(ws, per_class=2)
+    page = clearset.report(ws)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert 'id="instructions"' in dom and "Labeling instructions" in dom and "boundary" in dom
