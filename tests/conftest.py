@@ -99,6 +99,16 @@ def require_chromium() -> str:
     return chromium
 
 
+def chromium_dom(page: Path, profile: Path) -> str:
+    """The DOM of ``page`` after headless Chromium has rendered it (skips without Chromium, as above)."""
+    import subprocess
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"]
+    return subprocess.run([require_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                          timeout=120, check=True).stdout
+
+
 def find_chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)

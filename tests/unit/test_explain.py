@@ -97,17 +97,11 @@ def test_instructions_on_a_workspace_and_in_the_report(tmp_path):
 
 @pytest.mark.browser
 def test_the_instructions_section_renders_in_headless_chromium(tmp_path):
-    import subprocess
-
     from clearset.explain.instructions import instructions
-    from conftest import digits_with_features, require_chromium
+    from conftest import chromium_dom, digits_with_features, require_chromium
 
-    chromium = require_chromium()
+    require_chromium()
     ws = digits_with_features(tmp_path / "ws", dim=8)
     instructions(ws, per_class=2)
-    page = clearset.report(ws)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    dom = chromium_dom(clearset.report(ws), tmp_path / "profile")
     assert 'id="instructions"' in dom and "Labeling instructions" in dom and "boundary" in dom

@@ -157,19 +157,13 @@ def test_scan_writes_the_table_for_a_run(digits_run):
 @pytest.mark.browser
 def test_the_security_section_renders_in_headless_chromium(digits_run, tmp_path):
     """The report of a scanned and exposed run shows its Security section in a real browser."""
-    import subprocess
-
     from clearset.security.expose import expose
     from clearset.security.scan import scan
-    from conftest import require_chromium
+    from conftest import chromium_dom, require_chromium
 
-    chromium = require_chromium()
+    require_chromium()
     ws, _ = digits_run
     scan(ws, "victim")
     expose(ws, "victim", defence=0.05, lr=1e-3)
-    page = clearset.report(ws)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    dom = chromium_dom(clearset.report(ws), tmp_path / "profile")
     assert 'id="security"' in dom and "clean unlearning (EBYD)" in dom and "poisoned-row scan" in dom

@@ -39,7 +39,7 @@ from ..data.loading import load_images
 from ..device import resolve_device
 from ..errors import ParameterError, WorkspaceError, check_seed, param
 from ..io import atomic_path
-from ..models.encoder import pooled, trunk_width
+from ..models.encoder import Encoder, pooled, trunk_width
 from ..registry import Registry
 from ..workspace import Workspace
 from .simclr import LARS, nt_xent, optimise
@@ -192,8 +192,6 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
             bar.close()
         row = {"loss": float(np.mean(losses))}
         if monitor_rows is not None:  # of the embedding this method keeps (the student's: its head's output)
-            from ..models.encoder import Encoder
-
             embedder = Encoder(trunk, head, 0) if teacher_net is not None else trunk
             row["knn_acc"] = knn_monitor(embedder, images, rows["label"].to_numpy(), monitor_rows, mean_d, std_d,
                                          dev)
