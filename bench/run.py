@@ -42,6 +42,13 @@ BENCHES = {
     "robustness_cifar10": ["evaluate/robustness_cifar10.py"],
     "curate_cifar10n_worse": ["curate/cifar10n.py", "--labels", "worse"],
     "curate_cifar10n_clean": ["curate/cifar10n.py", "--labels", "clean", "--keep", "0.3,0.5"],
+    "curate_cifar10n_worse_resnet8": ["curate/cifar10n.py", "--labels", "worse", "--recipe", "cifar-resnet8-fast"],
+    "curate_cifar10n_clean_resnet8": ["curate/cifar10n.py", "--labels", "clean", "--recipe", "cifar-resnet8-fast",
+                                      "--keep", "0.3,0.5", "--strategies", "random,rs2,prototypes,dbp,semdedup+dbp,"
+                                      "el2n-probe,craig-probe,filter,clean"],
+    "curate_cifar10n_worse_variants": ["curate/cifar10n.py", "--labels", "worse", "--strategies", "filter,el2n-probe",
+                                       "--no-full", "--options", "filter:mode=agree;el2n-probe:offset=0.4",
+                                       "--tag", "_variants"],
     "curate_scale": ["curate/scale.py"],
     "curate_partitioned": ["curate/partitioned.py"],
     "review_load": ["review/load.py"],
