@@ -89,6 +89,32 @@ def test_aligned_similarity_sees_through_shift_crop_and_colour():
     assert (sims[:3] > 0.94).all() and sims[3] < 0.8
 
 
+def test_a_strong_crop_is_a_candidate_and_a_near_duplicate():
+    """A 7 px crop per side resized back (a 1.78x zoom, beyond the search before 2026-12-07): found through
+    the zoomed signatures and verified at a zoom of 1.76; unrelated images are not paired."""
+    from PIL import Image
+
+    from clearset.audit.duplicates import (
+        PIXEL_FLOOR,
+        ZOOMS,
+        near_duplicate_pairs,
+        pixel_representations,
+        zoomed_signatures,
+    )
+
+    rng = np.random.default_rng(5)
+    imgs = [np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((32, 32), Image.BICUBIC))
+            for _ in range(40)]
+    crop = np.asarray(Image.fromarray(imgs[3]).crop((7, 7, 25, 25)).resize((32, 32), Image.BILINEAR))
+    sigs, views = pixel_representations(imgs + [crop])
+    assert sigs[3] @ sigs[40] < PIXEL_FLOOR  # the plain signatures do not see it ...
+    assert zoomed_signatures(views, ZOOMS.index(1.76))[3] @ sigs[40] > 0.95  # ... the zoomed one does
+    pairs = near_duplicate_pairs(None, views=views, signatures=sigs, k=3)
+    found = set(zip(pairs["index"], pairs["duplicate_index"]))
+    assert (3, 40) in found
+    assert all(40 in p for p in found)
+
+
 def test_outliers_far_point_and_class_relative():
     x, y = blobs(n_per=50)
     x = np.concatenate([x, 50 * np.ones((1, x.shape[1]), np.float32)])
@@ -311,7 +337,7 @@ def test_batched_pixel_representations_match_pillow_resizing():
     small = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
     odd = [rng.integers(0, 256, (45, 37, 3), dtype=np.uint8)]
     sigs, views = pixel_representations(small + odd, batch=2)  # a mixed-shape batch takes the per-image path
-    assert sigs.shape == (4, 256) and views.shape == (4, 3, 28, 28)
+    assert sigs.shape == (4, 256) and views.shape == (4, len(ZOOMS), 28, 28)
     np.testing.assert_allclose(np.linalg.norm(sigs, axis=1), 1.0, atol=1e-5)
     for img, view in zip(small + odd, views):
         grey = Image.fromarray(img).convert("L").resize((32, 32), Image.BOX)

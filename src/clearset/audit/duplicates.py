@@ -3,10 +3,13 @@
 Exact: equal hashes of the decoded pixels. Near, in three steps:
 1. Candidates: each image's 5 nearest neighbours in two representations, kept above loose floors —
    the embedding (cosine >= 0.75) and a pixel signature (grey 16x16, zero mean, unit norm: blind to
-   brightness/contrast; cosine >= 0.85). Embeddings of tiny images alone are not robust to re-encoding
-   or resizing; pixel signatures alone miss crops and shifts; together they reach ~97% of planted copies.
+   brightness/contrast; cosine >= 0.85) — and, for crops, the 5 images whose signature is nearest to
+   the signature of each image's centre zoomed 1.4x and 1.76x (a 6-7 px crop per side is such a zoom).
+   Embeddings of tiny images alone are not robust to re-encoding or resizing; pixel signatures alone
+   miss crops and shifts; together they reach ~97% of planted copies.
 2. Verification: the best normalised correlation between the two images' grey 32x32 versions over
-   shifts of up to +-4 px and centre zooms of 1.0/1.12/1.25, in both directions ("aligned similarity").
+   shifts of up to +-4 px and centre zooms of 1.0 to 1.76 (six steps of about 1.12x), in both directions
+   and mirrored ("aligned similarity").
 3. Pairs with aligned similarity >= ``threshold`` (0.94) are near duplicates.
 Without pixels (arrays of features only) near pairs are embedding cosine >= ``embedding_threshold``.
 The defaults were calibrated on real CIFAR-10 images with 1,000 planted edited copies (re-encoding,
@@ -37,7 +40,10 @@ STRUCTURE_SIGMA = 2.0
 EMBEDDING_FLOOR, PIXEL_FLOOR = 0.75, 0.85
 NEIGHBOURS = 5
 SIGNATURE_SIDE, GREY_SIDE, VIEW_SIDE, CORE_SIDE = 16, 32, 28, 20
-ZOOMS = (1.0, 1.12, 1.25)
+# centre zooms the alignment searches; up to 1.25 until 2026-12-07, when crops of 6-7 px per side (a zoom
+# of ~1.7) were found missed on the second planted set (bench/audit/duplicates.py --set fresh)
+ZOOMS = (1.0, 1.12, 1.25, 1.4, 1.57, 1.76)
+SIGNATURE_ZOOMS = (1.4, 1.76)  # zoomed views whose signatures also search for candidates (crops)
 COLUMNS = ["index", "duplicate_index", "similarity", "kind", "cross_split"]
 
 
@@ -71,7 +77,7 @@ def representation_weights() -> tuple[np.ndarray, np.ndarray]:
 
 
 def represent_batch(greys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(B, 32, 32) grey -> raw signatures (B, 256) float32 and zoomed views (B, 3, 28, 28) float16."""
+    """(B, 32, 32) grey -> raw signatures (B, 256) float32 and zoomed views (B, len(ZOOMS), 28, 28) float16."""
     sig_w, view_w = representation_weights()
     greys = np.ascontiguousarray(greys, dtype=np.float32)
     sig = (sig_w @ greys @ sig_w.T).reshape(len(greys), -1)
@@ -80,7 +86,7 @@ def represent_batch(greys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pixel_representations(images: Iterable[np.ndarray], *, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel signatures (N, 256) float32 (zero mean, unit norm) and alignment views (N, 3, 28, 28)
+    """Pixel signatures (N, 256) float32 (zero mean, unit norm) and alignment views (N, len(ZOOMS), 28, 28)
     float16 (grey 0..255) from one pass over ``images`` ((H, W, 3) uint8 arrays), a batch at a time:
     the resampling is two small matrix products per batch, not per-image Python."""
     sigs, views = [], []
@@ -96,6 +102,19 @@ def pixel_representations(images: Iterable[np.ndarray], *, batch: int = 1024) ->
     sig = np.concatenate(sigs)
     sig -= sig.mean(1, keepdims=True)
     return l2_normalise(sig), np.concatenate(views)
+
+
+def zoomed_signatures(views: np.ndarray, zoom_index: int, *, batch: int = 8192) -> np.ndarray:
+    """Signatures (N, 256) of the alignment view ``zoom_index`` of every image (a centre zoom), made as
+    the plain signatures are (box filter to 16 x 16, zero mean, unit norm): the signature a crop of the
+    image would have."""
+    w = resample_matrix(VIEW_SIDE, SIGNATURE_SIDE, kind="box")
+    out = np.empty((len(views), SIGNATURE_SIDE ** 2), np.float32)
+    for start in range(0, len(views), batch):
+        v = views[start : start + batch, zoom_index].astype(np.float32)
+        out[start : start + len(v)] = (w @ v @ w.T).reshape(len(v), -1)
+    out -= out.mean(1, keepdims=True)
+    return l2_normalise(out)
 
 
 def aligned_similarity(views: np.ndarray, pairs: np.ndarray, *, batch: int = 2048, mirror: bool = True) -> np.ndarray:
@@ -196,7 +215,7 @@ def neighbour_pairs(neighbours: tuple[np.ndarray, np.ndarray], floor: float) -> 
     sims, ids = neighbours
     rows = np.repeat(np.arange(len(sims)), sims.shape[1])
     cols, vals = ids.ravel(), sims.ravel()
-    keep = (cols >= 0) & (vals >= floor)
+    keep = (cols >= 0) & (vals >= floor) & (cols != rows)
     pairs = np.stack([np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep]], 1)
     return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
 
@@ -228,6 +247,10 @@ def near_duplicate_pairs(features: np.ndarray | None, *, views: np.ndarray | Non
         keep = sims >= embedding_threshold
     else:
         parts = [neighbour_pairs(knn(signatures, k, engine=engine), PIXEL_FLOOR)]
+        for z in SIGNATURE_ZOOMS:  # crops: an image's zoomed centre against every image as it is
+            zoomed = zoomed_signatures(views, ZOOMS.index(z))
+            parts.append(neighbour_pairs(knn(signatures, k, queries=zoomed, exclude_self=False, engine=engine),
+                                         PIXEL_FLOOR))
         if emb_nb is not None:
             parts.append(neighbour_pairs(emb_nb, EMBEDDING_FLOOR))
         pairs = np.unique(np.concatenate(parts), axis=0) if sum(map(len, parts)) else np.zeros((0, 2), np.int64)
