@@ -8,6 +8,9 @@ person, and the judgements are kept as data.
     .venv/bin/python bench/audit/duplicates_real.py render-fresh   # a new sample of the default as it is
     (judge it: bench/results/audit_duplicates_judgements_fresh.csv)
     .venv/bin/python bench/audit/duplicates_real.py score-fresh
+    .venv/bin/python bench/audit/duplicates_real.py render-round --round widened   # the widened default:
+    (a random sample; verdicts of pairs judged before carried over; judge the rest in
+    bench/results/audit_duplicates_judgements_widened.csv), then score-round --round widened
 
 ``render``: every near pair with aligned similarity >= 0.88 (clearset's candidates and verification,
 threshold lowered to see below the default 0.94), in four bins [0.88, 0.91), [0.91, 0.94), [0.94, 0.97),
@@ -46,8 +49,6 @@ EDGES = (0.88, 0.91, 0.94, 0.97, 1.0001)
 PER_BIN, PER_GRID, SCALE = 100, 50, 3
 SAMPLE = ROOT / "bench" / "results" / "audit_duplicates_sample.csv"
 JUDGED = ROOT / "bench" / "results" / "audit_duplicates_judgements.csv"
-FRESH_SAMPLE = ROOT / "bench" / "results" / "audit_duplicates_sample_fresh.csv"
-FRESH_JUDGED = ROOT / "bench" / "results" / "audit_duplicates_judgements_fresh.csv"
 FRESH_PER_BIN = 100
 GRIDS = CACHE / "duplicate_grids"
 
@@ -97,35 +98,72 @@ def draw_grids(sample: pd.DataFrame, prefix: str) -> None:
             canvas.save(tmp, format="PNG")
 
 
-def render_fresh() -> None:
-    """A fresh sample for the default as it now is (aligned >= 0.94 and structure >= its threshold): 100
-    random flagged pairs in each of [0.94, 0.97) and [0.97, 1], none judged before (seed 2)."""
+ROUNDS = {  # tag: (first pair id, sample seed, whether pairs judged in earlier rounds may be drawn again)
+    "fresh": (1000, 2, False),  # 2026-12-07: the default with the structure test
+    "widened": (2000, 4, True),  # 2026-12-07: the default with zooms to 1.76 and zoomed-signature candidates
+}
+
+
+def round_files(tag: str) -> tuple[Path, Path, Path]:
+    """(sample, judgements, population) of a judging round."""
+    results = ROOT / "bench" / "results"
+    return (results / f"audit_duplicates_sample_{tag}.csv", results / f"audit_duplicates_judgements_{tag}.csv",
+            results / f"audit_duplicates_population_{tag}.json")
+
+
+def earlier_verdicts() -> pd.DataFrame:
+    """Every verdict given so far: ``index, duplicate_index, verdict, earlier_pair_id``."""
+    parts = [pd.read_csv(SAMPLE).merge(pd.read_csv(JUDGED), on="pair_id")]
+    for tag in ROUNDS:
+        sample, judged, _ = round_files(tag)
+        if sample.exists() and judged.exists():
+            parts.append(pd.read_csv(sample).merge(pd.read_csv(judged)[["pair_id", "verdict"]], on="pair_id"))
+    v = pd.concat(parts, ignore_index=True)[["index", "duplicate_index", "verdict", "pair_id"]]
+    return v.rename(columns={"pair_id": "earlier_pair_id"}).drop_duplicates(["index", "duplicate_index"])
+
+
+def render_round(tag: str) -> None:
+    """A random sample of the default as it now is (aligned >= 0.94 and structure >= its threshold): 100
+    flagged pairs in each of [0.94, 0.97) and [0.97, 1]. In a round that may redraw judged pairs, a pair
+    judged before keeps its verdict (a verdict is a property of the two images, not of the detector) and
+    only the others are rendered to be looked at."""
     from clearset.audit.duplicates import DEFAULT_THRESHOLD, STRUCTURE_THRESHOLD
 
+    first_id, seed, redraw = ROUNDS[tag]
+    sample_file, judged_file, population_file = round_files(tag)
     flagged = all_pairs(STRUCTURE_THRESHOLD)
     flagged = flagged[flagged["similarity"] >= DEFAULT_THRESHOLD].reset_index(drop=True)
-    old = pd.read_csv(SAMPLE)
-    pairs = flagged  # the population; the sample below leaves out the pairs judged before
-    seen = set(zip(old["index"], old["duplicate_index"]))
-    pairs = flagged[[(a, b) not in seen for a, b in zip(flagged["index"], flagged["duplicate_index"])]].reset_index(drop=True)
-    rng = np.random.default_rng(2)
+    pairs = flagged  # the population; a round without redraws leaves out the pairs judged before
+    if not redraw:
+        old = pd.read_csv(SAMPLE)
+        seen = set(zip(old["index"], old["duplicate_index"]))
+        pairs = flagged[[(a, b) not in seen for a, b in zip(flagged["index"], flagged["duplicate_index"])]]
+        pairs = pairs.reset_index(drop=True)
+    rng = np.random.default_rng(seed)
     picked = []
     for b in (2, 3):
         rows = np.flatnonzero(pairs["bin"].to_numpy() == b)
         picked.append(rng.choice(rows, min(FRESH_PER_BIN, len(rows)), replace=False))
         print(f"structure-verified bin [{EDGES[b]}, {min(EDGES[b + 1], 1.0)}): {len(rows)} pairs, {len(picked[-1])} sampled")
     sample = pairs.loc[np.concatenate(picked)].sample(frac=1, random_state=3).reset_index(drop=True)
-    sample.insert(0, "pair_id", np.arange(1000, 1000 + len(sample)))
+    sample.insert(0, "pair_id", np.arange(first_id, first_id + len(sample)))
     sample = sample.join(flagged.groupby("bin").size().rename("pairs_in_bin"), on="bin")
-    write_result("audit_duplicates_population_fresh", {
-        "bench": "audit_duplicates_population_fresh", "structure_threshold": STRUCTURE_THRESHOLD,
+    write_result(population_file.stem, {
+        "bench": population_file.stem, "structure_threshold": STRUCTURE_THRESHOLD,
         "pairs_at_or_above": {str(e): int((flagged["similarity"] >= e).sum()) for e in EDGES[2:-1]},
         "test_images_with_train_partner_at_or_above": {
             str(e): int(len(_leaked(flagged[flagged["similarity"] >= e]))) for e in EDGES[2:-1]}})
-    with atomic_path(FRESH_SAMPLE) as tmp:  # after the result: its provenance sees a clean tree
+    with atomic_path(sample_file) as tmp:  # after the result: its provenance sees a clean tree
         sample.to_csv(tmp, index=False)
-    draw_grids(sample, "fresh")
-    print(f"{len(sample)} pairs -> {FRESH_SAMPLE}; grids in {GRIDS}/fresh_*.png")
+    to_look = sample
+    if redraw:
+        known = sample.merge(earlier_verdicts(), on=["index", "duplicate_index"])
+        with atomic_path(judged_file.with_suffix(".carried.csv")) as tmp:
+            known[["pair_id", "verdict", "earlier_pair_id"]].to_csv(tmp, index=False)
+        to_look = sample[~sample["pair_id"].isin(known["pair_id"])]
+        print(f"{len(known)} sampled pairs were judged before (verdicts carried over); {len(to_look)} to look at")
+    draw_grids(to_look, tag)
+    print(f"{len(sample)} pairs -> {sample_file}; grids in {GRIDS}/{tag}_*.png")
 
 
 def render() -> None:
@@ -220,16 +258,20 @@ def score() -> None:
     print(write_result("audit_duplicates_real", result))
 
 
-def score_fresh() -> None:
-    """Real precision of the structure-verified default on the fresh sample (never used to choose it)."""
+def score_round(tag: str) -> None:
+    """Real precision of the default on a round's sample (a sample never used to choose anything)."""
     import json
 
-    sample = pd.read_csv(FRESH_SAMPLE)
-    judged = pd.read_csv(FRESH_JUDGED)
+    sample_file, judged_file, population_file = round_files(tag)
+    sample = pd.read_csv(sample_file)
+    judged = pd.read_csv(judged_file)[["pair_id", "verdict"]]
+    carried = judged_file.with_suffix(".carried.csv")
+    if carried.exists():
+        judged = pd.concat([judged, pd.read_csv(carried)[["pair_id", "verdict"]]], ignore_index=True)
     s = sample.merge(judged, on="pair_id", how="left")
     if s["verdict"].isna().any() or not set(s["verdict"]) <= {"same", "different", "unsure"}:
-        sys.exit(f"{FRESH_JUDGED}: every sampled pair needs a verdict of same, different or unsure")
-    population = json.loads((ROOT / "bench" / "results" / "audit_duplicates_population_fresh.json").read_text())
+        sys.exit(f"{judged_file}: every sampled pair needs a verdict of same, different or unsure")
+    population = json.loads(population_file.read_text())
     bins, weights, precisions = [], [], []
     for b in sorted(s["bin"].unique()):
         part = s[s["bin"] == b]
@@ -251,21 +293,28 @@ def score_fresh() -> None:
         boots.append(float((w * ps).sum() / w.sum()))
     cross = s[s["cross_split"] & (s["verdict"] != "unsure")]
     leaked = population["test_images_with_train_partner_at_or_above"][str(EDGES[2])]
-    result = {"bench": "audit_duplicates_real_fresh", "rule": "aligned >= 0.94 and structure >= "
+    result = {"bench": f"audit_duplicates_real_{tag}", "rule": "aligned >= 0.94 and structure >= "
               f"{population['structure_threshold']}", "role": "report: this sample chose nothing", "bins": bins,
+              "verdicts_carried_over": int(carried.exists() and len(pd.read_csv(carried))),
               "precision": overall, "bootstrap_95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
               "test_images_flagged_as_leaked": leaked,
               "cross_split_same_share": float((cross["verdict"] == "same").mean()) if len(cross) else None}
-    print(f"fresh sample: precision {overall:.3f} [{result['bootstrap_95'][0]:.3f}, {result['bootstrap_95'][1]:.3f}]; "
+    print(f"{tag} sample: precision {overall:.3f} [{result['bootstrap_95'][0]:.3f}, {result['bootstrap_95'][1]:.3f}]; "
           f"{leaked} test images flagged as leaked")
-    print(write_result("audit_duplicates_real_fresh", result))
+    print(write_result(f"audit_duplicates_real_{tag}", result))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("phase", choices=["render", "score", "render-fresh", "score-fresh"])
+    ap.add_argument("phase", choices=["render", "score", "render-round", "score-round", "render-fresh", "score-fresh"])
+    ap.add_argument("--round", default="fresh", choices=sorted(ROUNDS), help="which judging round (render-/score-round)")
     args = ap.parse_args()
-    {"render": render, "score": score, "render-fresh": render_fresh, "score-fresh": score_fresh}[args.phase]()
+    if args.phase in ("render", "score"):
+        {"render": render, "score": score}[args.phase]()
+    elif args.phase.startswith("render"):
+        render_round("fresh" if args.phase == "render-fresh" else args.round)
+    else:
+        score_round("fresh" if args.phase == "score-fresh" else args.round)
 
 
 if __name__ == "__main__":
