@@ -52,8 +52,11 @@ def main() -> None:
     ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / "ws_cifar10")
     human = SHARED / "labels" / "cifar10h_probs.npy"
     result = {"bench": "train_eval_cifar10", "date": time.strftime("%Y-%m-%d"), "runs": {}}
-    if args.out.exists():  # keep runs this invocation does not redo (e.g. the 26-minute ResNet-18)
-        result["runs"] = json.loads(args.out.read_text()).get("runs", {})
+    if args.out.exists():  # keep runs this invocation does not redo (e.g. the 26-minute ResNet-18), marked
+        earlier = json.loads(args.out.read_text())
+        origin = {"date": earlier.get("date"), "commit": earlier.get("provenance", {}).get("commit")}
+        result["runs"] = {name: {"carried_over": origin, **r} if "carried_over" not in r else r
+                          for name, r in earlier.get("runs", {}).items()}
     run = train(ws, recipe=args.recipe, epochs=args.epochs, seed=args.seed)
     result["runs"][args.recipe] = summary(run, evaluate_run(run.root, human_labels=human))
     print(args.recipe, json.dumps(result["runs"][args.recipe]), flush=True)
