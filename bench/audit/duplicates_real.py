@@ -258,11 +258,40 @@ def score() -> None:
     print(write_result("audit_duplicates_real", result))
 
 
-def score_round(tag: str) -> None:
-    """Real precision of the default on a round's sample (a sample never used to choose anything)."""
+def refilter(tag: str) -> Path:
+    """The round's sample restricted to the pairs the default flags now, when the default became stricter
+    after the sample was drawn (a random sample of a population, restricted to a subset of it, is a random
+    sample of the subset): writes the restricted sample and the new population's counts."""
+    from clearset.audit.duplicates import DEFAULT_THRESHOLD, STRUCTURE_THRESHOLD
+
+    sample_file, _, population_file = round_files(tag)
+    flagged = all_pairs(STRUCTURE_THRESHOLD)
+    flagged = flagged[flagged["similarity"] >= DEFAULT_THRESHOLD].reset_index(drop=True)
+    sample = pd.read_csv(sample_file)
+    now = set(zip(flagged["index"], flagged["duplicate_index"]))
+    kept = sample[[(a, b) in now for a, b in zip(sample["index"], sample["duplicate_index"])]].drop(columns="pairs_in_bin")
+    kept = kept.join(flagged.groupby("bin").size().rename("pairs_in_bin"), on="bin")
+    print(f"{len(kept)} of {len(sample)} sampled pairs are still flagged")
+    out = population_file.with_name(population_file.stem + "_refiltered.json")
+    write_result(out, {"bench": out.stem, "structure_threshold": STRUCTURE_THRESHOLD, "sample_kept": len(kept),
+                       "sample_drawn": len(sample),
+                       "pairs_at_or_above": {str(e): int((flagged["similarity"] >= e).sum()) for e in EDGES[2:-1]},
+                       "test_images_with_train_partner_at_or_above": {
+                           str(e): int(len(_leaked(flagged[flagged["similarity"] >= e]))) for e in EDGES[2:-1]}})
+    with atomic_path(sample_file.with_name(sample_file.stem + "_refiltered.csv")) as tmp:
+        kept.to_csv(tmp, index=False)
+    return out
+
+
+def score_round(tag: str, refiltered: bool = False) -> None:
+    """Real precision of the default on a round's sample (a sample never used to choose anything);
+    ``refiltered``: on the sample as ``refilter`` restricted it."""
     import json
 
     sample_file, judged_file, population_file = round_files(tag)
+    if refiltered:
+        population_file = refilter(tag)
+        sample_file = sample_file.with_name(sample_file.stem + "_refiltered.csv")
     sample = pd.read_csv(sample_file)
     judged = pd.read_csv(judged_file)[["pair_id", "verdict"]]
     carried = judged_file.with_suffix(".carried.csv")
@@ -301,12 +330,13 @@ def score_round(tag: str) -> None:
               "cross_split_same_share": float((cross["verdict"] == "same").mean()) if len(cross) else None}
     print(f"{tag} sample: precision {overall:.3f} [{result['bootstrap_95'][0]:.3f}, {result['bootstrap_95'][1]:.3f}]; "
           f"{leaked} test images flagged as leaked")
-    print(write_result(f"audit_duplicates_real_{tag}", result))
+    print(write_result(f"audit_duplicates_real_{tag}" + ("_refiltered" if refiltered else ""), result))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("phase", choices=["render", "score", "render-round", "score-round", "render-fresh", "score-fresh"])
+    ap.add_argument("phase", choices=["render", "score", "render-round", "score-round", "render-fresh", "score-fresh",
+                                      "rescore-round"])
     ap.add_argument("--round", default="fresh", choices=sorted(ROUNDS), help="which judging round (render-/score-round)")
     args = ap.parse_args()
     if args.phase in ("render", "score"):
@@ -314,7 +344,7 @@ def main() -> None:
     elif args.phase.startswith("render"):
         render_round("fresh" if args.phase == "render-fresh" else args.round)
     else:
-        score_round("fresh" if args.phase == "score-fresh" else args.round)
+        score_round("fresh" if args.phase == "score-fresh" else args.round, refiltered=args.phase == "rescore-round")
 
 
 if __name__ == "__main__":
