@@ -42,7 +42,7 @@ EMBEDDING_FLOOR, PIXEL_FLOOR = 0.75, 0.85
 NEIGHBOURS = 5
 SIGNATURE_SIDE, GREY_SIDE, VIEW_SIDE, CORE_SIDE = 16, 32, 28, 20
 # centre zooms the alignment searches; up to 1.25 until 2026-12-07, when crops of 6-7 px per side (a zoom
-# of ~1.7) were found missed on the second planted set (bench/audit/duplicates.py --set fresh)
+# of ~1.7) were found missed on the second planted set (the "fresh" set of bench/audit/duplicates.py)
 ZOOMS = (1.0, 1.12, 1.25, 1.4, 1.57, 1.76)
 SIGNATURE_ZOOMS = (1.4, 1.76)  # zoomed views whose signatures also search for candidates (crops)
 BASE_ZOOMS = 3  # the first three (up to 1.25) pass at ``threshold``; a pair that aligns only at a larger
