@@ -122,17 +122,31 @@ def earlier_verdicts() -> pd.DataFrame:
     return v.rename(columns={"pair_id": "earlier_pair_id"}).drop_duplicates(["index", "duplicate_index"])
 
 
+def default_flagged() -> pd.DataFrame:
+    """The near pairs the default flags now (aligned similarity and structure test), with their bins."""
+    from clearset.audit.duplicates import DEFAULT_THRESHOLD, STRUCTURE_THRESHOLD
+
+    flagged = all_pairs(STRUCTURE_THRESHOLD)
+    return flagged[flagged["similarity"] >= DEFAULT_THRESHOLD].reset_index(drop=True)
+
+
+def population_counts(pairs: pd.DataFrame, edges) -> dict:
+    """Pairs, and test images with a train partner, at or above each edge."""
+    return {"pairs_at_or_above": {str(e): int((pairs["similarity"] >= e).sum()) for e in edges},
+            "test_images_with_train_partner_at_or_above": {
+                str(e): int(len(_leaked(pairs[pairs["similarity"] >= e]))) for e in edges}}
+
+
 def render_round(tag: str) -> None:
     """A random sample of the default as it now is (aligned >= 0.94 and structure >= its threshold): 100
     flagged pairs in each of [0.94, 0.97) and [0.97, 1]. In a round that may redraw judged pairs, a pair
     judged before keeps its verdict (a verdict is a property of the two images, not of the detector) and
     only the others are rendered to be looked at."""
-    from clearset.audit.duplicates import DEFAULT_THRESHOLD, STRUCTURE_THRESHOLD
+    from clearset.audit.duplicates import STRUCTURE_THRESHOLD
 
     first_id, seed, redraw = ROUNDS[tag]
     sample_file, judged_file, population_file = round_files(tag)
-    flagged = all_pairs(STRUCTURE_THRESHOLD)
-    flagged = flagged[flagged["similarity"] >= DEFAULT_THRESHOLD].reset_index(drop=True)
+    flagged = default_flagged()
     pairs = flagged  # the population; a round without redraws leaves out the pairs judged before
     if not redraw:
         old = pd.read_csv(SAMPLE)
@@ -148,11 +162,8 @@ def render_round(tag: str) -> None:
     sample = pairs.loc[np.concatenate(picked)].sample(frac=1, random_state=3).reset_index(drop=True)
     sample.insert(0, "pair_id", np.arange(first_id, first_id + len(sample)))
     sample = sample.join(flagged.groupby("bin").size().rename("pairs_in_bin"), on="bin")
-    write_result(population_file.stem, {
-        "bench": population_file.stem, "structure_threshold": STRUCTURE_THRESHOLD,
-        "pairs_at_or_above": {str(e): int((flagged["similarity"] >= e).sum()) for e in EDGES[2:-1]},
-        "test_images_with_train_partner_at_or_above": {
-            str(e): int(len(_leaked(flagged[flagged["similarity"] >= e]))) for e in EDGES[2:-1]}})
+    write_result(population_file.stem, {"bench": population_file.stem, "structure_threshold": STRUCTURE_THRESHOLD,
+                                        **population_counts(flagged, EDGES[2:-1])})
     with atomic_path(sample_file) as tmp:  # after the result: its provenance sees a clean tree
         sample.to_csv(tmp, index=False)
     to_look = sample
@@ -179,9 +190,7 @@ def render() -> None:
     counts = pairs.groupby("bin").size().rename("pairs_in_bin")
     sample = sample.join(counts, on="bin")
     population = {"bench": "audit_duplicates_population", "edges": EDGES[:-1], "near_pairs": len(pairs),
-                  "pairs_at_or_above": {str(e): int((pairs["similarity"] >= e).sum()) for e in EDGES[:-1]},
-                  "test_images_with_train_partner_at_or_above": {
-                      str(e): int(len(_leaked(pairs[pairs["similarity"] >= e]))) for e in EDGES[:-1]}}
+                  **population_counts(pairs, EDGES[:-1])}
     write_result("audit_duplicates_population", population)  # before the sample: provenance of a clean tree
     with atomic_path(SAMPLE) as tmp:
         sample.to_csv(tmp, index=False)
@@ -262,11 +271,10 @@ def refilter(tag: str) -> Path:
     """The round's sample restricted to the pairs the default flags now, when the default became stricter
     after the sample was drawn (a random sample of a population, restricted to a subset of it, is a random
     sample of the subset): writes the restricted sample and the new population's counts."""
-    from clearset.audit.duplicates import DEFAULT_THRESHOLD, STRUCTURE_THRESHOLD
+    from clearset.audit.duplicates import STRUCTURE_THRESHOLD
 
     sample_file, _, population_file = round_files(tag)
-    flagged = all_pairs(STRUCTURE_THRESHOLD)
-    flagged = flagged[flagged["similarity"] >= DEFAULT_THRESHOLD].reset_index(drop=True)
+    flagged = default_flagged()
     sample = pd.read_csv(sample_file)
     now = set(zip(flagged["index"], flagged["duplicate_index"]))
     kept = sample[[(a, b) in now for a, b in zip(sample["index"], sample["duplicate_index"])]].drop(columns="pairs_in_bin")
@@ -274,10 +282,7 @@ def refilter(tag: str) -> Path:
     print(f"{len(kept)} of {len(sample)} sampled pairs are still flagged")
     out = population_file.with_name(population_file.stem + "_refiltered.json")
     write_result(out, {"bench": out.stem, "structure_threshold": STRUCTURE_THRESHOLD, "sample_kept": len(kept),
-                       "sample_drawn": len(sample),
-                       "pairs_at_or_above": {str(e): int((flagged["similarity"] >= e).sum()) for e in EDGES[2:-1]},
-                       "test_images_with_train_partner_at_or_above": {
-                           str(e): int(len(_leaked(flagged[flagged["similarity"] >= e]))) for e in EDGES[2:-1]}})
+                       "sample_drawn": len(sample), **population_counts(flagged, EDGES[2:-1])})
     with atomic_path(sample_file.with_name(sample_file.stem + "_refiltered.csv")) as tmp:
         kept.to_csv(tmp, index=False)
     return out
