@@ -58,14 +58,14 @@ def images() -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate([z["x_train"], z["x_test"]]), np.array(["train"] * len(z["x_train"]) + ["test"] * len(z["x_test"]))
 
 
-def all_pairs(structure_threshold: float = 0.0) -> pd.DataFrame:
+def all_pairs(structure_threshold: float = 0.0, threshold: float = EDGES[0]) -> pd.DataFrame:
     ws = clearset.ingest(str(SHARED / "cifar10.npz"), CACHE / "ws_cifar10")
     m = ws.manifest(["split"])
     x, splits = images()
     assert (m["split"].to_numpy() == splits).all(), "the workspace rows are not train then test"
     feats = normalise_features(np.asarray(clearset.embed(ws, backbone="efficientnet_lite0", image_size=128).load()))
     signatures, views = pixel_representations(x)
-    pairs = find_duplicates(feats, None, splits, views=views, signatures=signatures, threshold=EDGES[0],
+    pairs = find_duplicates(feats, None, splits, views=views, signatures=signatures, threshold=threshold,
                             structure_threshold=structure_threshold)
     pairs = pairs[pairs["kind"] == "near"].reset_index(drop=True)
     pairs["bin"] = np.searchsorted(EDGES, pairs["similarity"].to_numpy(), side="right") - 1
@@ -101,6 +101,7 @@ def draw_grids(sample: pd.DataFrame, prefix: str) -> None:
 ROUNDS = {  # tag: (first pair id, sample seed, whether pairs judged in earlier rounds may be drawn again)
     "fresh": (1000, 2, False),  # 2026-12-07: the default with the structure test
     "widened": (2000, 4, True),  # 2026-12-07: the default with zooms to 1.76 and zoomed-signature candidates
+    "structure": (3000, 6, True),  # 2026-12-08: structure >= 0.8 at the zooms the grey test passed at
 }
 
 
@@ -123,11 +124,13 @@ def earlier_verdicts() -> pd.DataFrame:
 
 
 def default_flagged() -> pd.DataFrame:
-    """The near pairs the default flags now (aligned similarity and structure test), with their bins."""
+    """The near pairs the default flags now (aligned similarity and structure test), with their bins.
+    Searched at the default threshold itself: before 2026-12-08 this searched at 0.88 and kept similarity
+    >= 0.94, which let a pair through whose base zooms passed 0.88 and whose larger zooms reached 0.94
+    but not their stricter 0.96 (10 of the 198 pairs of the widened round's rescoring)."""
     from clearset.audit.duplicates import DEFAULT_THRESHOLD, STRUCTURE_THRESHOLD
 
-    flagged = all_pairs(STRUCTURE_THRESHOLD)
-    return flagged[flagged["similarity"] >= DEFAULT_THRESHOLD].reset_index(drop=True)
+    return all_pairs(STRUCTURE_THRESHOLD, DEFAULT_THRESHOLD)
 
 
 def population_counts(pairs: pd.DataFrame, edges) -> dict:
@@ -142,7 +145,7 @@ def render_round(tag: str) -> None:
     flagged pairs in each of [0.94, 0.97) and [0.97, 1]. In a round that may redraw judged pairs, a pair
     judged before keeps its verdict (a verdict is a property of the two images, not of the detector) and
     only the others are rendered to be looked at."""
-    from clearset.audit.duplicates import STRUCTURE_THRESHOLD
+    from clearset.audit.duplicates import EXTENDED_STRUCTURE_THRESHOLD, EXTENDED_THRESHOLD, STRUCTURE_THRESHOLD
 
     first_id, seed, redraw = ROUNDS[tag]
     sample_file, judged_file, population_file = round_files(tag)
@@ -163,6 +166,7 @@ def render_round(tag: str) -> None:
     sample.insert(0, "pair_id", np.arange(first_id, first_id + len(sample)))
     sample = sample.join(flagged.groupby("bin").size().rename("pairs_in_bin"), on="bin")
     write_result(population_file.stem, {"bench": population_file.stem, "structure_threshold": STRUCTURE_THRESHOLD,
+                                        "extended": f"{EXTENDED_THRESHOLD} and structure {EXTENDED_STRUCTURE_THRESHOLD}",
                                         **population_counts(flagged, EDGES[2:-1])})
     with atomic_path(sample_file) as tmp:  # after the result: its provenance sees a clean tree
         sample.to_csv(tmp, index=False)
@@ -328,7 +332,8 @@ def score_round(tag: str, refiltered: bool = False) -> None:
     cross = s[s["cross_split"] & (s["verdict"] != "unsure")]
     leaked = population["test_images_with_train_partner_at_or_above"][str(EDGES[2])]
     result = {"bench": f"audit_duplicates_real_{tag}", "rule": "aligned >= 0.94 and structure >= "
-              f"{population['structure_threshold']}", "role": "report: this sample chose nothing", "bins": bins,
+              f"{population['structure_threshold']}" + (f" at zooms <= 1.25, or >= {population['extended']} at larger"
+                                                         if "extended" in population else ""), "role": "report: this sample chose nothing", "bins": bins,
               "verdicts_carried_over": int(carried.exists() and len(pd.read_csv(carried))),
               "precision": overall, "bootstrap_95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
               "test_images_flagged_as_leaked": leaked,
@@ -338,13 +343,96 @@ def score_round(tag: str, refiltered: bool = False) -> None:
     print(write_result(f"audit_duplicates_real_{tag}" + ("_refiltered" if refiltered else ""), result))
 
 
+def path_scores(views: np.ndarray, pairs: np.ndarray) -> pd.DataFrame:
+    """Per pair: best grey and structure alignment at the base zooms (up to 1.25) and at the larger ones."""
+    from clearset.audit.duplicates import BASE_ZOOMS, aligned_similarity, structure_similarity
+
+    grey = aligned_similarity(views, pairs, by_zoom=True)
+    structure = structure_similarity(views, pairs, by_zoom=True)
+    return pd.DataFrame({"grey_base": grey[:, :BASE_ZOOMS].max(1), "grey_large": grey[:, BASE_ZOOMS:].max(1),
+                         "structure_base": structure[:, :BASE_ZOOMS].max(1),
+                         "structure_large": structure[:, BASE_ZOOMS:].max(1),
+                         "structure_any": structure.max(1)})
+
+
+def rules() -> None:
+    """How the structure bars of 2026-12-08 were chosen (development data only): each candidate rule's
+    estimated precision on the widened round's sample (bin-weighted; a stricter rule's pairs are a subset,
+    so the sample restricted to them is a random sample of them), its kept true/false pairs among the pairs
+    judged before that round, and the share of the planted copies of seeds 0 and 1 it verifies (the
+    (original, copy) pairs, candidates aside)."""
+    import itertools
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from duplicates import SETS, edit
+
+    x, _ = images()
+    _, views = pixel_representations(x)
+    verdicts = earlier_verdicts()
+    verdicts = verdicts[verdicts["verdict"] != "unsure"].reset_index(drop=True)
+    judged = pd.concat([verdicts, path_scores(views, verdicts[["index", "duplicate_index"]].to_numpy())], axis=1)
+    sample_file, judged_file, _ = round_files("widened")
+    w = pd.read_csv(sample_file).merge(pd.concat([pd.read_csv(judged_file)[["pair_id", "verdict"]],
+                                                  pd.read_csv(judged_file.with_suffix(".carried.csv"))[["pair_id", "verdict"]]]),
+                                       on="pair_id")
+    w = w[w["verdict"] != "unsure"].reset_index(drop=True)
+    w = pd.concat([w, path_scores(views, w[["index", "duplicate_index"]].to_numpy())], axis=1)
+    planted = {}
+    for name in ("calibration", "fresh"):
+        seed, strength, edits, _ = SETS[name]
+        rng = np.random.default_rng(seed)
+        originals = np.sort(rng.choice(50000, 1000, replace=False))
+        copies = np.stack([edit(x[o], edits[i % len(edits)], rng, strength) for i, o in enumerate(originals)])
+        _, copy_views = pixel_representations(copies)
+        both = np.concatenate([views[originals], copy_views])
+        planted[name] = path_scores(both, np.stack([np.arange(1000), np.arange(1000, 2000)], 1))
+
+    def keep(d, base, base_s, large, large_s, any_zoom=False):
+        if any_zoom:  # the rule of 2026-12-07: structure at any zoom
+            return ((d["grey_base"] >= base) | (d["grey_large"] >= large)) & (d["structure_any"] >= base_s)
+        return (((d["grey_base"] >= base) & (d["structure_base"] >= base_s))
+                | ((d["grey_large"] >= large) & (d["structure_large"] >= large_s))).to_numpy()
+
+    def precision(k):
+        same, est, total = (w["verdict"] == "same").to_numpy(), 0.0, 0.0
+        for b, n_bin in w.groupby("bin")["pairs_in_bin"].first().items():
+            m = (w["bin"] == b).to_numpy()
+            n = n_bin * (k & m).sum() / m.sum()
+            total += n
+            est += n * (k & m & same).sum() / max(1, (k & m).sum())
+        return est / total, total
+
+    before = (judged["earlier_pair_id"] < ROUNDS["widened"][0]).to_numpy()
+    true_before = (judged["verdict"] == "same").to_numpy() & before
+    grid = [(0.94, 0.7, 0.96, 0.7, True)] + [(b, bs, lg, ls, False) for b, bs, lg, ls in itertools.product(
+        (0.94, 0.95), (0.7, 0.75, 0.8, 0.85), (0.96, 0.97, 0.98), (0.7, 0.8, 0.85))]
+    table = []
+    for b, bs, lg, ls, any_zoom in grid:
+        est, n = precision(keep(w, b, bs, lg, ls, any_zoom))
+        kj = keep(judged, b, bs, lg, ls, any_zoom)
+        table.append({"grey_base": b, "structure_base": bs, "grey_large": lg, "structure_large": ls,
+                      "structure_at_any_zoom": any_zoom, "dev_precision": round(est, 3), "dev_pairs": round(n),
+                      "earlier_true_kept": int((kj & true_before).sum()), "earlier_true": int(true_before.sum()),
+                      "earlier_false_kept": int((kj & before & ~true_before).sum()),
+                      "earlier_false": int((before & ~true_before).sum()),
+                      **{f"planted_{s}_verified": round(float(keep(planted[s], b, bs, lg, ls, any_zoom).mean()), 3)
+                         for s in planted}})
+    for r in table:
+        print(" ".join(f"{k}={v}" for k, v in r.items()))
+    write_result("audit_duplicates_rules", {"bench": "audit_duplicates_rules", "role": "development: what chose "
+                 "the structure bars of 2026-12-08 (the widened round's sample and the pairs judged before it)",
+                 "rules": table})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("phase", choices=["render", "score", "render-round", "score-round", "render-fresh", "score-fresh",
-                                      "rescore-round"])
+                                      "rescore-round", "rules"])
     ap.add_argument("--round", default="fresh", choices=sorted(ROUNDS), help="which judging round (render-/score-round)")
     args = ap.parse_args()
-    if args.phase in ("render", "score"):
+    if args.phase == "rules":
+        rules()
+    elif args.phase in ("render", "score"):
         {"render": render, "score": score}[args.phase]()
     elif args.phase.startswith("render"):
         render_round("fresh" if args.phase == "render-fresh" else args.round)

@@ -115,6 +115,32 @@ def test_a_strong_crop_is_a_candidate_and_a_near_duplicate():
     assert all(40 in p for p in found)
 
 
+def test_the_structure_test_is_judged_at_the_zooms_the_grey_test_passed_at(monkeypatch):
+    """A pair whose grey views align at a small zoom but whose structure aligns only at a large zoom (a
+    smooth scene matched at one zoom, edges at another) is no copy; each path needs both at its zooms."""
+    from clearset.audit import duplicates as d
+
+    grey = np.array([[0.95, 0.5, 0.5, 0.5, 0.5, 0.5],   # base grey, base structure: a copy
+                     [0.95, 0.5, 0.5, 0.5, 0.5, 0.5],   # base grey, structure only at a large zoom
+                     [0.5, 0.5, 0.5, 0.5, 0.5, 0.97],   # a crop: grey and structure at the large zoom
+                     [0.5, 0.5, 0.5, 0.5, 0.5, 0.97]])  # large-zoom grey, structure below its stricter bar
+    structure = np.array([[d.STRUCTURE_THRESHOLD + 0.01] + [0.0] * 5,
+                          [0.0] * 5 + [0.99],
+                          [0.0] * 5 + [d.EXTENDED_STRUCTURE_THRESHOLD + 0.01],
+                          [0.0] * 5 + [d.STRUCTURE_THRESHOLD + 0.01]], np.float32)
+    candidates = np.array([[0, 1], [2, 3], [4, 5], [6, 7]])
+    monkeypatch.setattr(d, "neighbour_pairs", lambda *a, **k: candidates)
+    monkeypatch.setattr(d, "knn", lambda *a, **k: None)
+    monkeypatch.setattr(d, "zoomed_signatures", lambda *a, **k: None)
+    monkeypatch.setattr(d, "aligned_similarity", lambda v, p, **k: grey[[int(a) // 2 for a in p[:, 0]]])
+    monkeypatch.setattr(d, "structure_similarity", lambda v, p, **k: structure[[int(a) // 2 for a in p[:, 0]]])
+    views = np.zeros((8, len(d.ZOOMS), d.VIEW_SIDE, d.VIEW_SIDE), np.float16)
+    found = d.near_duplicate_pairs(None, views=views, signatures=np.zeros((8, 256), np.float32))
+    assert sorted(zip(found["index"], found["duplicate_index"])) == [(0, 1), (4, 5)]
+    off = d.near_duplicate_pairs(None, views=views, signatures=np.zeros((8, 256), np.float32), structure_threshold=0)
+    assert len(off) == 4  # structure_threshold 0 turns the structure test off
+
+
 def test_outliers_far_point_and_class_relative():
     x, y = blobs(n_per=50)
     x = np.concatenate([x, 50 * np.ones((1, x.shape[1]), np.float32)])
