@@ -338,6 +338,12 @@ def score_round(tag: str, refiltered: bool = False) -> None:
               "precision": overall, "bootstrap_95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
               "test_images_flagged_as_leaked": leaked,
               "cross_split_same_share": float((cross["verdict"] == "same").mean()) if len(cross) else None}
+    if len(cross):  # the leakage the default implies: flagged test images times the share of true cross pairs
+        k = int((cross["verdict"] == "same").sum())
+        lo, hi = wilson(k, len(cross))
+        result["implied_leakage"] = {"test_images": round(leaked * k / len(cross)), "rate": leaked * k / len(cross) / 10000,
+                                     "rate_wilson_95": [leaked * lo / 10000, leaked * hi / 10000],
+                                     "cross_split_pairs_looked_at": len(cross)}
     print(f"{tag} sample: precision {overall:.3f} [{result['bootstrap_95'][0]:.3f}, {result['bootstrap_95'][1]:.3f}]; "
           f"{leaked} test images flagged as leaked")
     print(write_result(f"audit_duplicates_real_{tag}" + ("_refiltered" if refiltered else ""), result))
