@@ -115,6 +115,25 @@ def test_a_strong_crop_is_a_candidate_and_a_near_duplicate():
     assert all(40 in p for p in found)
 
 
+def test_stretch_finds_a_crop_of_unequal_sides():
+    """A crop of 2 px off the top and bottom but 5 px off the left and right (zoom 1.14 by 1.45): no centre
+    zoom matches it well; with ``stretch`` the zooms that differ between the axes do."""
+    from PIL import Image
+
+    from clearset.audit.duplicates import STRETCHES, aligned_similarity, near_duplicate_pairs, pixel_representations
+
+    rng = np.random.default_rng(7)
+    imgs = [np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((32, 32), Image.BICUBIC))
+            for _ in range(40)]
+    crop = np.asarray(Image.fromarray(imgs[5]).crop((5, 2, 27, 30)).resize((32, 32), Image.BILINEAR))
+    sigs, views = pixel_representations(imgs + [crop])
+    plain = aligned_similarity(views, np.array([[5, 40]]))[0]
+    stretched = aligned_similarity(views, np.array([[5, 40]]), stretches=STRETCHES)[0]
+    assert stretched > 0.96 and stretched > plain + 0.02
+    found = near_duplicate_pairs(None, views=views, signatures=sigs, k=3, stretch=True)
+    assert (5, 40) in set(zip(found["index"], found["duplicate_index"]))
+
+
 def test_the_structure_test_is_judged_at_the_zooms_the_grey_test_passed_at(monkeypatch):
     """A pair whose grey views align at a small zoom but whose structure aligns only at a large zoom (a
     smooth scene matched at one zoom, edges at another) is no copy; each path needs both at its zooms."""
@@ -129,6 +148,7 @@ def test_the_structure_test_is_judged_at_the_zooms_the_grey_test_passed_at(monke
                           [0.0] * 5 + [d.EXTENDED_STRUCTURE_THRESHOLD + 0.01],
                           [0.0] * 5 + [d.STRUCTURE_THRESHOLD + 0.01]], np.float32)
     candidates = np.array([[0, 1], [2, 3], [4, 5], [6, 7]])
+    monkeypatch.setattr(d, "STRETCHES", ())  # the six centre zooms only
     monkeypatch.setattr(d, "neighbour_pairs", lambda *a, **k: candidates)
     monkeypatch.setattr(d, "knn", lambda *a, **k: None)
     monkeypatch.setattr(d, "zoomed_signatures", lambda *a, **k: None)
