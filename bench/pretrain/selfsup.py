@@ -3,7 +3,7 @@ on CIFAR-10 (labels never read), measured by a linear probe on the learned embed
 test split), beside the same trunk at random initialisation and the frozen ImageNet EfficientNet-Lite0
 features at the same image size (the baselines get the same probe).
 
-    .venv/bin/python bench/pretrain/ssl.py --dataset mnist [--epochs 10] [--model resnet8] [--seeds 1]
+    .venv/bin/python bench/pretrain/selfsup.py --dataset mnist [--epochs 10] [--model resnet8] [--seeds 1]
 
 Every pre-training is a cached `clearset pretrain` run in bench/.cache, so an interrupted bench resumes.
 Wall time counts pre-training, embedding and the probe. Writes bench/results/pretrain_<dataset>.json.
