@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--crop-min", type=float, default=0.08, help="smallest crop area of a view (SimCLR 0.08)")
+    ap.add_argument("--no-flip", action="store_true", help="no horizontal flips in the views")
     ap.add_argument("--baselines", default="random,efficientnet_lite0")
     args = ap.parse_args()
     ws = clearset.ingest(str(SHARED / f"{args.dataset}.npz"), CACHE / f"ws_{args.dataset}")
@@ -42,7 +44,8 @@ def main() -> None:
     for seed in range(args.seeds):
         t0 = time.perf_counter()
         root = pretrain(ws, method=args.method, model=args.model, image_size=size, epochs=args.epochs,
-                        batch_size=args.batch_size, seed=seed, name=f"{args.method}-{args.model}-e{args.epochs}-s{seed}")
+                        batch_size=args.batch_size, seed=seed, crop_min=args.crop_min, flip=not args.no_flip,
+                        name=f"{args.method}-{args.model}-e{args.epochs}-c{args.crop_min}{'-noflip' * args.no_flip}-s{seed}")
         meta = read_json(root / "pretrain.meta.json")
         t1 = time.perf_counter()
         backbone = f"ws:{root.name}"
@@ -69,7 +72,8 @@ def main() -> None:
     write_result(ROOT / "bench" / "results" / f"pretrain_{args.dataset}.json",
                  {"bench": "pretrain_ssl", "date": time.strftime("%Y-%m-%d"), "dataset": args.dataset,
                   "method": args.method, "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
-                  "image_size": size, "probe": describe(ours), "rows": rows})
+                  "image_size": size, "views": {"crop_min": args.crop_min, "flip": not args.no_flip},
+                  "probe": describe(ours), "rows": rows})
 
 
 if __name__ == "__main__":

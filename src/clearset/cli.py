@@ -267,6 +267,10 @@ def pretrain(
     lr: Optional[float] = typer.Option(None, help="LARS learning rate (default 1.0 x batch / 512)."),
     temperature: float = typer.Option(0.5, help="NT-Xent temperature (CIFAR recipe 0.5; ImageNet 0.1)."),
     jitter: float = typer.Option(0.5, help="Colour-jitter strength s (CIFAR recipe 0.5; ImageNet 1.0)."),
+    crop_min: float = typer.Option(0.08, help="Smallest random crop of a view, as a share of the image area "
+                                   "(SimCLR 0.08; larger keeps more of small objects such as digits)."),
+    flip: bool = typer.Option(True, help="Horizontal flips in the views (--no-flip for digits, text, or "
+                              "anything whose mirror image is something else)."),
     split: str = typer.Option("train", help="Which split's images to learn from."),
     seed: int = typer.Option(0, min=0, help="Seed of the initialisation and the views."),
     name: Optional[str] = typer.Option(None, help="Name under WS/pretrained/ (then `embed --backbone ws:NAME`)."),
@@ -284,7 +288,7 @@ def pretrain(
     root = run_pretrain(workspace, method=method, model=model, image_size=image_size, epochs=epochs,
                         batch_size=batch_size, lr=lr, temperature=temperature, jitter=jitter, split=split, seed=seed,
                         name=name, device=device, force=force, fractal_classes=fractal_classes,
-                        fractal_per_class=fractal_per_class, teacher=teacher)
+                        fractal_per_class=fractal_per_class, teacher=teacher, crop_min=crop_min, flip=flip)
     typer.echo(f"{root}  (clearset embed {workspace} --backbone ws:{root.name})")
 
 

@@ -40,6 +40,9 @@ def test_views_are_random_crops_of_the_same_images_and_repeatable():
     flipped = torch.isclose(whole, (x.float() / 255).flip(3), atol=1e-4).flatten(1).all(1)
     same = torch.isclose(whole, x.float() / 255, atol=1e-4).flatten(1).all(1)
     assert (flipped | same).all() and flipped.any() and same.any()  # the whole image, mirrored or not
+    kept = resized_crop(x.float() / 255, 20, torch.Generator().manual_seed(0), scale=(1.0, 1.0), ratio=(1.0, 1.0),
+                        flip=False)
+    assert torch.isclose(kept, x.float() / 255, atol=1e-4).all()  # flip=False: never mirrored
 
 
 def test_lars_scales_each_weight_step_by_the_trust_ratio():
@@ -133,6 +136,8 @@ def test_pretrain_refuses_bad_input_in_one_line(ws, tmp_path):
         pretrain(ws, model="resnet8")  # digits are 8 px
     with pytest.raises(ParameterError, match="unknown pre-training method"):
         pretrain(ws, method="byol", image_size=16)
+    with pytest.raises(ParameterError, match="crop_min.*share of the image area"):
+        pretrain(ws, image_size=16, crop_min=1.5)
     with pytest.raises(ParameterError, match="no finished `clearset pretrain` named 'nope'"):
         from clearset.features import embed
 

@@ -76,12 +76,15 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
              temperature: float = 0.5, weight_decay: float = 1e-4, jitter: float = 0.5, warmup_epochs: float = 1.0,
              split: str = "train", seed: int = 0, name: str | None = None, device: str = "auto",
              force: bool = False, monitor: bool = True, autoencoder_epochs: int = 20, fractal_classes: int = 100,
-             fractal_per_class: int = 100, teacher: str | None = None) -> Path:
+             fractal_per_class: int = 100, teacher: str | None = None, crop_min: float = 0.08,
+             flip: bool = True) -> Path:
     """Pre-train ``model`` (a clearset.models name) on the ``split`` images of the workspace with ``method``;
     returns ``WS/pretrained/<name>``. lr: default 1.0 · batch / 512 (the CIFAR recipe, scaled linearly).
     autoencoder_epochs: gsimclr's autoencoder trains at most this many epochs (early stopping ends it sooner).
     fractal_classes, fractal_per_class: the fractal methods' data (lr default 0.1, image size 32).
-    teacher: for ``distill``, ``ws:NAME`` of a finished pre-training whose embedding the student learns."""
+    teacher: for ``distill``, ``ws:NAME`` of a finished pre-training whose embedding the student learns.
+    crop_min: the smallest random crop, as a share of the image area (SimCLR 0.08); flip: horizontal flips
+    in the views (off for data whose mirror image means something else, such as digits or text)."""
     ws = Workspace.of(workspace)
     ws.require_manifest()
     check_seed(seed)
@@ -109,6 +112,8 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
     size = int(image_size or min(int(rows[["height", "width"]].max(axis=1).median()), 64))
     if size < MIN_SIZE:
         raise ParameterError(f"{param('image_size')} {size}: the random crops need at least {MIN_SIZE} px")
+    if not 0 < crop_min <= 1:
+        raise ParameterError(f"{param('crop_min')} {crop_min}: a share of the image area, in (0, 1]")
     if epochs < 1 or batch_size < 2 or temperature <= 0:
         raise ParameterError(f"{param('epochs')} >= 1, {param('batch_size')} >= 2 and {param('temperature')} > 0 needed")
     batch = min(batch_size, len(rows))
@@ -120,6 +125,8 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
               "batching": batching}
     if batching == "pseudo-class":
         config["autoencoder_epochs"] = autoencoder_epochs
+    if crop_min != 0.08 or not flip:  # recorded only when changed: runs made before keep their cache keys
+        config["views"] = {"crop_min": crop_min, "flip": flip}
     inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
     if teacher_bb is not None:
         from ..io import fingerprint_path
@@ -178,13 +185,13 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
                     group["lr"] = lr * factor
                 x = images[order[b * batch : (b + 1) * batch]].to(dev)
                 if teacher_net is not None:  # one view, seen by both in their own normalisation
-                    v = view(x, size, gen, zero, one, jitter)
+                    v = view(x, size, gen, zero, one, jitter, crop_min, flip)
                     with torch.no_grad():
                         target = pooled(teacher_net, (v - t_mean) / t_std).float()
                     z = head(pooled(trunk, ((v - mean_d) / std_d).contiguous(memory_format=torch.channels_last)))
                     loss = 1 - torch.nn.functional.cosine_similarity(z.float(), target, dim=1).mean()
                 else:
-                    v1, v2 = view(x, size, gen, mean_d, std_d, jitter), view(x, size, gen, mean_d, std_d, jitter)
+                    v1, v2 = (view(x, size, gen, mean_d, std_d, jitter, crop_min, flip) for _ in range(2))
                     z = head(pooled(trunk, torch.cat([v1, v2]).contiguous(memory_format=torch.channels_last)))
                     loss = nt_xent(z[: len(x)], z[len(x):], temperature)
                 optimise(opt, loss, losses, bar)

@@ -19,8 +19,9 @@ def _u(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
 
 
 def resized_crop(x: torch.Tensor, size: int, gen: torch.Generator, scale: tuple[float, float] = (0.08, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
-    """(B, 3, H, W) float in [0, 1] -> (B, 3, size, size): a random crop of each image, resized, half flipped."""
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True) -> torch.Tensor:
+    """(B, 3, H, W) float in [0, 1] -> (B, 3, size, size): a random crop of each image, resized, half flipped
+    (with ``flip``; the random draws are the same either way)."""
     b = len(x)
     area = _u(b, scale[0], scale[1], gen)
     logr = _u(b, math.log(ratio[0]), math.log(ratio[1]), gen)
@@ -28,9 +29,11 @@ def resized_crop(x: torch.Tensor, size: int, gen: torch.Generator, scale: tuple[
     h = torch.sqrt(area / logr.exp()).clamp(max=1.0)
     cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - w)  # the crop stays inside the image
     cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - h)
-    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+    mirror = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if flip else torch.ones(b)
+    if not flip:
+        torch.rand(b, generator=gen)  # the same stream as with flips
     theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2] = w * flip, cx
+    theta[:, 0, 0], theta[:, 0, 2] = w * mirror, cx
     theta[:, 1, 1], theta[:, 1, 2] = h, cy
     grid = F.affine_grid(theta.to(x.device), [b, 3, size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
@@ -72,8 +75,9 @@ def random_grey(x: torch.Tensor, gen: torch.Generator, p: float = 0.2) -> torch.
 
 
 def view(x_uint8: torch.Tensor, size: int, gen: torch.Generator, mean: torch.Tensor, std: torch.Tensor,
-         strength: float) -> torch.Tensor:
-    """One random view of a uint8 batch, normalised by ``mean`` / ``std`` ((1, 3, 1, 1), [0, 1] units)."""
-    x = resized_crop(x_uint8.float() / 255.0, size, gen)
+         strength: float, crop_min: float = 0.08, flip: bool = True) -> torch.Tensor:
+    """One random view of a uint8 batch, normalised by ``mean`` / ``std`` ((1, 3, 1, 1), [0, 1] units);
+    ``crop_min``: the smallest crop area (a share of the image); ``flip``: horizontal flips."""
+    x = resized_crop(x_uint8.float() / 255.0, size, gen, scale=(crop_min, 1.0), flip=flip)
     x = random_grey(colour_jitter(x, strength, gen), gen)
     return (x - mean) / std
