@@ -79,7 +79,7 @@ BENCHES = {
                                        "random,el2n,forgetting,craig-pixel", "--no-full",
                                        "--tag", "_pixel_scores_iterations"],
     "scale_knn_faiss": ["scale/knn_faiss.py"],
-    "pretrain_mnist": ["pretrain/selfsup.py", "--dataset", "mnist"],
+    "pretrain_mnist": ["pretrain/selfsup.py", "--dataset", "mnist", "--epochs", "24", "--crop-min", "0.5", "--no-flip"],
     "pretrain_finetune": ["pretrain/finetune.py"],
     "explain_instructions": ["explain/instructions.py"],
     "security_badnets": ["security/badnets.py"],
