@@ -43,7 +43,7 @@ from ..models.encoder import Encoder, pooled, trunk_width
 from ..registry import Registry
 from ..workspace import Workspace
 from .simclr import LARS, nt_xent, optimise
-from .views import view
+from .views import CROP_MIN, view
 
 log = logging.getLogger("clearset")
 # method -> (projection head layers, head layers the embedding keeps, batch order)
@@ -76,7 +76,7 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
              temperature: float = 0.5, weight_decay: float = 1e-4, jitter: float = 0.5, warmup_epochs: float = 1.0,
              split: str = "train", seed: int = 0, name: str | None = None, device: str = "auto",
              force: bool = False, monitor: bool = True, autoencoder_epochs: int = 20, fractal_classes: int = 100,
-             fractal_per_class: int = 100, teacher: str | None = None, crop_min: float = 0.08,
+             fractal_per_class: int = 100, teacher: str | None = None, crop_min: float = CROP_MIN,
              flip: bool = True) -> Path:
     """Pre-train ``model`` (a clearset.models name) on the ``split`` images of the workspace with ``method``;
     returns ``WS/pretrained/<name>``. lr: default 1.0 · batch / 512 (the CIFAR recipe, scaled linearly).
@@ -125,7 +125,7 @@ def pretrain(workspace: str | Path | Workspace, *, method: str = "simclr", model
               "batching": batching}
     if batching == "pseudo-class":
         config["autoencoder_epochs"] = autoencoder_epochs
-    if crop_min != 0.08 or not flip:  # recorded only when changed: runs made before keep their cache keys
+    if crop_min != CROP_MIN or not flip:  # recorded only when changed: runs made before keep their cache keys
         config["views"] = {"crop_min": crop_min, "flip": flip}
     inputs = {"manifest": ws.fingerprint(ws.manifest_path)}
     if teacher_bb is not None:

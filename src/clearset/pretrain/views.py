@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 
 GREY = torch.tensor([0.299, 0.587, 0.114])
+CROP_MIN = 0.08  # SimCLR's smallest crop area
 
 
 def _u(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=gen)
 
 
-def resized_crop(x: torch.Tensor, size: int, gen: torch.Generator, scale: tuple[float, float] = (0.08, 1.0),
+def resized_crop(x: torch.Tensor, size: int, gen: torch.Generator, scale: tuple[float, float] = (CROP_MIN, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True) -> torch.Tensor:
     """(B, 3, H, W) float in [0, 1] -> (B, 3, size, size): a random crop of each image, resized, half flipped
     (with ``flip``; the random draws are the same either way)."""
@@ -29,9 +30,8 @@ def resized_crop(x: torch.Tensor, size: int, gen: torch.Generator, scale: tuple[
     h = torch.sqrt(area / logr.exp()).clamp(max=1.0)
     cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - w)  # the crop stays inside the image
     cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - h)
-    mirror = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if flip else torch.ones(b)
-    if not flip:
-        torch.rand(b, generator=gen)  # the same stream as with flips
+    coin = torch.rand(b, generator=gen)  # drawn either way: the same stream with and without flips
+    mirror = torch.where(coin < 0.5, -1.0, 1.0) if flip else torch.ones(b)
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2] = w * mirror, cx
     theta[:, 1, 1], theta[:, 1, 2] = h, cy
@@ -75,7 +75,7 @@ def random_grey(x: torch.Tensor, gen: torch.Generator, p: float = 0.2) -> torch.
 
 
 def view(x_uint8: torch.Tensor, size: int, gen: torch.Generator, mean: torch.Tensor, std: torch.Tensor,
-         strength: float, crop_min: float = 0.08, flip: bool = True) -> torch.Tensor:
+         strength: float, crop_min: float = CROP_MIN, flip: bool = True) -> torch.Tensor:
     """One random view of a uint8 batch, normalised by ``mean`` / ``std`` ((1, 3, 1, 1), [0, 1] units);
     ``crop_min``: the smallest crop area (a share of the image); ``flip``: horizontal flips."""
     x = resized_crop(x_uint8.float() / 255.0, size, gen, scale=(crop_min, 1.0), flip=flip)
