@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--crop-min", type=float, default=0.08, help="smallest crop area of a view (SimCLR 0.08)")
+    ap.add_argument("--temperature", type=float, default=0.5, help="NT-Xent temperature (the CIFAR recipe 0.5)")
     ap.add_argument("--no-flip", action="store_true", help="no horizontal flips in the views")
     ap.add_argument("--baselines", default="random,efficientnet_lite0")
     args = ap.parse_args()
@@ -45,7 +46,9 @@ def main() -> None:
         t0 = time.perf_counter()
         root = pretrain(ws, method=args.method, model=args.model, image_size=size, epochs=args.epochs,
                         batch_size=args.batch_size, seed=seed, crop_min=args.crop_min, flip=not args.no_flip,
-                        name=f"{args.method}-{args.model}-e{args.epochs}-c{args.crop_min}{'-noflip' * args.no_flip}-s{seed}")
+                        temperature=args.temperature,
+                        name=f"{args.method}-{args.model}-e{args.epochs}-c{args.crop_min}{'-noflip' * args.no_flip}"
+                             f"-t{args.temperature}-s{seed}")
         meta = read_json(root / "pretrain.meta.json")
         t1 = time.perf_counter()
         backbone = f"ws:{root.name}"
@@ -73,6 +76,7 @@ def main() -> None:
                  {"bench": "pretrain_ssl", "date": time.strftime("%Y-%m-%d"), "dataset": args.dataset,
                   "method": args.method, "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
                   "image_size": size, "views": {"crop_min": args.crop_min, "flip": not args.no_flip},
+                  "temperature": args.temperature,
                   "probe": describe(ours), "rows": rows})
 
 
