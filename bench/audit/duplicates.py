@@ -108,6 +108,15 @@ def edit(img: np.ndarray, kind: str, rng: np.random.Generator, strength: str = "
     raise ValueError(kind)
 
 
+def plant(x_train: np.ndarray, name: str, copies: int = 1000) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The planted set ``name`` (SETS): the originals' rows (sorted), each copy's edit, and the copies."""
+    seed, strength, edits, _ = SETS[name]
+    rng = np.random.default_rng(seed)
+    originals = np.sort(rng.choice(len(x_train), copies, replace=False))
+    kinds = [edits[i % len(edits)] for i in range(copies)]
+    return originals, kinds, np.stack([edit(x_train[o], k, rng, strength) for o, k in zip(originals, kinds)])
+
+
 def evaluate(pairs, n_orig: int, originals: np.ndarray, kinds: list[str]) -> dict:
     """Recall per edit and precision over flagged pairs involving a planted copy."""
     a, b = pairs["index"].to_numpy(), pairs["duplicate_index"].to_numpy()
@@ -148,10 +157,8 @@ def main() -> None:
     m = ws.manifest()
     train = np.flatnonzero(m["split"].to_numpy() == "train")
     x_train = np.load(SHARED / "cifar10.npz")["x_train"]
-    rng = np.random.default_rng(seed)
-    originals = np.sort(rng.choice(len(train), args.copies, replace=False))
-    kinds = [edits[i % len(edits)] for i in range(args.copies)]
-    copies = np.stack([edit(x_train[o], k, rng, strength) for o, k in zip(originals, kinds)])
+    assert len(train) == len(x_train), "the workspace's train rows are the npz's x_train"
+    originals, kinds, copies = plant(x_train, args.set, args.copies)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(CACHE / f"planted_{strength}.npz", x=copies, y=np.zeros(len(copies), np.int64))
     pws = clearset.ingest(str(CACHE / f"planted_{strength}.npz"), CACHE / f"ws_planted_{strength}", force=True)

@@ -292,6 +292,16 @@ def refilter(tag: str) -> Path:
     return out
 
 
+def round_verdicts(tag: str, sample_file: Path | None = None) -> pd.DataFrame:
+    """A round's sample with each pair's verdict (looked at in the round or carried over; NaN if missing)."""
+    default_sample, judged_file, _ = round_files(tag)
+    judged = pd.read_csv(judged_file)[["pair_id", "verdict"]]
+    carried = judged_file.with_suffix(".carried.csv")
+    if carried.exists():
+        judged = pd.concat([judged, pd.read_csv(carried)[["pair_id", "verdict"]]], ignore_index=True)
+    return pd.read_csv(sample_file or default_sample).merge(judged, on="pair_id", how="left")
+
+
 def score_round(tag: str, refiltered: bool = False) -> None:
     """Real precision of the default on a round's sample (a sample never used to choose anything);
     ``refiltered``: on the sample as ``refilter`` restricted it."""
@@ -301,12 +311,8 @@ def score_round(tag: str, refiltered: bool = False) -> None:
     if refiltered:
         population_file = refilter(tag)
         sample_file = sample_file.with_name(sample_file.stem + "_refiltered.csv")
-    sample = pd.read_csv(sample_file)
-    judged = pd.read_csv(judged_file)[["pair_id", "verdict"]]
+    s = round_verdicts(tag, sample_file)
     carried = judged_file.with_suffix(".carried.csv")
-    if carried.exists():
-        judged = pd.concat([judged, pd.read_csv(carried)[["pair_id", "verdict"]]], ignore_index=True)
-    s = sample.merge(judged, on="pair_id", how="left")
     if s["verdict"].isna().any() or not set(s["verdict"]) <= {"same", "different", "unsure"}:
         sys.exit(f"{judged_file}: every sampled pair needs a verdict of same, different or unsure")
     population = json.loads(population_file.read_text())
@@ -370,25 +376,19 @@ def rules() -> None:
     import itertools
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from duplicates import SETS, edit
+    from duplicates import plant
 
     x, _ = images()
     _, views = pixel_representations(x)
     verdicts = earlier_verdicts()
     verdicts = verdicts[verdicts["verdict"] != "unsure"].reset_index(drop=True)
     judged = pd.concat([verdicts, path_scores(views, verdicts[["index", "duplicate_index"]].to_numpy())], axis=1)
-    sample_file, judged_file, _ = round_files("widened")
-    w = pd.read_csv(sample_file).merge(pd.concat([pd.read_csv(judged_file)[["pair_id", "verdict"]],
-                                                  pd.read_csv(judged_file.with_suffix(".carried.csv"))[["pair_id", "verdict"]]]),
-                                       on="pair_id")
+    w = round_verdicts("widened")
     w = w[w["verdict"] != "unsure"].reset_index(drop=True)
     w = pd.concat([w, path_scores(views, w[["index", "duplicate_index"]].to_numpy())], axis=1)
     planted = {}
     for name in ("calibration", "fresh"):
-        seed, strength, edits, _ = SETS[name]
-        rng = np.random.default_rng(seed)
-        originals = np.sort(rng.choice(50000, 1000, replace=False))
-        copies = np.stack([edit(x[o], edits[i % len(edits)], rng, strength) for i, o in enumerate(originals)])
+        originals, _, copies = plant(x[:50000], name)
         _, copy_views = pixel_representations(copies)
         both = np.concatenate([views[originals], copy_views])
         planted[name] = path_scores(both, np.stack([np.arange(1000), np.arange(1000, 2000)], 1))

@@ -123,17 +123,22 @@ def pixel_representations(images: Iterable[np.ndarray], *, batch: int = 1024) ->
     return l2_normalise(sig), np.concatenate(views)
 
 
-def zoomed_signatures(views: np.ndarray, zoom_index: int, *, batch: int = 8192) -> np.ndarray:
-    """Signatures (N, 256) of the alignment view ``zoom_index`` of every image (a centre zoom), made as
-    the plain signatures are (box filter to 16 x 16, zero mean, unit norm): the signature a crop of the
-    image would have."""
+def _view_signatures(n: int, make, batch: int) -> np.ndarray:
+    """Signatures (n, 256) of the (B, 28, 28) views ``make(start, stop)`` returns, made as the plain
+    signatures are (box filter to 16 x 16, zero mean, unit norm)."""
     w = resample_matrix(VIEW_SIDE, SIGNATURE_SIDE, kind="box")
-    out = np.empty((len(views), SIGNATURE_SIDE ** 2), np.float32)
-    for start in range(0, len(views), batch):
-        v = views[start : start + batch, zoom_index].astype(np.float32)
+    out = np.empty((n, SIGNATURE_SIDE ** 2), np.float32)
+    for start in range(0, n, batch):
+        v = make(start, min(start + batch, n))
         out[start : start + len(v)] = (w @ v @ w.T).reshape(len(v), -1)
     out -= out.mean(1, keepdims=True)
     return l2_normalise(out)
+
+
+def zoomed_signatures(views: np.ndarray, zoom_index: int, *, batch: int = 8192) -> np.ndarray:
+    """Signatures (N, 256) of the alignment view ``zoom_index`` of every image (a centre zoom): the
+    signature a crop of the image would have."""
+    return _view_signatures(len(views), lambda a, b: views[a:b, zoom_index].astype(np.float32), batch)
 
 
 @functools.lru_cache(maxsize=8)
@@ -164,13 +169,8 @@ def zoom_is_large(stretches: tuple[tuple[float, float], ...] = ()) -> np.ndarray
 def stretched_signatures(views: np.ndarray, stretch: tuple[float, float], *, batch: int = 8192) -> np.ndarray:
     """zoomed_signatures of each image's unzoomed view zoomed by (zoom_y, zoom_x): the signature a crop of
     unequal sides would have."""
-    w = resample_matrix(VIEW_SIDE, SIGNATURE_SIDE, kind="box")
-    out = np.empty((len(views), SIGNATURE_SIDE ** 2), np.float32)
-    for start in range(0, len(views), batch):
-        v = stretched_views(views[start : start + batch, 0], ((float(stretch[0]), float(stretch[1])),))[:, 0]
-        out[start : start + len(v)] = (w @ v @ w.T).reshape(len(v), -1)
-    out -= out.mean(1, keepdims=True)
-    return l2_normalise(out)
+    pair = ((float(stretch[0]), float(stretch[1])),)
+    return _view_signatures(len(views), lambda a, b: stretched_views(views[a:b, 0], pair)[:, 0], batch)
 
 
 def aligned_similarity(views: np.ndarray, pairs: np.ndarray, *, batch: int = 2048, mirror: bool = True,
